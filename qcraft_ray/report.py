@@ -1,0 +1,86 @@
+"""Counters by reason, language and type; the run report written next to the output.
+
+Counts are plain nested dicts of ints so write tasks can return them and the driver
+can merge them (datatrove-style stats, without global state). Every document is
+counted once, on its anchor row: chunk 0, and either no type (rejected before the
+type fan-out) or the first configured type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from qcraft_ray import schema as S
+
+Counts = dict[str, Any]
+
+
+def count_rows(table: pa.Table, first_type: str) -> Counts:
+    """Counters for one block of stream rows (after generation, before writing)."""
+    status: Counter = Counter()
+    rejected: Counter = Counter()
+    by_language: dict[str, Counter] = {}
+    by_type: dict[str, Counter] = {}
+    by_replica: Counter = Counter()
+    documents = prompt_tokens = output_tokens = 0
+    cols = table.select([S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE,
+                         S.CHUNK_INDEX, S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA]).to_pylist()
+    for r in cols:
+        outcome = r[S.REASON] if r[S.STATUS] == S.STATUS_REJECTED else r[S.STATUS]
+        if r[S.STATUS] == S.STATUS_REJECTED:
+            rejected[outcome] += 1
+        else:
+            status[outcome] += 1
+            prompt_tokens += r[S.PROMPT_TOKENS] or 0
+            output_tokens += r[S.OUTPUT_TOKENS] or 0
+        lang = r[S.LANGUAGE] or f"unsupported:{r[S.SOURCE_LANGUAGE]}"
+        by_language.setdefault(lang, Counter())[outcome] += 1
+        if r[S.TYPE] is not None:
+            by_type.setdefault(r[S.TYPE], Counter())[outcome] += 1
+        if r[S.REPLICA] is not None:
+            by_replica[r[S.REPLICA]] += 1
+        if r[S.CHUNK_INDEX] == 0 and r[S.TYPE] in (None, first_type):
+            documents += 1
+    return {
+        "documents": documents,
+        "outputs": dict(status),
+        "rejected": dict(rejected),
+        "by_language": {k: dict(v) for k, v in by_language.items()},
+        "by_type": {k: dict(v) for k, v in by_type.items()},
+        "by_replica": dict(by_replica),
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+    }
+
+
+def merge_counts(parts: list[Counts]) -> Counts:
+    """Add counters from several blocks (nested dicts of ints)."""
+
+    def add(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = add(out[k], v) if k in out else v
+            return out
+        return a + b
+
+    total: Counts = {}
+    for p in parts:
+        total = add(total, p) if total else p
+    return total or count_rows(pa.table({c: pa.array([], S.STREAM_SCHEMA.field(c).type)
+                                         for c in S.STREAM_SCHEMA.names}), "")
+
+
+def write_json(fs: Any, path: str, data: dict) -> None:
+    """Write JSON to ``path`` on a pyarrow filesystem."""
+    with fs.open_output_stream(path) as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"))
+
+
+def read_json(fs: Any, path: str) -> dict:
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read().decode("utf-8"))

@@ -1,0 +1,175 @@
+"""Column names and Arrow schemas: defined once, imported everywhere.
+
+A row moves through the pipeline with these columns. Stages check that the columns
+they need are present with :func:`require_columns`, which lists what it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+# --- row key (stable across runs) ---
+DOC_ID = "doc_id"
+CHUNK_INDEX = "chunk_index"
+TYPE = "type"
+KEY_COLUMNS = (DOC_ID, CHUNK_INDEX, TYPE)
+
+# --- passage and provenance ---
+CHUNK_START = "chunk_start"
+CHUNK_END = "chunk_end"
+PASSAGE = "passage"
+PASSAGE_TOKENS = "passage_tokens"
+LANGUAGE = "language"
+SOURCE_LANGUAGE = "source_language"
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"
+URL = "url"
+DUMP = "dump"
+DATE = "date"
+QUALITY_SCORE = "quality_score"
+
+TEXT = "text"
+
+# --- generation ---
+PROMPT = "prompt"
+PROMPT_TOKENS = "prompt_tokens"
+REPLICA = "replica"
+OUTPUT = "output"
+OUTPUT_TOKENS = "output_tokens"
+STATUS = "status"
+MODEL = "model"
+ERROR = "error"
+
+# --- rejection (rows that were not generated for) ---
+REASON = "reason"
+
+# Values of STATUS.
+STATUS_PENDING = "pending"  # a prompt waiting for the engine
+STATUS_REJECTED = "rejected"  # not generated for; REASON says why
+STATUS_OK = "ok"
+STATUS_NONE = "none"  # the model answered the literal NONE
+STATUS_EMPTY = "empty"  # nothing left after cleaning
+STATUS_ERROR = "error"  # the engine failed on this row; ERROR says why
+OUTPUT_STATUSES = (STATUS_OK, STATUS_NONE, STATUS_EMPTY, STATUS_ERROR)
+
+# Values of REASON.
+REASON_MISSING_TEXT = "missing_text"
+REASON_TOO_SHORT = "too_short"
+REASON_TOO_LONG = "too_long"
+REASON_CHUNK_REMAINDER = "chunk_remainder"
+REASON_TRUNCATED = "truncated"
+REASON_UNSUPPORTED_LANGUAGE = "unsupported_language"
+REASON_PROMPT_TOO_LONG = "prompt_too_long"
+REASON_NONE_DROPPED = "none_dropped"
+REASONS = (
+    REASON_MISSING_TEXT,
+    REASON_TOO_SHORT,
+    REASON_TOO_LONG,
+    REASON_CHUNK_REMAINDER,
+    REASON_TRUNCATED,
+    REASON_UNSUPPORTED_LANGUAGE,
+    REASON_PROMPT_TOO_LONG,
+    REASON_NONE_DROPPED,
+)
+
+# Source columns carried into the output when the input has them (null otherwise).
+PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field(DOC_ID, pa.string(), nullable=False),
+        pa.field(CHUNK_INDEX, pa.int32(), nullable=False),
+        pa.field(TYPE, pa.string(), nullable=False),
+        pa.field(CHUNK_START, pa.int64(), nullable=False),
+        pa.field(CHUNK_END, pa.int64(), nullable=False),
+        pa.field(PASSAGE, pa.string(), nullable=False),
+        pa.field(PASSAGE_TOKENS, pa.int32(), nullable=False),
+        pa.field(LANGUAGE, pa.string(), nullable=False),
+        pa.field(SOURCE_LANGUAGE, pa.string()),
+        pa.field(OUTPUT, pa.string()),
+        pa.field(PROMPT_TOKENS, pa.int32()),
+        pa.field(OUTPUT_TOKENS, pa.int32()),
+        pa.field(STATUS, pa.string(), nullable=False),
+        pa.field(ERROR, pa.string()),
+        pa.field(MODEL, pa.string(), nullable=False),
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+        pa.field(URL, pa.string()),
+        pa.field(DUMP, pa.string()),
+        pa.field(DATE, pa.string()),
+        pa.field(QUALITY_SCORE, pa.float64()),
+    ]
+)
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field(DOC_ID, pa.string(), nullable=False),
+        pa.field(CHUNK_INDEX, pa.int32()),
+        pa.field(TYPE, pa.string()),
+        pa.field(CHUNK_START, pa.int64()),
+        pa.field(CHUNK_END, pa.int64()),
+        pa.field(PASSAGE_TOKENS, pa.int32()),
+        pa.field(LANGUAGE, pa.string()),
+        pa.field(SOURCE_LANGUAGE, pa.string()),
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+        pa.field(REASON, pa.string(), nullable=False),
+        pa.field(ERROR, pa.string()),
+    ]
+)
+
+# Documents as the reader hands them to the passage stage.
+DOCUMENT_SCHEMA = pa.schema(
+    [
+        pa.field(DOC_ID, pa.string()),
+        pa.field(TEXT, pa.string()),
+        pa.field(LANGUAGE, pa.string()),
+        pa.field(SOURCE_LANGUAGE, pa.string()),
+        pa.field(SOURCE_FILE, pa.string()),
+        pa.field(SOURCE_ROW, pa.int64()),
+        pa.field(URL, pa.string()),
+        pa.field(DUMP, pa.string()),
+        pa.field(DATE, pa.string()),
+        pa.field(QUALITY_SCORE, pa.float64()),
+    ]
+)
+
+# What flows between stages: every output and rejected column, plus the prompt.
+# Rejected rows ride along (status "rejected") so one stream accounts for every doc.
+STREAM_SCHEMA = pa.schema(
+    list(OUTPUT_SCHEMA)
+    + [
+        pa.field(REASON, pa.string()),
+        pa.field(PROMPT, pa.string()),
+        pa.field(REPLICA, pa.string()),  # which engine replica generated the row
+    ]
+)
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+STREAM_SCHEMA = _nullable(STREAM_SCHEMA)
+
+
+class MissingColumnsError(ValueError):
+    """A stage got a batch without the columns it needs."""
+
+
+def require_columns(stage: str, needed: Iterable[str], found: Iterable[str]) -> None:
+    """Raise :class:`MissingColumnsError` naming what is missing and what was found."""
+    found_list = list(found)
+    missing = [c for c in needed if c not in found_list]
+    if missing:
+        raise MissingColumnsError(
+            f"stage {stage!r} needs columns {missing} that are not in its input; "
+            f"input columns: {sorted(found_list)}"
+        )
+
+
+def empty_stream_table() -> pa.Table:
+    """A zero-row table with the stream schema."""
+    return STREAM_SCHEMA.empty_table()

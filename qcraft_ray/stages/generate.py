@@ -1,0 +1,122 @@
+"""The engine replica: one vLLM engine per Ray actor, fed whole batches of prompts.
+
+Each ``__call__`` hands every pending prompt of its batch to ``LLM.generate`` in one
+call, so vLLM's continuous batching keeps the accelerator full; Ray Data queues
+``batches_in_flight`` batches per replica so the next batch is always waiting.
+
+Errors: a batch that fails with an input error (``ValueError``/``TypeError``, what vLLM
+raises for a bad request) is retried prompt by prompt and only the failing rows get
+status ``error`` with the exception; anything else (engine death, CUDA errors, OOM) is
+re-raised so Ray Data retries or fails the job loudly. Errors are classified by type,
+never by message text.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import GenerationConfig, ModelConfig
+from qcraft_ray.stages.clean import clean_output
+
+NEEDED = (S.STATUS, S.PROMPT)
+ROW_ERRORS = (ValueError, TypeError)
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    tokens: int
+
+
+class Engine(Protocol):
+    """What the replica needs from an engine (vLLM, or a seeded fake in unit tests)."""
+
+    def generate(self, prompts: list[str]) -> list[Generated]: ...
+
+
+class VLLMEngine:
+    """A vLLM offline engine configured from :class:`GenerationConfig`."""
+
+    def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
+        from vllm import LLM, SamplingParams
+
+        eng = gen.engine
+        args: dict[str, Any] = dict(
+            model=model.name,
+            tokenizer=model.tokenizer,
+            revision=model.revision,
+            trust_remote_code=model.trust_remote_code,
+            dtype=eng.dtype,
+            max_model_len=eng.max_model_len,
+            gpu_memory_utilization=eng.gpu_memory_utilization,
+            max_num_seqs=eng.max_num_seqs,
+            enable_prefix_caching=eng.enable_prefix_caching,
+            enforce_eager=eng.enforce_eager,
+            tensor_parallel_size=max(1, int(gen.gpus_per_replica)),
+            seed=gen.seed if gen.seed is not None else 0,
+        )
+        if eng.max_num_batched_tokens is not None:
+            args["max_num_batched_tokens"] = eng.max_num_batched_tokens
+        args.update(eng.kwargs)
+        self._llm = LLM(**args)
+        self._params = SamplingParams(
+            temperature=gen.temperature,
+            top_p=gen.top_p if gen.temperature > 0 else 1.0,
+            max_tokens=gen.max_new_tokens,
+            seed=gen.seed if gen.temperature > 0 else None,
+            skip_special_tokens=True,
+        )
+
+    def generate(self, prompts: list[str]) -> list[Generated]:
+        results = self._llm.generate(prompts, self._params, use_tqdm=False)
+        return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
+
+
+def _generate_rows(engine: Engine, prompts: list[str]) -> list[Generated | BaseException]:
+    """Generate for ``prompts``; on an input error, isolate the failing prompts."""
+    try:
+        return list(engine.generate(prompts))
+    except ROW_ERRORS as batch_error:
+        if len(prompts) == 1:
+            return [batch_error]
+        out: list[Generated | BaseException] = []
+        for p in prompts:
+            try:
+                out.extend(engine.generate([p]))
+            except ROW_ERRORS as e:
+                out.append(e)
+        return out
+
+
+class Replica:
+    """Ray Data UDF (actor): generate for pending rows, pass the others through."""
+
+    def __init__(self, gen: GenerationConfig, model: ModelConfig,
+                 engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine
+                 ) -> None:
+        self._engine = engine_factory(gen, model)
+        self._name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        S.require_columns("generate", NEEDED, batch.column_names)
+        rows = batch.to_pylist()
+        todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
+        results = _generate_rows(self._engine, [rows[i][S.PROMPT] for i in todo]) if todo else []
+        for i, result in zip(todo, results):
+            row = rows[i]
+            row[S.REPLICA] = self._name
+            row[S.PROMPT] = None  # not needed downstream; keeps blocks small
+            if isinstance(result, BaseException):
+                row.update({S.STATUS: S.STATUS_ERROR,
+                            S.ERROR: f"{type(result).__name__}: {result}"})
+                continue
+            output, status = clean_output(result.text)
+            row.update({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: result.tokens})
+        return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)

@@ -1,0 +1,115 @@
+"""Documents -> passages: truncate, count Qwen3 tokens, filter, chunk; rejects by reason.
+
+:func:`make_passages` is a pure function of a document table (plus a tokenizer) and is
+unit-tested without Ray. Every document leaves as at least one row: passage rows
+(status ``pending``) and/or rejected rows (status ``rejected`` with a reason).
+Chunk indexes number every span of a document in text order, kept or rejected, so
+``(doc_id, chunk_index)`` is unique across the output and ``_rejected/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import PassageConfig
+from qcraft_ray.stages.chunking import Span, plan_chunks
+from qcraft_ray.tokenization import count_tokens, token_starts
+
+NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
+_MARGIN = 2
+_CARRIED = (S.DOC_ID, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW,
+            *S.PROVENANCE_COLUMNS)
+
+
+def _row(doc: dict[str, Any], index: int, start: int, end: int, **values: Any) -> dict:
+    row = {c: doc.get(c) for c in _CARRIED}
+    row.update({S.CHUNK_INDEX: index, S.CHUNK_START: start, S.CHUNK_END: end}, **values)
+    return row
+
+
+def _rejected(doc: dict, index: int, start: int, end: int, reason: str,
+              tokens: int | None = None) -> dict:
+    return _row(doc, index, start, end, **{S.STATUS: S.STATUS_REJECTED, S.REASON: reason,
+                                           S.PASSAGE_TOKENS: tokens})
+
+
+def _split_doc(text: str, starts: list[int], cfg: PassageConfig, language: str) -> tuple[
+        list[Span], list[Span]]:
+    hi = cfg.max_tokens_for(language)
+    n = len(starts)
+    if n < cfg.min_tokens:
+        return [], [Span(0, len(text), n)]
+    if n <= hi:
+        return plan_chunks(text, starts, cfg.min_tokens, hi)
+    # Chunk with a small margin: a passage counted on its own text can differ by a
+    # token or two from its share of the whole-text count.
+    return plan_chunks(text, starts, cfg.min_tokens + _MARGIN, hi - 2 * _MARGIN)
+
+
+def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Table:
+    """Turn a document table into stream rows (passages and rejections)."""
+    S.require_columns("passages", NEEDED, docs.column_names)
+    records = docs.to_pylist()
+    out: list[dict] = []
+    work: list[tuple[dict, str]] = []  # (doc, truncated text) to tokenize
+    for doc in records:
+        text = doc[S.TEXT]
+        if text is None or not text.strip():
+            out.append(_rejected(doc, 0, 0, len(text or ""), S.REASON_MISSING_TEXT))
+        elif doc[S.LANGUAGE] is None:
+            out.append(_rejected(doc, 0, 0, len(text), S.REASON_UNSUPPORTED_LANGUAGE))
+        else:
+            limit = cfg.max_chars if cfg.max_chars is not None else len(text)
+            work.append((doc, text[:limit]))
+
+    all_starts = token_starts(tokenizer, [t for _, t in work]) if work else []
+    pending: list[tuple[dict, Span, str]] = []  # passages whose count needs the real tokenizer
+    for (doc, text), starts in zip(work, all_starts):
+        kept, short = _split_doc(text, starts, cfg, doc[S.LANGUAGE])
+        spans = sorted([(s, True) for s in kept] + [(s, False) for s in short],
+                       key=lambda x: x[0].start)
+        index = -1
+        for index, (span, keep) in enumerate(spans):
+            if keep:
+                pending.append((_row(doc, index, span.start, span.end,
+                                     **{S.PASSAGE: text[span.start:span.end]}), span, text))
+            else:
+                reason = S.REASON_TOO_SHORT if not kept else S.REASON_CHUNK_REMAINDER
+                out.append(_rejected(doc, index, span.start, span.end, reason, span.tokens))
+        full = len(doc[S.TEXT])
+        if len(text) < full:
+            out.append(_rejected(doc, index + 1, len(text), full, S.REASON_TRUNCATED))
+
+    out.extend(_recount(pending, cfg, tokenizer))
+    out.sort(key=lambda r: (r[S.SOURCE_ROW], r[S.SOURCE_FILE], r[S.CHUNK_INDEX]))
+    return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
+
+
+def _recount(pending: list[tuple[dict, Span, str]], cfg: PassageConfig,
+             tokenizer: Any) -> list[dict]:
+    """Count each passage on its own text; the whole-text count can differ at the edges.
+
+    A passage equal to its whole (trimmed) document keeps the document's count.
+    Passages that fall outside the bounds after re-counting are rejected with the reason
+    that fits; this is rare (a token or two at a cut) and counted like any rejection.
+    """
+    need = [i for i, (row, span, text) in enumerate(pending)
+            if not (span.start == 0 and span.end == len(text))]
+    counts = count_tokens(tokenizer, [pending[i][0][S.PASSAGE] for i in need])
+    exact = dict(zip(need, counts))
+    rows = []
+    for i, (row, span, _) in enumerate(pending):
+        tokens = exact.get(i, span.tokens)
+        hi = cfg.max_tokens_for(row[S.LANGUAGE])
+        if tokens < cfg.min_tokens or tokens > hi:
+            row.pop(S.PASSAGE)
+            rows.append({**row, S.STATUS: S.STATUS_REJECTED, S.PASSAGE_TOKENS: tokens,
+                         S.REASON: S.REASON_CHUNK_REMAINDER if tokens < cfg.min_tokens
+                         else S.REASON_TOO_LONG})
+        else:
+            rows.append({**row, S.STATUS: S.STATUS_PENDING, S.PASSAGE_TOKENS: tokens})
+    return rows
+

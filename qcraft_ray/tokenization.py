@@ -1,0 +1,43 @@
+"""Loading the model's own tokenizer (Qwen3), once per worker process."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from qcraft_ray.config import ModelConfig
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, revision: str | None, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        name, revision=revision, trust_remote_code=trust_remote_code
+    )
+
+
+def load_tokenizer(model: ModelConfig) -> Any:
+    """The transformers tokenizer of ``model`` (its ``tokenizer`` override if set).
+
+    Cached per process: Ray reuses worker processes across tasks, so each worker parses
+    the 11 MB tokenizer.json once, not once per block.
+    """
+    return _load(model.tokenizer or model.name, model.revision, model.trust_remote_code)
+
+
+def token_starts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """For each text, the character offset where each of its tokens starts.
+
+    One batched pass of the fast (Rust) tokenizer; no special tokens are added.
+    """
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    return [[s for s, _ in enc.offsets] for enc in encodings]
+
+
+def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Qwen3 token counts of ``texts`` (no special tokens)."""
+    if not texts:
+        return []
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    return [len(enc.ids) for enc in encodings]

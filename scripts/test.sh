@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (CPU) and run every test: unit tests, then integration tests that start their
+# own loopback Ray cluster and SeaweedFS server. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/qcraft ] || bash scripts/setup.sh cpu
+. .venv/bin/activate
+export AWS_EC2_METADATA_DISABLED=true
+python -m pytest -q -p no:cacheprovider "$@"

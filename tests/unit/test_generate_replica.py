@@ -1,0 +1,72 @@
+"""The replica around an engine, with a seeded fake engine (the real one runs in the
+integration tests): pass-through, cleaning, per-row errors, fatal errors."""
+
+import random
+
+import pyarrow as pa
+import pytest
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import GenerationConfig, ModelConfig
+from qcraft_ray.stages.generate import Generated, Replica
+
+
+class FakeEngine:
+    """Deterministic stand-in with the real interface; fails on prompts marked BAD."""
+
+    def __init__(self, gen, model, seed=0):
+        self.rng = random.Random(seed)
+        self.calls = []
+
+    def generate(self, prompts):
+        self.calls.append(list(prompts))
+        if any("BAD" in p for p in prompts):
+            raise ValueError("prompt rejected by engine")
+        if any("FATAL" in p for p in prompts):
+            raise RuntimeError("engine died")
+        outs = {"NONEP": "NONE", "EMPTYP": "  \n", "THINKP": "<think>x</think> q?"}
+        return [Generated(outs.get(p, f"out-{self.rng.randint(0, 9)}"), 3) for p in prompts]
+
+
+def batch(prompts, rejected=1):
+    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT: p, S.DOC_ID: f"d{i}"}
+            for i, p in enumerate(prompts)]
+    rows += [{S.STATUS: S.STATUS_REJECTED, S.REASON: S.REASON_TOO_SHORT, S.DOC_ID: "r"}] * rejected
+    return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
+
+
+def replica(engine=FakeEngine):
+    return Replica(GenerationConfig(), ModelConfig(), engine_factory=engine)
+
+
+def test_statuses_and_pass_through():
+    rep = replica()
+    out = rep(batch(["p1", "NONEP", "EMPTYP", "THINKP"])).to_pylist()
+    assert [r[S.STATUS] for r in out] == ["ok", "none", "empty", "ok", "rejected"]
+    assert out[3][S.OUTPUT] == "q?" and out[1][S.OUTPUT] == "NONE"
+    assert out[4][S.REASON] == S.REASON_TOO_SHORT and out[4][S.OUTPUT] is None
+    assert all(r[S.PROMPT] is None for r in out[:4]) and out[0][S.OUTPUT_TOKENS] == 3
+    assert len(rep._engine.calls) == 1  # one engine call for the whole batch
+
+
+def test_row_error_isolated():
+    rep = replica()
+    out = rep(batch(["p1", "BAD", "p3"])).to_pylist()
+    assert [r[S.STATUS] for r in out[:3]] == ["ok", "error", "ok"]
+    assert out[1][S.ERROR] == "ValueError: prompt rejected by engine"
+
+
+def test_fatal_error_is_raised():
+    with pytest.raises(RuntimeError, match="engine died"):
+        replica()(batch(["p1", "FATAL"]))
+
+
+def test_all_rejected_batch_never_calls_engine():
+    rep = replica()
+    out = rep(batch([], rejected=3))
+    assert out.num_rows == 3 and rep._engine.calls == []
+
+
+def test_missing_columns():
+    with pytest.raises(S.MissingColumnsError, match="prompt"):
+        replica()(pa.table({S.STATUS: ["pending"]}))

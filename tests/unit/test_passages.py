@@ -1,0 +1,142 @@
+"""Passages on the real Qwen3 tokenizer: bounds, boundaries, offsets, rejections."""
+
+import pyarrow as pa
+import pytest
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import PassageConfig
+from qcraft_ray.stages.chunking import boundary_kind
+from qcraft_ray.stages.passages import make_passages
+from qcraft_ray.tokenization import count_tokens
+
+CFG = PassageConfig()
+SENTENCE_ENDS = set(".!?。！？؟۔…") | set("\"'”’»)）」』")
+CJK_NO_SPACE = {"chinese", "japanese"}
+
+
+def docs(items):
+    rows = [{S.DOC_ID: f"d{i}", S.TEXT: text, S.LANGUAGE: lang, S.SOURCE_LANGUAGE: "x",
+             S.SOURCE_FILE: "f.parquet", S.SOURCE_ROW: i} for i, (text, lang) in enumerate(items)]
+    return pa.Table.from_pylist(rows, schema=S.DOCUMENT_SCHEMA)
+
+
+def check_invariants(table, texts, tokenizer, cfg=CFG):
+    rows = table.to_pylist()
+    for r in rows:
+        text = texts[r[S.SOURCE_ROW]]
+        if r[S.STATUS] == S.STATUS_PENDING:
+            assert r[S.PASSAGE] == text[r[S.CHUNK_START]:r[S.CHUNK_END]]
+            assert r[S.PASSAGE] == r[S.PASSAGE].strip()
+            real = count_tokens(tokenizer, [r[S.PASSAGE]])[0]
+            assert real == r[S.PASSAGE_TOKENS]
+            assert cfg.min_tokens <= real <= cfg.max_tokens_for(r[S.LANGUAGE])
+        else:
+            assert r[S.STATUS] == S.STATUS_REJECTED and r[S.REASON] in S.REASONS
+    for i, text in enumerate(texts):  # spans cover every non-space character, in order
+        spans = sorted((r[S.CHUNK_START], r[S.CHUNK_END]) for r in rows if r[S.SOURCE_ROW] == i)
+        pos = 0
+        for a, b in spans:
+            assert a >= pos and not (text or "")[pos:a].strip()
+            pos = b
+        assert not (text or "")[pos:].strip()
+    keys = [(r[S.DOC_ID], r[S.CHUNK_INDEX]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert {r[S.SOURCE_ROW] for r in rows} == set(range(len(texts)))  # every doc accounted
+    return rows
+
+
+def test_long_articles_every_language(tokenizer, passages):
+    longs = [p for p in passages if p["kind"] == "long"]
+    assert len(longs) == 21
+    rows = check_invariants(make_passages(docs([(p["text"], p["language"]) for p in longs]),
+                                          CFG, tokenizer), [p["text"] for p in longs], tokenizer)
+    by_doc = {}
+    for r in rows:
+        by_doc.setdefault(r[S.SOURCE_ROW], []).append(r)
+    for i, p in enumerate(longs):
+        chunks = by_doc[i]
+        assert len(chunks) >= 3, p["lang"]
+        assert all(c[S.STATUS] == S.STATUS_PENDING for c in chunks), p["lang"]
+        for c in chunks[:-1]:  # cuts fall on paragraph breaks in these articles
+            assert boundary_kind(p["text"], c[S.CHUNK_END] + 2) == "paragraph" or \
+                p["text"][c[S.CHUNK_END]:c[S.CHUNK_END] + 2] == "\n\n", p["lang"]
+
+
+def test_sentence_cuts_without_paragraphs(tokenizer, passages):
+    """Paragraph breaks removed: every script must still cut at sentence ends."""
+    items = []
+    for p in passages:
+        if p["kind"] != "long":
+            continue
+        sep = "" if p["language"] in CJK_NO_SPACE else " "
+        items.append((sep.join(x.strip() for x in p["text"].split("\n") if x.strip()),
+                      p["language"]))
+    rows = check_invariants(make_passages(docs(items), CFG, tokenizer),
+                            [t for t, _ in items], tokenizer)
+    last = {}
+    for r in rows:
+        last[r[S.SOURCE_ROW]] = max(last.get(r[S.SOURCE_ROW], 0), r[S.CHUNK_INDEX])
+    for r in rows:
+        if r[S.CHUNK_INDEX] < last[r[S.SOURCE_ROW]]:
+            assert r[S.PASSAGE][-1] in SENTENCE_ENDS, (items[r[S.SOURCE_ROW]][1],
+                                                        r[S.PASSAGE][-30:])
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("lorem" * 3000, "english"),                 # one "word", no spaces: hard cuts
+    ("大熊猫" * 2500, "chinese"),                  # CJK, no punctuation at all
+    ("كلمة " * 2000, "arabic"),                   # words but no sentence marks
+])
+def test_hard_cuts_stay_in_bounds(tokenizer, text, lang):
+    cfg = PassageConfig(max_chars=None)
+    rows = check_invariants(make_passages(docs([(text, lang)]), cfg, tokenizer), [text],
+                            tokenizer, cfg)
+    assert sum(r[S.STATUS] == S.STATUS_PENDING for r in rows) >= 3
+
+
+def test_rejections_by_reason(tokenizer, passages):
+    normal = next(p["text"] for p in passages if p["lang"] == "eng_Latn")
+    long_text = next(p["text"] for p in passages if p["kind"] == "long"
+                     and p["lang"] == "eng_Latn")
+    items = [("Too short.", "english"), (None, "english"), ("   \n ", "english"),
+             (normal, None), (long_text, "english")]
+    cfg = PassageConfig(max_chars=5000)
+    table = make_passages(docs(items), cfg, tokenizer)
+    rows = table.to_pylist()
+    reasons = {(r[S.SOURCE_ROW], r[S.REASON]) for r in rows if r[S.STATUS] == "rejected"}
+    assert (0, S.REASON_TOO_SHORT) in reasons
+    assert (1, S.REASON_MISSING_TEXT) in reasons
+    assert (2, S.REASON_MISSING_TEXT) in reasons
+    assert (3, S.REASON_UNSUPPORTED_LANGUAGE) in reasons
+    tail = [r for r in rows if r[S.SOURCE_ROW] == 4 and r[S.REASON] == S.REASON_TRUNCATED]
+    assert len(tail) == 1 and tail[0][S.CHUNK_START] == 5000
+    assert tail[0][S.CHUNK_END] == len(long_text)
+    kept = [r for r in rows if r[S.SOURCE_ROW] == 4 and r[S.STATUS] == "pending"]
+    assert kept and all(r[S.CHUNK_END] <= 5000 for r in kept)
+    assert tail[0][S.CHUNK_INDEX] == max(r[S.CHUNK_INDEX] for r in kept) + 1
+
+
+@pytest.mark.parametrize("extra", [1, 35, 69, 70, 400])
+def test_balanced_chunks_leave_no_short_tail(tokenizer, extra):
+    """Just over max_tokens must split into two in-range chunks, not 700 + a stub."""
+    cfg = PassageConfig(min_tokens=70, max_tokens=700, max_chars=None)
+    text = " ".join(f"word{i}." for i in range(2000))
+    starts = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).offsets
+    text = text[:starts[700 + extra][0]]
+    rows = check_invariants(make_passages(docs([(text, "english")]), cfg, tokenizer),
+                            [text], tokenizer, cfg)
+    assert [r[S.STATUS] for r in rows] == ["pending", "pending"]
+
+
+def test_greek_upper_bound_is_higher(tokenizer, passages):
+    greek = next(p["text"] for p in passages if p["lang"] == "ell_Grek")
+    n = count_tokens(tokenizer, [greek])[0]
+    assert n > 700  # Greek inflates: a ~1,300-character passage is over 1,000 tokens
+    rows = make_passages(docs([(greek, "greek")]), CFG, tokenizer).to_pylist()
+    assert len(rows) == 1 and rows[0][S.STATUS] == "pending"
+    assert rows[0][S.PASSAGE_TOKENS] == n
+
+
+def test_missing_columns_named(tokenizer):
+    with pytest.raises(S.MissingColumnsError, match=r"needs columns \['text'"):
+        make_passages(pa.table({"doc_id": ["a"]}), CFG, tokenizer)

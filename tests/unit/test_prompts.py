@@ -1,0 +1,38 @@
+import pytest
+
+from qcraft_ray.prompts import TYPES, PromptRenderer, messages, normalize_type, system_message
+
+
+def test_system_message_format():
+    assert system_message(" Japanese", "QUERY ") == "language: japanese\ntype: query\n"
+
+
+def test_byte_exact_training_format(tokenizer):
+    text = PromptRenderer(tokenizer).render("富士山は日本一高い山です。", "japanese", "title")
+    assert text == (
+        "<|im_start|>system\nlanguage: japanese\ntype: title\n<|im_end|>\n"
+        "<|im_start|>user\n富士山は日本一高い山です。<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
+
+
+def test_fast_path_equals_chat_template_on_every_sample(tokenizer, passages):
+    renderer = PromptRenderer(tokenizer)
+    for p in passages:
+        for t in TYPES:
+            assert renderer.render(p["text"], p["language"], t) == tokenizer.apply_chat_template(
+                messages(p["text"], p["language"], t), tokenize=False,
+                add_generation_prompt=True, enable_thinking=False)
+
+
+def test_thinking_disabled(tokenizer):
+    text = PromptRenderer(tokenizer).render("x", "english", "query")
+    assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+def test_invalid_values_rejected():
+    with pytest.raises(ValueError, match="unsupported type 'question'"):
+        normalize_type("question")
+    with pytest.raises(ValueError, match="unsupported language"):
+        system_message("klingon", "query")
+    assert len(TYPES) == 7

@@ -1,0 +1,90 @@
+"""The output sink on a local folder (no Ray cluster) and the counters it returns."""
+
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import OutputConfig, StorageConfig
+from qcraft_ray.io.write import OutputExistsError, OutputSink, prepare_output
+from qcraft_ray.report import count_rows, merge_counts
+
+
+def stream_rows():
+    base = {S.CHUNK_START: 0, S.CHUNK_END: 10, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+            S.LANGUAGE: "english", S.SOURCE_LANGUAGE: "eng_Latn", S.MODEL: "m",
+            S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.PROMPT_TOKENS: 100, S.OUTPUT_TOKENS: 5,
+            S.REPLICA: "h:1"}
+    return [
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q"},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "title", S.STATUS: "none",
+         S.OUTPUT: "NONE"},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 1, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "r"},
+        {S.DOC_ID: "b", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "too_short",
+         S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.LANGUAGE: "english", S.CHUNK_START: 0,
+         S.CHUNK_END: 3},
+        {S.DOC_ID: "c", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "unsupported_language",
+         S.SOURCE_FILE: "f", S.SOURCE_ROW: 2, S.SOURCE_LANGUAGE: "kor_Hang", S.CHUNK_START: 0,
+         S.CHUNK_END: 3},
+    ]
+
+
+def write(tmp_path, **out):
+    cfg = OutputConfig(path=str(tmp_path / "out"), **out)
+    prepare_output(cfg, StorageConfig())
+    sink = OutputSink(cfg, StorageConfig(), "run1", "query")
+    table = pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)
+    counts = sink.write([table], SimpleNamespace(task_idx=7))
+    return cfg, counts
+
+
+def test_split_and_schemas(tmp_path):
+    cfg, counts = write(tmp_path)
+    out = pads.dataset(cfg.path, format="parquet").to_table()  # ignores _rejected/
+    assert out.schema == S.OUTPUT_SCHEMA and out.num_rows == 3
+    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-000007.parquet")
+    assert rej.schema == S.REJECTED_SCHEMA
+    assert sorted(rej[S.REASON].to_pylist()) == ["too_short", "unsupported_language"]
+    assert not (tmp_path / "out/_temporary").exists() or not any(
+        (tmp_path / "out/_temporary").iterdir())
+    assert counts["documents"] == 3 and counts["outputs"] == {"ok": 2, "none": 1}
+    assert counts["rejected"] == {"too_short": 1, "unsupported_language": 1}
+    assert counts["by_type"] == {"query": {"ok": 2}, "title": {"none": 1}}
+    assert counts["by_language"]["unsupported:kor_Hang"] == {"unsupported_language": 1}
+    assert counts["prompt_tokens"] == 300 and counts["by_replica"] == {"h:1": 3}
+
+
+def test_drop_none_records_it(tmp_path):
+    cfg, counts = write(tmp_path, drop_none=True)
+    out = pads.dataset(cfg.path, format="parquet").to_table()
+    assert out.num_rows == 2 and "none" not in out[S.STATUS].to_pylist()
+    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-000007.parquet")
+    assert S.REASON_NONE_DROPPED in rej[S.REASON].to_pylist()
+    assert counts["rejected"][S.REASON_NONE_DROPPED] == 1 and counts["documents"] == 3
+
+
+def test_max_rows_per_file(tmp_path):
+    cfg, _ = write(tmp_path, max_rows_per_file=2)
+    files = sorted(p.name for p in (tmp_path / "out").glob("*.parquet"))
+    assert files == ["part-run1-000007-0000.parquet", "part-run1-000007-0001.parquet"]
+
+
+def test_existing_output_refused_or_replaced(tmp_path):
+    write(tmp_path)
+    cfg = OutputConfig(path=str(tmp_path / "out"))
+    with pytest.raises(OutputExistsError, match="not empty"):
+        prepare_output(cfg, StorageConfig())
+    prepare_output(OutputConfig(path=cfg.path, if_exists="overwrite"), StorageConfig())
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_merge_counts():
+    t = pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)
+    one = count_rows(t, "query")
+    two = merge_counts([one, one])
+    assert two["documents"] == 6 and two["outputs"]["ok"] == 4
+    assert two["by_language"]["english"]["too_short"] == 2
+    assert merge_counts([])["documents"] == 0

@@ -1,0 +1,158 @@
+"""Real local services for integration tests: a loopback Ray cluster and SeaweedFS."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+S3_KEY, S3_SECRET, S3_BUCKET = "qcraft-test-key", "qcraft-test-secret", "qcraft-test"
+
+
+def free_port(low: int = 20000, high: int = 50000) -> int:
+    """A free TCP port whose +10000 neighbour (gRPC ports of SeaweedFS) is free too."""
+    for _ in range(200):
+        with closing(socket.socket()) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if low <= port < high and all(_is_free(p) for p in (port, port + 10000)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _is_free(port: int) -> bool:
+    with closing(socket.socket()) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _wait_port(port: int, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{log.read_text()[-3000:]}")
+        with closing(socket.socket()) as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"port {port} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class SeaweedFS:
+    proc: subprocess.Popen
+    endpoint: str
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_seaweedfs(workdir: Path) -> SeaweedFS:
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "qcraft", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    ports = {k: free_port() for k in ("s3", "master", "filer", "volume")}
+    log = workdir / "weed.log"
+    cmd = [weed, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           f"-s3.config={workdir / 's3.json'}", "-admin.ui=false", "-webdav=false",
+           f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
+           f"-filer.port={ports['filer']}", f"-volume.port={ports['volume']}",
+           f"-bucket={S3_BUCKET}"]
+    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    _wait_port(ports["s3"], 60, proc, log)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    _wait_bucket(env)
+    return SeaweedFS(proc, endpoint, env)
+
+
+def _wait_bucket(env: dict[str, str], timeout: float = 60) -> None:
+    import pyarrow.fs as pafs
+
+    fs = pafs.S3FileSystem(access_key=env["AWS_ACCESS_KEY_ID"],
+                           secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                           endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
+                           scheme="http", region="us-east-1")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with fs.open_output_stream(f"{S3_BUCKET}/_ready") as f:
+                f.write(b"ok")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@dataclass
+class RayCluster:
+    address: str  # GCS address for `qcraft run --address`
+    dashboard: str  # http address for `ray job submit`
+    env: dict[str, str]
+    temp_dir: str
+
+    def stop(self) -> None:
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"],
+                       env=self.env, capture_output=True, timeout=120)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
+    """`ray start --head` bound to loopback; the env (S3 credentials) reaches workers."""
+    temp_dir = tempfile.mkdtemp(prefix="qray-", dir="/tmp")
+    port, dash = free_port(), free_port()
+    # Token auth on, with a token of this cluster's own, passed to every client by env.
+    env = {**os.environ, **extra_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+           f"--num-cpus={num_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    if res.returncode != 0:
+        raise RuntimeError(f"ray start failed:\n{res.stdout}\n{res.stderr}")
+    cluster = RayCluster(f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env, temp_dir)
+    deadline = time.monotonic() + 60
+    while not _dashboard_up(cluster.dashboard):
+        if time.monotonic() > deadline:
+            cluster.stop()
+            raise RuntimeError("Ray dashboard (job API) did not come up")
+        time.sleep(0.5)
+    return cluster
+
+
+def _dashboard_up(url: str) -> bool:
+    import urllib.request
+
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(url + "/api/version", timeout=2) as r:
+            return r.status == 200
+    except urllib.error.HTTPError as e:
+        return e.code == 401  # up, with token auth on (the job CLI sends the token)
+    except OSError:
+        return False

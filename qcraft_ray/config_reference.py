@@ -1,0 +1,41 @@
+"""The config reference table, generated from the pydantic models (README section)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from qcraft_ray.config import RunConfig
+
+
+def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return ""
+    elif field.default is PydanticUndefined:
+        return "required"
+    else:
+        value = field.default
+    return "`" + json.dumps(value) + "`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(_rows(ann, key + "."))
+            continue
+        desc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | {_default(field)} | {desc} |")
+    return rows
+
+
+def markdown() -> str:
+    head = ["| key | default | meaning |", "| --- | --- | --- |"]
+    return "\n".join(head + _rows(RunConfig, "")) + "\n"

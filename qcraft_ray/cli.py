@@ -15,7 +15,8 @@ import os
 import sys
 from typing import Any
 
-from qcraft_ray.config import ConfigError, RunConfig, load_config
+from qcraft_ray.config import RunConfig
+from qcraft_ray.config_loader import ConfigError, load_config
 
 log = logging.getLogger("qcraft")
 

@@ -1,6 +1,7 @@
 import pytest
 
-from qcraft_ray.config import ConfigError, RunConfig, load_config
+from qcraft_ray.config import RunConfig
+from qcraft_ray.config_loader import ConfigError, load_config
 from tests.conftest import REPO
 
 LOCAL = REPO / "configs/local.yaml"

@@ -96,6 +96,8 @@ def mode_rdllm(model: str, prompts: list[str], max_new: int) -> None:
     config = vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=ENGINE, batch_size=64, concurrency=1,
         chat_template_stage=False, log_engine_metrics=False,
+        # default 1-CPU stages deadlock a 2-CPU machine: reserve fractions, as qcraft does
+        tokenize_stage={"num_cpus": 0.25}, detokenize_stage={"num_cpus": 0.25},
         runtime_env={"env_vars": CPU_ENV})
     processor = build_processor(
         config,

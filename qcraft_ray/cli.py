@@ -31,12 +31,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, InputError, OutputExistsError)
 
 
+def cluster_address(cfg: RunConfig, address: str | None) -> str | None:
+    return address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
+
+
 def init_ray(cfg: RunConfig, address: str | None) -> None:
     """Join the cluster named by --address / ray.address / RAY_ADDRESS, else start a
     local instance that listens on loopback only."""
+    address = cluster_address(cfg, address)
+    if not address:
+        # Read by Ray at import time: a single-node instance on the loopback address,
+        # instead of one that binds every interface.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    address = address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
         return
@@ -78,13 +86,12 @@ def _print(data: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from qcraft_ray.run import plan_run, run
-
-    cfg = load_config(args.config, args.overrides)
     from qcraft_ray.io.discover import discover
 
+    cfg = load_config(args.config, args.overrides)
     plan = discover(cfg.input, cfg.storage)  # bad input fails here, before Ray starts
     init_ray(cfg, args.address)
+    from qcraft_ray.run import plan_run, run  # imports Ray: only after init_ray's setup
     if args.command == "plan" or args.dry_run:
         _print({"plan": plan_run(cfg, plan)})
         return 0

@@ -6,7 +6,7 @@ import sys
 from tests.conftest import REPO
 
 PROBE = r"""
-import os, psutil
+import ipaddress, os, psutil
 os.environ.pop("RAY_ADDRESS", None)
 from qcraft_ray.cli import init_ray
 from qcraft_ray.config_loader import load_config
@@ -21,7 +21,9 @@ for proc in [me, *me.children(recursive=True)]:
     except psutil.Error:
         continue
     for c in conns:
-        if c.status == psutil.CONN_LISTEN and c.laddr.ip not in ("127.0.0.1", "::1"):
+        ip = ipaddress.ip_address(c.laddr.ip)
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        if c.status == psutil.CONN_LISTEN and not ip.is_loopback:
             bad.add((proc.name(), c.laddr.ip, c.laddr.port))
 ray.shutdown()
 print("LISTEN-NON-LOOPBACK", sorted(bad))

@@ -2,6 +2,7 @@
 
     qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
     qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
+    qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
     qcraft make-tiny-model DIR
     qcraft make-sample-corpus DIR
 """
@@ -74,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_config_args(sub.add_parser("run", help="run the job"))
     _add_config_args(sub.add_parser("plan", help="same as run --dry-run"))
+    _add_config_args(sub.add_parser(
+        "passages", help="read -> passages -> write: pre-chunk a corpus, no generation"))
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random Qwen3 (for tests)")
     tiny.add_argument("path")
     sample = sub.add_parser("make-sample-corpus", help="write the FineWeb-style sample corpus")
@@ -95,7 +98,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "plan" or args.dry_run:
         _print({"plan": plan_run(cfg, plan)})
         return 0
-    report = run(cfg, plan)
+    report = run(cfg, plan, passages_only=args.command == "passages")
     _print({"run_id": report["run_id"], "status": report["status"],
             "output": report["output"], "documents": report["input"]["documents"],
             "outputs": report["counts"]["outputs"], "rejected": report["counts"]["rejected"],

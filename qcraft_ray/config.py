@@ -243,6 +243,19 @@ class RayConfig(_Section):
     write_cpus: float = Field(1, gt=0, description="CPUs per write task.")
 
 
+class EstimateConfig(_Section):
+    prompts_per_gpu_second: float = Field(
+        150.0, gt=0,
+        description="ESTIMATE used by `qcraft plan` for GPU-hours: prompts one GPU "
+        "generates per second. Default: an H100 with the 1.7B model in bf16, ~550-token "
+        "prompts, ~20-token outputs (prefill-bound: 2 x 1.7 GFLOP per token at ~40% of "
+        "the H100's dense bf16 peak). Not measured here (no GPU); override with yours.",
+    )
+    output_tokens_per_prompt: float = Field(
+        20.0, gt=0, description="ESTIMATE of generated tokens per prompt (outputs are short)."
+    )
+
+
 class RunConfig(_Section):
     input: InputConfig
     output: OutputConfig
@@ -251,6 +264,7 @@ class RunConfig(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.")
+    estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.")
 
     @model_validator(mode="after")
     def _check_lengths(self) -> RunConfig:

@@ -6,6 +6,7 @@ import pyarrow as pa
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import ModelConfig, PassageConfig, RunConfig
 from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
@@ -16,6 +17,11 @@ from qcraft_ray.stages.render import PromptBuilder
 from qcraft_ray.tokenization import load_tokenizer
 
 
+def passages_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig) -> pa.Table:
+    """Documents -> passages (tokenizer loaded once per worker)."""
+    return make_passages(docs, passages, load_tokenizer(model))
+
+
 def prompts_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
                 types: list[str], max_prompt_tokens: int) -> pa.Table:
     """Documents -> passages -> prompts, in one task (tokenizer loaded once per worker)."""
@@ -24,14 +30,15 @@ def prompts_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
     return builder(make_passages(docs, passages, tokenizer))
 
 
+def read(cfg: RunConfig, plan: InputPlan) -> Dataset:
+    return ray.data.read_datasource(FineWebDatasource(plan, cfg.input, cfg.storage),
+                                    num_cpus=cfg.ray.read_cpus)
+
+
 def prompts(cfg: RunConfig, plan: InputPlan) -> Dataset:
     """read -> passages -> prompts (also what ``qcraft plan`` runs)."""
     gen = cfg.generation
-    ds = ray.data.read_datasource(
-        FineWebDatasource(plan, cfg.input, cfg.storage),
-        ray_remote_args={"num_cpus": cfg.ray.read_cpus},
-    )
-    return ds.map_batches(
+    return read(cfg, plan).map_batches(
         prompts_udf,
         batch_format="pyarrow",
         batch_size=None,
@@ -56,6 +63,16 @@ def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
         num_cpus=gen.cpus_per_replica,
         runtime_env={"env_vars": dict(gen.engine.env)} if gen.engine.env else None,
     )
+
+
+def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, run_id: str) -> OutputSink:
+    """read -> passages -> write: pre-chunk a corpus without generating."""
+    ds = read(cfg, plan).map_batches(
+        passages_udf, batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.passage_cpus,
+        fn_kwargs=dict(passages=cfg.passages, model=cfg.model))
+    sink = OutputSink(cfg.output, cfg.storage, run_id, None, schema=S.PASSAGES_SCHEMA)
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
+    return sink
 
 
 def run_pipeline(cfg: RunConfig, plan: InputPlan, run_id: str) -> OutputSink:

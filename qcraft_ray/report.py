@@ -19,8 +19,11 @@ from qcraft_ray import schema as S
 Counts = dict[str, Any]
 
 
-def count_rows(table: pa.Table, first_type: str) -> Counts:
-    """Counters for one block of stream rows (after generation, before writing)."""
+def count_rows(table: pa.Table, first_type: str | None) -> Counts:
+    """Counters for one block of stream rows (after generation, before writing).
+
+    ``first_type`` is the first configured type, or None for passage rows (no types).
+    """
     status: Counter = Counter()
     rejected: Counter = Counter()
     by_language: dict[str, Counter] = {}

@@ -16,7 +16,7 @@ from qcraft_ray.config import RunConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputPlan, discover
 from qcraft_ray.io.write import REPORT_FILE, prepare_output
-from qcraft_ray.pipeline import prompts, run_pipeline
+from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.report import count_rows, merge_counts, write_json
 
 PLAN_COLUMNS = [S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE, S.CHUNK_INDEX,
@@ -55,6 +55,7 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     counts = merge_counts(parts)
     pending = counts["outputs"].get(S.STATUS_PENDING, 0)
     too_long = counts["rejected"].get(S.REASON_PROMPT_TOO_LONG, 0)
+    est = cfg.estimate
     return {
         "files": len(plan.files),
         "documents": plan.total_rows,
@@ -65,19 +66,31 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
         "types": cfg.generation.types,
         "rejected": counts["rejected"],
         "by_language": counts["by_language"],
+        "estimate": {
+            "note": "ESTIMATE from estimate.* settings, not a measurement",
+            "generated_tokens": round(pending * est.output_tokens_per_prompt),
+            "gpu_hours": round(pending / est.prompts_per_gpu_second / 3600, 4),
+            "prompts_per_gpu_second": est.prompts_per_gpu_second,
+            "passages_per_gpu_second": round(
+                est.prompts_per_gpu_second / len(cfg.generation.types), 2),
+        },
     }
 
 
-def run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
-    """Run the whole job; write and return the run report. Raises on lost documents."""
+def run(cfg: RunConfig, plan: InputPlan | None = None,
+        passages_only: bool = False) -> dict[str, Any]:
+    """Run the whole job (or only read -> passages -> write); write and return the run
+    report. Raises :class:`ReconciliationError` when documents went missing."""
     started, t0 = _now(), time.monotonic()
     plan = plan or discover(cfg.input, cfg.storage)  # bad input fails before any engine
     prepare_output(cfg.output, cfg.storage)
     run_id = new_run_id()
-    sink = run_pipeline(cfg, plan, run_id)
+    pipeline = run_passages_pipeline if passages_only else run_pipeline
+    sink = pipeline(cfg, plan, run_id)
     counts = sink.counts or merge_counts([])
     report = {
         "run_id": run_id,
+        "mode": "passages" if passages_only else "generate",
         "status": "complete",
         "started_at": started,
         "finished_at": _now(),

@@ -33,7 +33,8 @@ QUALITY_SCORE = "quality_score"
 TEXT = "text"
 
 # --- generation ---
-PROMPT = "prompt"
+PROMPT_TOKEN_IDS = "prompt_token_ids"
+PASSAGE_TOKEN_IDS = "passage_token_ids"
 PROMPT_TOKENS = "prompt_tokens"
 REPLICA = "replica"
 OUTPUT = "output"
@@ -103,6 +104,10 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 
+# `qcraft passages` (pre-chunking, no generation): one row per passage.
+_NOT_IN_PASSAGES = {TYPE, OUTPUT, PROMPT_TOKENS, OUTPUT_TOKENS, STATUS, ERROR, MODEL}
+PASSAGES_SCHEMA = pa.schema([f for f in OUTPUT_SCHEMA if f.name not in _NOT_IN_PASSAGES])
+
 REJECTED_SCHEMA = pa.schema(
     [
         pa.field(DOC_ID, pa.string(), nullable=False),
@@ -142,7 +147,8 @@ STREAM_SCHEMA = pa.schema(
     list(OUTPUT_SCHEMA)
     + [
         pa.field(REASON, pa.string()),
-        pa.field(PROMPT, pa.string()),
+        pa.field(PASSAGE_TOKEN_IDS, pa.list_(pa.int32())),  # the passage, tokenized once
+        pa.field(PROMPT_TOKEN_IDS, pa.list_(pa.int32())),  # what the engine receives
         pa.field(REPLICA, pa.string()),  # which engine replica generated the row
     ]
 )

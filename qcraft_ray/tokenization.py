@@ -26,18 +26,16 @@ def load_tokenizer(model: ModelConfig) -> Any:
     return _load(model.tokenizer or model.name, model.revision, model.trust_remote_code)
 
 
-def token_starts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    """For each text, the character offset where each of its tokens starts.
+def encode(tokenizer: Any, texts: list[str]) -> list[Any]:
+    """One batched pass of the fast (Rust) tokenizer, no special tokens added.
 
-    One batched pass of the fast (Rust) tokenizer; no special tokens are added.
+    Each result has ``.ids`` and ``.offsets`` (character offsets per token).
     """
-    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-    return [[s for s, _ in enc.offsets] for enc in encodings]
+    if not texts:
+        return []
+    return tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
 
 
 def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     """Qwen3 token counts of ``texts`` (no special tokens)."""
-    if not texts:
-        return []
-    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-    return [len(enc.ids) for enc in encodings]
+    return [len(enc.ids) for enc in encode(tokenizer, texts)]

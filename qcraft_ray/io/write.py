@@ -60,11 +60,12 @@ class OutputSink(Datasink[Counts]):
     """Writes stream rows as output and rejected Parquet; returns counters per task."""
 
     def __init__(self, out: OutputConfig, storage: StorageConfig, run_id: str,
-                 first_type: str) -> None:
+                 first_type: str | None, schema: pa.Schema = S.OUTPUT_SCHEMA) -> None:
         self._out = out
         self._storage = storage
         self._run_id = run_id
-        self._first_type = first_type
+        self._first_type = first_type  # None: passage rows (no type fan-out)
+        self._schema = schema
         self.counts: Counts | None = None
 
     def get_name(self) -> str:
@@ -108,7 +109,7 @@ class OutputSink(Datasink[Counts]):
         stem = f"part-{self._run_id}-{ctx.task_idx:06d}"
         per_file = self._out.max_rows_per_file
         for i in range(0, outputs.num_rows, per_file):
-            chunk = _finalize(outputs.slice(i, per_file), S.OUTPUT_SCHEMA)
+            chunk = _finalize(outputs.slice(i, per_file), self._schema)
             self._write(fs, root, None, f"{stem}-{i // per_file:04d}.parquet", chunk)
         if rejected.num_rows:
             self._write(fs, root, REJECTED_DIR, f"{stem}.parquet",

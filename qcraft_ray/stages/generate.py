@@ -1,7 +1,7 @@
 """The engine replica: one vLLM engine per Ray actor, fed whole batches of prompts.
 
-Each ``__call__`` hands every pending prompt of its batch to ``LLM.generate`` in one
-call, so vLLM's continuous batching keeps the accelerator full; Ray Data queues
+Each ``__call__`` hands every pending prompt of its batch (as token ids: nothing is
+tokenized twice) to ``LLM.generate`` in one call, so vLLM's continuous batching keeps the accelerator full; Ray Data queues
 ``batches_in_flight`` batches per replica so the next batch is always waiting.
 
 Errors: a batch that fails with an input error (``ValueError``/``TypeError``, what vLLM
@@ -25,7 +25,7 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.clean import clean_output
 
-NEEDED = (S.STATUS, S.PROMPT)
+NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
 ROW_ERRORS = (ValueError, TypeError)
 
 
@@ -38,7 +38,7 @@ class Generated:
 class Engine(Protocol):
     """What the replica needs from an engine (vLLM, or a seeded fake in unit tests)."""
 
-    def generate(self, prompts: list[str]) -> list[Generated]: ...
+    def generate(self, prompts: list[list[int]]) -> list[Generated]: ...
 
 
 class VLLMEngine:
@@ -74,12 +74,14 @@ class VLLMEngine:
             skip_special_tokens=True,
         )
 
-    def generate(self, prompts: list[str]) -> list[Generated]:
-        results = self._llm.generate(prompts, self._params, use_tqdm=False)
+    def generate(self, prompts: list[list[int]]) -> list[Generated]:
+        requests = [{"prompt_token_ids": ids} for ids in prompts]
+        results = self._llm.generate(requests, self._params, use_tqdm=False)
         return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
 
 
-def _generate_rows(engine: Engine, prompts: list[str]) -> list[Generated | BaseException]:
+def _generate_rows(engine: Engine, prompts: list[list[int]]
+                   ) -> list[Generated | BaseException]:
     """Generate for ``prompts``; on an input error, isolate the failing prompts."""
     try:
         return list(engine.generate(prompts))
@@ -108,11 +110,12 @@ class Replica:
         S.require_columns("generate", NEEDED, batch.column_names)
         rows = batch.to_pylist()
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
-        results = _generate_rows(self._engine, [rows[i][S.PROMPT] for i in todo]) if todo else []
+        prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
+        results = _generate_rows(self._engine, prompts) if todo else []
         for i, result in zip(todo, results):
             row = rows[i]
             row[S.REPLICA] = self._name
-            row[S.PROMPT] = None  # not needed downstream; keeps blocks small
+            row[S.PROMPT_TOKEN_IDS] = None  # not needed downstream; keeps blocks small
             if isinstance(result, BaseException):
                 row.update({S.STATUS: S.STATUS_ERROR,
                             S.ERROR: f"{type(result).__name__}: {result}"})

@@ -16,7 +16,7 @@ import pyarrow as pa
 from qcraft_ray import schema as S
 from qcraft_ray.config import PassageConfig
 from qcraft_ray.stages.chunking import Span, plan_chunks
-from qcraft_ray.tokenization import count_tokens, token_starts
+from qcraft_ray.tokenization import encode
 
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
 _MARGIN = 2
@@ -65,9 +65,10 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
             limit = cfg.max_chars if cfg.max_chars is not None else len(text)
             work.append((doc, text[:limit]))
 
-    all_starts = token_starts(tokenizer, [t for _, t in work]) if work else []
-    pending: list[tuple[dict, Span, str]] = []  # passages whose count needs the real tokenizer
-    for (doc, text), starts in zip(work, all_starts):
+    encodings = encode(tokenizer, [t for _, t in work])
+    pending: list[tuple[dict, Span, str, list[int]]] = []  # (row, span, text, doc token ids)
+    for (doc, text), enc in zip(work, encodings):
+        starts = [s for s, _ in enc.offsets]
         kept, short = _split_doc(text, starts, cfg, doc[S.LANGUAGE])
         spans = sorted([(s, True) for s in kept] + [(s, False) for s in short],
                        key=lambda x: x[0].start)
@@ -75,7 +76,8 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
         for index, (span, keep) in enumerate(spans):
             if keep:
                 pending.append((_row(doc, index, span.start, span.end,
-                                     **{S.PASSAGE: text[span.start:span.end]}), span, text))
+                                     **{S.PASSAGE: text[span.start:span.end]}), span, text,
+                                enc.ids))
             else:
                 reason = S.REASON_TOO_SHORT if not kept else S.REASON_CHUNK_REMAINDER
                 out.append(_rejected(doc, index, span.start, span.end, reason, span.tokens))
@@ -88,21 +90,23 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
     return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
 
 
-def _recount(pending: list[tuple[dict, Span, str]], cfg: PassageConfig,
+def _recount(pending: list[tuple[dict, Span, str, list[int]]], cfg: PassageConfig,
              tokenizer: Any) -> list[dict]:
-    """Count each passage on its own text; the whole-text count can differ at the edges.
+    """Tokenize each passage on its own text; the whole-text count can differ at the edges.
 
-    A passage equal to its whole (trimmed) document keeps the document's count.
-    Passages that fall outside the bounds after re-counting are rejected with the reason
-    that fits; this is rare (a token or two at a cut) and counted like any rejection.
+    A passage equal to its whole document keeps the document's tokens. The token ids go
+    downstream so the engine never tokenizes the passage again. Passages that fall
+    outside the bounds after re-counting are rejected with the reason that fits; this is
+    rare (a token or two at a cut) and counted like any rejection.
     """
-    need = [i for i, (row, span, text) in enumerate(pending)
+    need = [i for i, (row, span, text, _) in enumerate(pending)
             if not (span.start == 0 and span.end == len(text))]
-    counts = count_tokens(tokenizer, [pending[i][0][S.PASSAGE] for i in need])
-    exact = dict(zip(need, counts))
+    fresh = encode(tokenizer, [pending[i][0][S.PASSAGE] for i in need])
+    exact = {i: enc.ids for i, enc in zip(need, fresh)}
     rows = []
-    for i, (row, span, _) in enumerate(pending):
-        tokens = exact.get(i, span.tokens)
+    for i, (row, span, _, doc_ids) in enumerate(pending):
+        ids = exact.get(i, doc_ids)
+        tokens = len(ids)
         hi = cfg.max_tokens_for(row[S.LANGUAGE])
         if tokens < cfg.min_tokens or tokens > hi:
             row.pop(S.PASSAGE)
@@ -110,6 +114,7 @@ def _recount(pending: list[tuple[dict, Span, str]], cfg: PassageConfig,
                          S.REASON: S.REASON_CHUNK_REMAINDER if tokens < cfg.min_tokens
                          else S.REASON_TOO_LONG})
         else:
-            rows.append({**row, S.STATUS: S.STATUS_PENDING, S.PASSAGE_TOKENS: tokens})
+            rows.append({**row, S.STATUS: S.STATUS_PENDING, S.PASSAGE_TOKENS: tokens,
+                         S.PASSAGE_TOKEN_IDS: ids})
     return rows
 

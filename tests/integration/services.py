@@ -114,8 +114,26 @@ class RayCluster:
     temp_dir: str
 
     def stop(self) -> None:
-        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"],
-                       env=self.env, capture_output=True, timeout=120)
+        """Stop this cluster only (not `ray stop`, which would end every Ray on the host):
+        the processes whose command line names this cluster's temp dir, and their children."""
+        import psutil
+
+        procs = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(self.temp_dir in part for part in (proc.info["cmdline"] or [])):
+                procs.append(proc)
+                procs.extend(proc.children(recursive=True))
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=15)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

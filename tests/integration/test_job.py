@@ -157,7 +157,8 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
 
 def test_plan_counts(ray_cluster, tiny_model, tokenizer):
     res = run_cli(["plan", LOCAL, "--address", ray_cluster.address,
-                   "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]"],
+                   "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]",
+                   "--set", "estimate.prompts_per_gpu_second=50"],
                   ray_cluster.env)
     assert res.returncode == 0, res.stderr[-3000:]
     plan = json.loads(res.stdout)["plan"]
@@ -182,3 +183,20 @@ def test_plan_counts(ray_cluster, tiny_model, tokenizer):
                    for r in passages.to_pylist() if r[S.STATUS] == "pending"
                    for t in ("query", "title"))
     assert plan["prompt_tokens"] == expected
+    assert plan["estimate"]["gpu_hours"] == round(plan["prompts"] / 50 / 3600, 4)
+    assert plan["estimate"]["generated_tokens"] == plan["prompts"] * 20
+    assert plan["estimate"]["passages_per_gpu_second"] == 25.0
+
+
+def test_passages_only_mode(ray_cluster, tiny_model, tmp_path):
+    out_dir = str(tmp_path / "passages")
+    res = run_cli(["passages", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), [])],
+                  ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(out_dir)
+    assert out.schema == S.PASSAGES_SCHEMA and report["mode"] == "passages"
+    assert report["status"] == "complete" and report["documents_accounted"] == 75
+    keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist()))
+    assert len(keys) == len(set(keys)) == report["counts"]["outputs"]["pending"]
+    assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]

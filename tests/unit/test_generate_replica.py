@@ -11,8 +11,12 @@ from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.generate import Generated, Replica
 
 
+BAD, FATAL, NONEP, EMPTYP, THINKP = 666, 999, 2, 3, 4
+
+
 class FakeEngine:
-    """Deterministic stand-in with the real interface; fails on prompts marked BAD."""
+    """Deterministic stand-in with the real interface (token-id prompts); fails on
+    prompts holding the BAD or FATAL marker token."""
 
     def __init__(self, gen, model, seed=0):
         self.rng = random.Random(seed)
@@ -20,16 +24,16 @@ class FakeEngine:
 
     def generate(self, prompts):
         self.calls.append(list(prompts))
-        if any("BAD" in p for p in prompts):
+        if any(BAD in p for p in prompts):
             raise ValueError("prompt rejected by engine")
-        if any("FATAL" in p for p in prompts):
+        if any(FATAL in p for p in prompts):
             raise RuntimeError("engine died")
-        outs = {"NONEP": "NONE", "EMPTYP": "  \n", "THINKP": "<think>x</think> q?"}
-        return [Generated(outs.get(p, f"out-{self.rng.randint(0, 9)}"), 3) for p in prompts]
+        outs = {NONEP: "NONE", EMPTYP: "  \n", THINKP: "<think>x</think> q?"}
+        return [Generated(outs.get(p[0], f"out-{self.rng.randint(0, 9)}"), 3) for p in prompts]
 
 
 def batch(prompts, rejected=1):
-    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT: p, S.DOC_ID: f"d{i}"}
+    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}"}
             for i, p in enumerate(prompts)]
     rows += [{S.STATUS: S.STATUS_REJECTED, S.REASON: S.REASON_TOO_SHORT, S.DOC_ID: "r"}] * rejected
     return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
@@ -41,24 +45,24 @@ def replica(engine=FakeEngine):
 
 def test_statuses_and_pass_through():
     rep = replica()
-    out = rep(batch(["p1", "NONEP", "EMPTYP", "THINKP"])).to_pylist()
+    out = rep(batch([[1, 7], [NONEP], [EMPTYP], [THINKP]])).to_pylist()
     assert [r[S.STATUS] for r in out] == ["ok", "none", "empty", "ok", "rejected"]
     assert out[3][S.OUTPUT] == "q?" and out[1][S.OUTPUT] == "NONE"
     assert out[4][S.REASON] == S.REASON_TOO_SHORT and out[4][S.OUTPUT] is None
-    assert all(r[S.PROMPT] is None for r in out[:4]) and out[0][S.OUTPUT_TOKENS] == 3
+    assert all(r[S.PROMPT_TOKEN_IDS] is None for r in out[:4]) and out[0][S.OUTPUT_TOKENS] == 3
     assert len(rep._engine.calls) == 1  # one engine call for the whole batch
 
 
 def test_row_error_isolated():
     rep = replica()
-    out = rep(batch(["p1", "BAD", "p3"])).to_pylist()
+    out = rep(batch([[1], [BAD], [5]])).to_pylist()
     assert [r[S.STATUS] for r in out[:3]] == ["ok", "error", "ok"]
     assert out[1][S.ERROR] == "ValueError: prompt rejected by engine"
 
 
 def test_fatal_error_is_raised():
     with pytest.raises(RuntimeError, match="engine died"):
-        replica()(batch(["p1", "FATAL"]))
+        replica()(batch([[1], [FATAL]]))
 
 
 def test_all_rejected_batch_never_calls_engine():
@@ -68,5 +72,5 @@ def test_all_rejected_batch_never_calls_engine():
 
 
 def test_missing_columns():
-    with pytest.raises(S.MissingColumnsError, match="prompt"):
+    with pytest.raises(S.MissingColumnsError, match="prompt_token_ids"):
         replica()(pa.table({S.STATUS: ["pending"]}))

@@ -36,3 +36,23 @@ def test_invalid_values_rejected():
     with pytest.raises(ValueError, match="unsupported language"):
         system_message("klingon", "query")
     assert len(TYPES) == 7
+
+
+def test_token_ids_equal_encoding_the_rendered_prompt(tokenizer, passages):
+    renderer = PromptRenderer(tokenizer)
+    bt = tokenizer.backend_tokenizer
+    edge = ["1984 was a year.", "«Quoted» start", "'s contraction", "...ellipsis", "Ω omega",
+            "😀 emoji first", "\u200cZWNJ", "x"]
+    for p in [x["text"].strip() for x in passages] + edge:
+        ids = bt.encode(p, add_special_tokens=False).ids
+        for t in ("query", "faq"):
+            full = bt.encode(renderer.render(p, "english", t), add_special_tokens=False).ids
+            assert renderer.render_ids(p, ids, "english", t) == full, p[:40]
+
+
+def test_token_ids_fall_back_for_untrimmed_passages(tokenizer):
+    renderer = PromptRenderer(tokenizer)
+    bt = tokenizer.backend_tokenizer
+    p = "  spaced passage \n"
+    full = bt.encode(renderer.render(p, "english", "query"), add_special_tokens=False).ids
+    assert renderer.render_ids(p, [], "english", "query") == full

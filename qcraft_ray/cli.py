@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from qcraft_ray.config import RunConfig
@@ -91,9 +92,14 @@ def _print(data: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from qcraft_ray.io.discover import discover
 
+    t0 = time.monotonic()
     cfg = load_config(args.config, args.overrides)
     plan = discover(cfg.input, cfg.storage)  # bad input fails here, before Ray starts
+    log.info("inputs checked: %d files, %d documents (%.1f s)", len(plan.files),
+             plan.total_rows, time.monotonic() - t0)
+    t0 = time.monotonic()
     init_ray(cfg, args.address)
+    log.info("ray ready (%.1f s)", time.monotonic() - t0)
     from qcraft_ray.run import plan_run, run  # imports Ray: only after init_ray's setup
     if args.command == "plan" or args.dry_run:
         _print({"plan": plan_run(cfg, plan)})

@@ -39,3 +39,46 @@ def encode(tokenizer: Any, texts: list[str]) -> list[Any]:
 def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     """Qwen3 token counts of ``texts`` (no special tokens)."""
     return [len(enc.ids) for enc in encode(tokenizer, texts)]
+
+
+def is_stable_split(text: str, pos: int) -> bool:
+    """True when Qwen's pre-tokenizer splits ``text`` at ``pos`` exactly as it splits
+    ``text[:pos]`` and ``text[pos:]`` on their own, so token ids can be spliced there.
+
+    Holds when a letter or digit ends the left side and the right side starts with one
+    character that is neither a letter, digit nor newline (a space, a mark, punctuation),
+    followed by a letter: Qwen's pattern ``[^\\r\\n\\p{L}\\p{N}]?\\p{L}+`` then starts a
+    new pre-token at ``pos`` in both cases, and no pattern can carry the left pre-token
+    past a letter/digit into that character.
+    """
+    if pos <= 0 or pos + 1 >= len(text):
+        return False
+    prev, c, nxt = text[pos - 1], text[pos], text[pos + 1]
+    if not prev.isalnum() or not nxt.isalpha() or c in "\r\n" or c.isalnum():
+        return False
+    return c == " " or not c.isspace()
+
+
+def span_token_ids(text: str, encoding: Any, start: int, end: int, reach: int = 48,
+                   starts: list[int] | None = None
+                   ) -> tuple[tuple[int, int], list[int], tuple[int, int]] | None:
+    """Reuse a whole-text encoding for ``text[start:end]``.
+
+    Returns ``(left_edge, middle_ids, right_edge)``: the middle ids come from
+    ``encoding`` between two stable split points found within ``reach`` tokens of each
+    end; only the two short edges (character ranges) still need encoding. ``None`` when
+    no stable split points are near the ends (then encode the whole span). ``starts``
+    (each token's start offset) may be passed when the caller already has it.
+    """
+    import bisect
+
+    starts = starts if starts is not None else [s for s, _ in encoding.offsets]
+    first = bisect.bisect_left(starts, start)
+    last = bisect.bisect_left(starts, end)
+    left = next((k for k in range(first + 1, min(first + reach, last))
+                 if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])), None)
+    right = next((k for k in range(last - 1, max(last - reach, first), -1)
+                  if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])), None)
+    if left is None or right is None or right <= left:
+        return None
+    return (start, starts[left]), encoding.ids[left:right], (starts[right], end)

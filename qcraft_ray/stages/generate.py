@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -103,8 +105,12 @@ class Replica:
     def __init__(self, gen: GenerationConfig, model: ModelConfig,
                  engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine
                  ) -> None:
+        t0 = time.monotonic()
         self._engine = engine_factory(gen, model)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
+        # print, not logging: Ray forwards worker stderr to the driver and the job log
+        print(f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s)",
+              file=sys.stderr, flush=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         S.require_columns("generate", NEEDED, batch.column_names)

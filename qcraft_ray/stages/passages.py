@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import PassageConfig
-from qcraft_ray.stages.chunking import Span, plan_chunks
-from qcraft_ray.tokenization import encode
+from qcraft_ray.stages.chunking import Span, plan_chunks, trim
+from qcraft_ray.tokenization import encode, span_token_ids
 
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
 _MARGIN = 2
@@ -36,17 +36,21 @@ def _rejected(doc: dict, index: int, start: int, end: int, reason: str,
                                            S.PASSAGE_TOKENS: tokens})
 
 
-def _split_doc(text: str, starts: list[int], cfg: PassageConfig, language: str) -> tuple[
-        list[Span], list[Span]]:
+def _split_doc(text: str, enc: Any, cfg: PassageConfig, language: str
+               ) -> tuple[list[Span], list[Span], list[int] | None]:
+    """(kept spans, too-short spans, token start offsets if they were needed)."""
     hi = cfg.max_tokens_for(language)
-    n = len(starts)
+    n = len(enc.ids)
     if n < cfg.min_tokens:
-        return [], [Span(0, len(text), n)]
+        return [], [Span(0, len(text), n)], None
     if n <= hi:
-        return plan_chunks(text, starts, cfg.min_tokens, hi)
+        a, b = trim(text, 0, len(text))
+        return [Span(a, b, n)], [], None
+    starts = [s for s, _ in enc.offsets]  # only long documents pay for offsets
     # Chunk with a small margin: a passage counted on its own text can differ by a
     # token or two from its share of the whole-text count.
-    return plan_chunks(text, starts, cfg.min_tokens + _MARGIN, hi - 2 * _MARGIN)
+    kept, short = plan_chunks(text, starts, cfg.min_tokens + _MARGIN, hi - 2 * _MARGIN)
+    return kept, short, starts
 
 
 def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Table:
@@ -66,10 +70,10 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
             work.append((doc, text[:limit]))
 
     encodings = encode(tokenizer, [t for _, t in work])
-    pending: list[tuple[dict, Span, str, list[int]]] = []  # (row, span, text, doc token ids)
+    # (row, span, text, (document encoding, its token start offsets))
+    pending: list[tuple[dict, Span, str, Any]] = []
     for (doc, text), enc in zip(work, encodings):
-        starts = [s for s, _ in enc.offsets]
-        kept, short = _split_doc(text, starts, cfg, doc[S.LANGUAGE])
+        kept, short, starts = _split_doc(text, enc, cfg, doc[S.LANGUAGE])
         spans = sorted([(s, True) for s in kept] + [(s, False) for s in short],
                        key=lambda x: x[0].start)
         index = -1
@@ -77,7 +81,7 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
             if keep:
                 pending.append((_row(doc, index, span.start, span.end,
                                      **{S.PASSAGE: text[span.start:span.end]}), span, text,
-                                enc.ids))
+                                (enc, starts)))
             else:
                 reason = S.REASON_TOO_SHORT if not kept else S.REASON_CHUNK_REMAINDER
                 out.append(_rejected(doc, index, span.start, span.end, reason, span.tokens))
@@ -90,22 +94,49 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
     return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
 
 
-def _recount(pending: list[tuple[dict, Span, str, list[int]]], cfg: PassageConfig,
-             tokenizer: Any) -> list[dict]:
-    """Tokenize each passage on its own text; the whole-text count can differ at the edges.
+def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any
+                 ) -> list[list[int]]:
+    """Exact token ids of each passage as if tokenized on its own.
 
-    A passage equal to its whole document keeps the document's tokens. The token ids go
-    downstream so the engine never tokenizes the passage again. Passages that fall
-    outside the bounds after re-counting are rejected with the reason that fits; this is
-    rare (a token or two at a cut) and counted like any rejection.
+    A passage equal to its whole document keeps the document's ids. A chunk reuses the
+    document's ids between stable split points near its ends and encodes only the two
+    short edges (:func:`~qcraft_ray.tokenization.span_token_ids`), so long documents are
+    not tokenized twice; without such points the chunk is encoded whole. The result
+    equals encoding the chunk text (tested on every sample language).
     """
-    need = [i for i, (row, span, text, _) in enumerate(pending)
-            if not (span.start == 0 and span.end == len(text))]
-    fresh = encode(tokenizer, [pending[i][0][S.PASSAGE] for i in need])
-    exact = {i: enc.ids for i, enc in zip(need, fresh)}
+    ids: list[list[int] | None] = [None] * len(pending)
+    edges: list[str] = []
+    plans: list[tuple[int, Any]] = []
+    whole: list[int] = []
+    for i, (_, span, text, (enc, starts)) in enumerate(pending):
+        if span.start == 0 and span.end == len(text):
+            ids[i] = enc.ids
+            continue
+        split = span_token_ids(text, enc, span.start, span.end, starts=starts)
+        if split is None:
+            whole.append(i)
+        else:
+            (a, b), middle, (c, d) = split
+            plans.append((i, middle))
+            edges += [text[a:b], text[c:d]]
+    for i, fresh in zip(whole, encode(tokenizer, [pending[i][0][S.PASSAGE] for i in whole])):
+        ids[i] = fresh.ids
+    encoded = encode(tokenizer, edges)
+    for n, (i, middle) in enumerate(plans):
+        ids[i] = encoded[2 * n].ids + middle + encoded[2 * n + 1].ids
+    return ids  # type: ignore[return-value]
+
+
+def _recount(pending: list[tuple[dict, Span, str, Any]], cfg: PassageConfig,
+             tokenizer: Any) -> list[dict]:
+    """Count each passage on its own tokens; the whole-text count can differ at the edges.
+
+    The token ids go downstream so the engine never tokenizes the passage again.
+    Passages that fall outside the bounds after re-counting are rejected with the reason
+    that fits; this is rare (a token or two at a cut) and counted like any rejection.
+    """
     rows = []
-    for i, (row, span, _, doc_ids) in enumerate(pending):
-        ids = exact.get(i, doc_ids)
+    for (row, _, _, _), ids in zip(pending, _passage_ids(pending, tokenizer)):
         tokens = len(ids)
         hi = cfg.max_tokens_for(row[S.LANGUAGE])
         if tokens < cfg.min_tokens or tokens > hi:

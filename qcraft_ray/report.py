@@ -74,8 +74,7 @@ def merge_counts(parts: list[Counts]) -> Counts:
     total: Counts = {}
     for p in parts:
         total = add(total, p) if total else p
-    return total or count_rows(pa.table({c: pa.array([], S.STREAM_SCHEMA.field(c).type)
-                                         for c in S.STREAM_SCHEMA.names}), "")
+    return total or count_rows(S.empty_stream_table(), None)
 
 
 def write_json(fs: Any, path: str, data: dict) -> None:

@@ -141,10 +141,11 @@ DOCUMENT_SCHEMA = pa.schema(
     ]
 )
 
-# What flows between stages: every output and rejected column, plus the prompt.
-# Rejected rows ride along (status "rejected") so one stream accounts for every doc.
+# What flows between stages: every output and rejected column, plus token ids and the
+# replica, all nullable. Rejected rows ride along (status "rejected") so one stream
+# accounts for every document.
 STREAM_SCHEMA = pa.schema(
-    list(OUTPUT_SCHEMA)
+    [f.with_nullable(True) for f in OUTPUT_SCHEMA]
     + [
         pa.field(REASON, pa.string()),
         pa.field(PASSAGE_TOKEN_IDS, pa.list_(pa.int32())),  # the passage, tokenized once
@@ -152,13 +153,6 @@ STREAM_SCHEMA = pa.schema(
         pa.field(REPLICA, pa.string()),  # which engine replica generated the row
     ]
 )
-
-
-def _nullable(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([f.with_nullable(True) for f in schema])
-
-
-STREAM_SCHEMA = _nullable(STREAM_SCHEMA)
 
 
 class MissingColumnsError(ValueError):

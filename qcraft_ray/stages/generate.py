@@ -66,6 +66,10 @@ class VLLMEngine:
         )
         if eng.max_num_batched_tokens is not None:
             args["max_num_batched_tokens"] = eng.max_num_batched_tokens
+        if args["tensor_parallel_size"] > 1:
+            # The actor already holds its GPUs: keep the tensor-parallel workers in local
+            # processes rather than letting vLLM ask Ray for another placement group.
+            args["distributed_executor_backend"] = "mp"
         args.update(eng.kwargs)
         self._llm = LLM(**args)
         self._params = SamplingParams(

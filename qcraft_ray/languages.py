@@ -48,7 +48,6 @@ _ISO1_TO_SOURCE_CODE: dict[str, str] = {
     "vi": "vie_Latn",
 }
 
-_SUBSET_RE = re.compile(r"^([a-z]{3})_([A-Z][a-z]{3})$")
 # A path component that names a FineWeb2 subset, e.g. ".../data/jpn_Jpan/train/000.parquet".
 _SUBSET_IN_PATH_RE = re.compile(r"(?:^|/)([a-z]{3}_[A-Z][a-z]{3})(?:/|$)")
 
@@ -102,8 +101,3 @@ def language_for_code(code: str | None, extra: dict[str, str] | None = None) -> 
     if extra and code in extra:
         return extra[code]
     return SOURCE_CODE_TO_LANGUAGE.get(code)
-
-
-def is_subset_code(code: str) -> bool:
-    """True when ``code`` has FineWeb2's ``{iso3}_{Script}`` shape."""
-    return bool(_SUBSET_RE.match(code))

@@ -77,24 +77,29 @@ def _is_word_boundary(prev: str, nxt: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _bmp_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bmp_tables() -> tuple[np.ndarray, ...]:
     """Per code point of the Basic Multilingual Plane: is space, is a boundary mark
-    (sentence, clause, closer), is a no-space script. Built once per process (~50 ms)."""
+    (sentence, clause, closer), is a no-space script, ends a sentence, ends a clause.
+    Built once per process (~50 ms)."""
     chars = [chr(c) for c in range(0x10000)]
-    space = np.fromiter((ch.isspace() for ch in chars), bool, 0x10000)
-    special = np.fromiter((ch in _SPECIAL for ch in chars), bool, 0x10000)
-    no_space = np.fromiter((bool(_NO_SPACE_SCRIPT.match(ch)) for ch in chars), bool, 0x10000)
-    return space, special, no_space
+
+    def table(pred) -> np.ndarray:
+        return np.fromiter((pred(ch) for ch in chars), bool, 0x10000)
+
+    return (table(str.isspace), table(lambda ch: ch in _SPECIAL),
+            table(lambda ch: bool(_NO_SPACE_SCRIPT.match(ch))),
+            table(lambda ch: ch in _SENTENCE_END), table(lambda ch: ch in _CLAUSE))
 
 
 def cut_weights(text: str, starts: list[int]) -> np.ndarray:
     """The boundary weight of a cut before each token (see :func:`boundary_kind`).
 
-    Vectorized for the common case, a cut right after an ordinary character (only the
-    two characters around the cut matter: "word" or "hard"); the rest (after spaces,
-    newlines or marks) go through :func:`boundary_kind`.
+    Vectorized for the common cases, where only the two characters around the cut
+    matter: right after an ordinary character ("word" or "hard"), or a sentence or
+    clause mark followed by a space ("sentence", "clause"); the rest (after spaces,
+    newlines, closers) go through :func:`boundary_kind`.
     """
-    space, special, no_space = _bmp_tables()
+    space, special, no_space, sentence_end, clause = _bmp_tables()
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     pos = np.asarray(starts, dtype=np.int64)
     prev = np.where(pos > 0, cps[np.maximum(pos - 1, 0)], 0x20)  # text start acts as space
@@ -108,7 +113,12 @@ def cut_weights(text: str, starts: list[int]) -> np.ndarray:
     word = look(space, nxt, False) | look(no_space, prev, astral_cjk(prev)) | \
         look(no_space, nxt, astral_cjk(nxt)) | (pos >= len(cps))
     weights = np.where(word, _WEIGHT["word"], _WEIGHT["hard"])
-    for k in np.flatnonzero(~ordinary):
+    spaced_after = look(space, nxt, False) & (pos > 0)
+    marked_sentence = spaced_after & look(sentence_end, prev, False)
+    marked_clause = spaced_after & look(clause, prev, False)
+    weights[marked_sentence] = _WEIGHT["sentence"]
+    weights[marked_clause] = _WEIGHT["clause"]
+    for k in np.flatnonzero(~ordinary & ~marked_sentence & ~marked_clause):
         weights[k] = _WEIGHT[boundary_kind(text, starts[k])]
     return weights
 

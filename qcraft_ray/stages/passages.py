@@ -40,7 +40,7 @@ def _split_doc(text: str, enc: Any, cfg: PassageConfig, language: str
                ) -> tuple[list[Span], list[Span], list[int] | None]:
     """(kept spans, too-short spans, token start offsets if they were needed)."""
     hi = cfg.max_tokens_for(language)
-    n = len(enc.ids)
+    n = len(enc)  # not len(enc.ids): that builds a Python list just to count it
     if n < cfg.min_tokens:
         return [], [Span(0, len(text), n)], None
     if n <= hi:

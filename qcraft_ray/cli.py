@@ -58,11 +58,8 @@ def init_ray(cfg: RunConfig, address: str | None) -> None:
     )
 
 
-def _add_config_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
-    if positional:
-        p.add_argument("config", help="YAML config file")
-    else:
-        p.add_argument("--config", required=True, help="YAML config file")
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config file")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a config key (value parsed as YAML)")
     p.add_argument("--address", default=None, help="Ray cluster address to join")

@@ -18,6 +18,10 @@ from qcraft_ray import schema as S
 
 Counts = dict[str, Any]
 
+# The columns count_rows reads; `qcraft plan` projects to these before counting.
+COUNTED_COLUMNS = [S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE, S.CHUNK_INDEX,
+                   S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA]
+
 
 def count_rows(table: pa.Table, first_type: str | None) -> Counts:
     """Counters for one block of stream rows (after generation, before writing).
@@ -30,8 +34,7 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
     by_type: dict[str, Counter] = {}
     by_replica: Counter = Counter()
     documents = prompt_tokens = output_tokens = 0
-    cols = table.select([S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE,
-                         S.CHUNK_INDEX, S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA]).to_pylist()
+    cols = table.select(COUNTED_COLUMNS).to_pylist()
     for r in cols:
         outcome = r[S.REASON] if r[S.STATUS] == S.STATUS_REJECTED else r[S.STATUS]
         if r[S.STATUS] == S.STATUS_REJECTED:

@@ -17,10 +17,7 @@ from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputPlan, discover
 from qcraft_ray.io.write import REPORT_FILE, prepare_output
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
-from qcraft_ray.report import count_rows, merge_counts, write_json
-
-PLAN_COLUMNS = [S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE, S.CHUNK_INDEX,
-                S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA]
+from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts, write_json
 
 
 class ReconciliationError(RuntimeError):
@@ -50,7 +47,7 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     plan = plan or discover(cfg.input, cfg.storage)
     first = cfg.generation.types[0]
     parts = [count_rows(b, first) for b in
-             prompts(cfg, plan).select_columns(PLAN_COLUMNS).iter_batches(
+             prompts(cfg, plan).select_columns(COUNTED_COLUMNS).iter_batches(
                  batch_format="pyarrow", batch_size=None)]
     counts = merge_counts(parts)
     pending = counts["outputs"].get(S.STATUS_PENDING, 0)

@@ -28,7 +28,7 @@ EXIT_USAGE = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from qcraft_ray.io.discover import InputError
-    from qcraft_ray.io.write import OutputExistsError
+    from qcraft_ray.resume import OutputExistsError
 
     return (ConfigError, InputError, OutputExistsError)
 
@@ -102,6 +102,10 @@ def run_command(args: argparse.Namespace) -> int:
         _print({"plan": plan_run(cfg, plan)})
         return 0
     report = run(cfg, plan, passages_only=args.command == "passages")
+    if report.get("already_complete"):
+        log.info("run %s in %s is already complete: nothing to do (set "
+                 "output.if_exists=overwrite to run it again)", report["run_id"],
+                 cfg.output.path)
     _print({"run_id": report["run_id"], "status": report["status"],
             "output": report["output"], "documents": report["input"]["documents"],
             "outputs": report["counts"]["outputs"], "rejected": report["counts"]["rejected"],

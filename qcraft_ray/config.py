@@ -77,10 +77,11 @@ class StorageConfig(_Section):
 class OutputConfig(_Section):
     path: str = Field(description="Output folder or URI. Data files go at its top level, "
                       "rejected rows under _rejected/, the run report in _report.json.")
-    if_exists: Literal["error", "overwrite"] = Field(
-        "error",
-        description="What to do when output.path already holds a run: 'error' refuses, "
-        "'overwrite' deletes it first.",
+    if_exists: Literal["resume", "overwrite", "error"] = Field(
+        "resume",
+        description="When output.path already holds a run: 'resume' continues it (the "
+        "same config only; a finished run is left as is), 'overwrite' deletes it and "
+        "starts over, 'error' refuses.",
     )
     drop_none: bool = Field(
         False,
@@ -89,6 +90,20 @@ class OutputConfig(_Section):
     )
     max_rows_per_file: int = Field(
         100_000, ge=1, description="Upper bound on rows in one output Parquet file."
+    )
+    min_rows_per_file: int = Field(
+        20_000, ge=1,
+        description="Rows gathered before a write task commits a file (the last file of "
+        "a run may be smaller). Larger means fewer files; a crash re-generates at most "
+        "this many rows per write in flight.",
+    )
+    write_attempts: int = Field(
+        8, ge=1, description="Tries per file write or commit before the run fails "
+        "(retried on I/O errors, e.g. a storage outage).",
+    )
+    retry_max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest wait between two write tries (waits double "
+        "from 1 s).",
     )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."

@@ -11,40 +11,50 @@ from qcraft_ray.config import ModelConfig, PassageConfig, RunConfig
 from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
+from qcraft_ray.resume import RunState
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import make_passages
 from qcraft_ray.stages.render import PromptBuilder
+from qcraft_ray.stages.units import drop_written, with_doc_rows
 from qcraft_ray.tokenization import load_tokenizer
 
 
-def passages_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig) -> pa.Table:
-    """Documents -> passages (tokenizer loaded once per worker)."""
-    return make_passages(docs, passages, load_tokenizer(model))
+def passages_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
+                 written: pa.Table | None = None) -> pa.Table:
+    """Documents -> passages (tokenizer loaded once per worker); a resumed run drops
+    rows it already wrote."""
+    rows = with_doc_rows(make_passages(docs, passages, load_tokenizer(model)))
+    return drop_written(rows, written)
 
 
 def prompts_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
-                types: list[str], max_prompt_tokens: int) -> pa.Table:
-    """Documents -> passages -> prompts, in one task (tokenizer loaded once per worker)."""
+                types: list[str], max_prompt_tokens: int,
+                written: pa.Table | None = None) -> pa.Table:
+    """Documents -> passages -> prompts, in one task (tokenizer loaded once per worker);
+    a resumed run drops rows it already wrote."""
     tokenizer = load_tokenizer(model)
     builder = PromptBuilder(tokenizer, types, model.name, max_prompt_tokens)
-    return builder(make_passages(docs, passages, tokenizer))
+    rows = with_doc_rows(builder(make_passages(docs, passages, tokenizer)))
+    return drop_written(rows, written)
 
 
-def read(cfg: RunConfig, plan: InputPlan) -> Dataset:
-    return ray.data.read_datasource(FineWebDatasource(plan, cfg.input, cfg.storage),
+def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
+    done = state.done_units if state else None
+    return ray.data.read_datasource(FineWebDatasource(plan, cfg.input, cfg.storage, done),
                                     num_cpus=cfg.ray.read_cpus)
 
 
-def prompts(cfg: RunConfig, plan: InputPlan) -> Dataset:
+def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
     """read -> passages -> prompts (also what ``qcraft plan`` runs)."""
     gen = cfg.generation
-    return read(cfg, plan).map_batches(
+    return read(cfg, plan, state).map_batches(
         prompts_udf,
         batch_format="pyarrow",
-        batch_size=None,
+        batch_size=None,  # one read block (one unit) per call: see stages.units
         num_cpus=cfg.ray.passage_cpus,
         fn_kwargs=dict(passages=cfg.passages, model=cfg.model, types=gen.types,
-                       max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens),
+                       max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
+                       written=state.written if state else None),
     )
 
 
@@ -65,20 +75,19 @@ def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
     )
 
 
-def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, run_id: str) -> OutputSink:
+def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState) -> None:
     """read -> passages -> write: pre-chunk a corpus without generating."""
-    ds = read(cfg, plan).map_batches(
+    ds = read(cfg, plan, state).map_batches(
         passages_udf, batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.passage_cpus,
-        fn_kwargs=dict(passages=cfg.passages, model=cfg.model))
-    sink = OutputSink(cfg.output, cfg.storage, run_id, None, schema=S.PASSAGES_SCHEMA)
+        fn_kwargs=dict(passages=cfg.passages, model=cfg.model, written=state.written))
+    sink = OutputSink(cfg.output, cfg.storage, state.run_id, state.attempt, None,
+                      schema=S.PASSAGES_SCHEMA)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
-    return sink
 
 
-def run_pipeline(cfg: RunConfig, plan: InputPlan, run_id: str) -> OutputSink:
-    """read -> passages -> prompts -> generate (+clean) -> write. Returns the sink."""
-    ds = prompts(cfg, plan)
-    ds = generate(ds, cfg)
-    sink = OutputSink(cfg.output, cfg.storage, run_id, cfg.generation.types[0])
+def run_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState) -> None:
+    """read -> passages -> prompts -> generate (+clean) -> write."""
+    ds = generate(prompts(cfg, plan, state), cfg)
+    sink = OutputSink(cfg.output, cfg.storage, state.run_id, state.attempt,
+                      cfg.generation.types[0])
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
-    return sink

@@ -8,13 +8,14 @@ type fan-out) or the first configured type.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
+from qcraft_ray.stages.units import is_anchor
 
 Counts = dict[str, Any]
 
@@ -33,7 +34,8 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
     by_language: dict[str, Counter] = {}
     by_type: dict[str, Counter] = {}
     by_replica: Counter = Counter()
-    documents = prompt_tokens = output_tokens = 0
+    prompt_tokens = output_tokens = 0
+    documents = (pc.sum(is_anchor(table, first_type)).as_py() or 0) if table.num_rows else 0
     cols = table.select(COUNTED_COLUMNS).to_pylist()
     for r in cols:
         outcome = r[S.REASON] if r[S.STATUS] == S.STATUS_REJECTED else r[S.STATUS]
@@ -49,8 +51,6 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
             by_type.setdefault(r[S.TYPE], Counter())[outcome] += 1
         if r[S.REPLICA] is not None:
             by_replica[r[S.REPLICA]] += 1
-        if r[S.CHUNK_INDEX] == 0 and r[S.TYPE] in (None, first_type):
-            documents += 1
     return {
         "documents": documents,
         "outputs": dict(status),
@@ -78,14 +78,3 @@ def merge_counts(parts: list[Counts]) -> Counts:
     for p in parts:
         total = add(total, p) if total else p
     return total or count_rows(S.empty_stream_table(), None)
-
-
-def write_json(fs: Any, path: str, data: dict) -> None:
-    """Write JSON to ``path`` on a pyarrow filesystem."""
-    with fs.open_output_stream(path) as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"))
-
-
-def read_json(fs: Any, path: str) -> dict:
-    with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode("utf-8"))

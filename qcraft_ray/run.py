@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputPlan, discover
-from qcraft_ray.io.write import REPORT_FILE, prepare_output
+from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes, put_json,
+                                  read_manifests, remove_manifest, remove_orphans)
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
-from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts, write_json
+from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts
+from qcraft_ray.resume import now_iso as _now
+from qcraft_ray.resume import open_run
+from qcraft_ray.stages.units import is_complete, merge_units
 
 
 class ReconciliationError(RuntimeError):
@@ -32,14 +34,6 @@ def _versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[dist] = None
     return out
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
@@ -76,38 +70,66 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
 
 def run(cfg: RunConfig, plan: InputPlan | None = None,
         passages_only: bool = False) -> dict[str, Any]:
-    """Run the whole job (or only read -> passages -> write); write and return the run
-    report. Raises :class:`ReconciliationError` when documents went missing."""
+    """Run the whole job (or only read -> passages -> write), resuming an unfinished run
+    in ``output.path``; write and return the run report. A finished run is left as it
+    is (the report says ``already_complete``). Raises :class:`ReconciliationError` when
+    rows or documents are unaccounted for."""
     started, t0 = _now(), time.monotonic()
     plan = plan or discover(cfg.input, cfg.storage)  # bad input fails before any engine
-    prepare_output(cfg.output, cfg.storage)
-    run_id = new_run_id()
-    pipeline = run_passages_pipeline if passages_only else run_pipeline
-    sink = pipeline(cfg, plan, run_id)
-    counts = sink.counts or merge_counts([])
+    mode = "passages" if passages_only else "generate"
+    state = open_run(cfg, plan, mode)
+    fs, root = filesystems.resolve(cfg.output.path, cfg.storage)
+    if state.complete:
+        report = get_json(fs, filesystems.join(root, REPORT_FILE))
+        return {**report, "already_complete": True}
+    if sum(state.done_units.values()) < plan.total_rows:
+        pipeline = run_passages_pipeline if passages_only else run_pipeline
+        pipeline(cfg, plan, state)
+    manifests = []
+    for m in read_manifests(fs, root):
+        if state.accepts(m):
+            manifests.append(m)
+        else:  # a killed attempt's task that committed late: its rows were redone
+            remove_manifest(fs, root, m)
+    orphans = remove_orphans(fs, root, manifests)
+    counts = merge_counts([m.counts for m in manifests])
+    units = merge_units(m.units for m in manifests)
+    unfinished = sorted(u for u, c in units.items() if not is_complete(c))
+    unit_docs = sum(c[3] for c in units.values())
     report = {
-        "run_id": run_id,
-        "mode": "passages" if passages_only else "generate",
+        "run_id": state.run_id,
+        "mode": mode,
         "status": "complete",
+        "already_complete": False,
         "started_at": started,
         "finished_at": _now(),
         "wall_seconds": round(time.monotonic() - t0, 3),
+        "attempts": state.attempts,
+        "resumed": state.resumed,
         "versions": _versions(),
         "input": {"files": len(plan.files), "documents": plan.total_rows,
                   "paths": cfg.input.paths},
         "output": {"path": cfg.output.path, "rows": sum(counts["outputs"].values()),
-                   "rejected_rows": sum(counts["rejected"].values())},
+                   "rejected_rows": sum(counts["rejected"].values()),
+                   "files": sum(len(m.files) for m in manifests)},
         "documents_accounted": counts["documents"],
+        "orphan_files_removed": len(state.removed_orphans) + len(orphans),
         "counts": counts,
         "config": cfg.model_dump(mode="json"),
     }
-    if counts["documents"] != plan.total_rows:
+    problems = []
+    if counts["documents"] != plan.total_rows or unit_docs != plan.total_rows:
+        problems.append(f"{plan.total_rows} input documents but {counts['documents']} "
+                        "accounted for in the output")
+    if unfinished:
+        problems.append(f"{len(unfinished)} work units not fully written "
+                        f"(first: {unfinished[0]})")
+    if problems:
         report["status"] = "incomplete"
-    fs, root = filesystems.resolve(cfg.output.path, cfg.storage)
-    write_json(fs, filesystems.join(root, REPORT_FILE), report)
-    if report["status"] != "complete":
+        report["problems"] = problems
+    put_json(fs, filesystems.join(root, REPORT_FILE), report)
+    if problems:
         raise ReconciliationError(
-            f"{plan.total_rows} input documents but {counts['documents']} accounted for in "
-            f"the output; see {filesystems.join(cfg.output.path, REPORT_FILE)}"
-        )
+            "; ".join(problems) + f"; see {filesystems.join(cfg.output.path, REPORT_FILE)}")
+    put_bytes(fs, filesystems.join(root, SUCCESS_FILE), b"")
     return report

@@ -43,6 +43,11 @@ STATUS = "status"
 MODEL = "model"
 ERROR = "error"
 
+# --- work units (resume bookkeeping; internal, never written to data files) ---
+UNIT = "unit"  # the read block a row came from: "<source file>@<first row>"
+UNIT_DOCS = "unit_docs"  # documents in that block
+DOC_ROWS = "doc_rows"  # stream rows the row's document yields
+
 # --- rejection (rows that were not generated for) ---
 REASON = "reason"
 
@@ -74,6 +79,10 @@ REASONS = (
     REASON_PROMPT_TOO_LONG,
     REASON_NONE_DROPPED,
 )
+
+# A row's identity inside one input corpus: unique even when the input repeats a doc_id
+# (each input row is its own document). Resume matches written rows on it.
+ROW_IDENTITY = (SOURCE_FILE, SOURCE_ROW, CHUNK_INDEX, TYPE)
 
 # Source columns carried into the output when the input has them (null otherwise).
 PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
@@ -138,6 +147,8 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field(DUMP, pa.string()),
         pa.field(DATE, pa.string()),
         pa.field(QUALITY_SCORE, pa.float64()),
+        pa.field(UNIT, pa.string()),
+        pa.field(UNIT_DOCS, pa.int64()),
     ]
 )
 
@@ -151,6 +162,9 @@ STREAM_SCHEMA = pa.schema(
         pa.field(PASSAGE_TOKEN_IDS, pa.list_(pa.int32())),  # the passage, tokenized once
         pa.field(PROMPT_TOKEN_IDS, pa.list_(pa.int32())),  # what the engine receives
         pa.field(REPLICA, pa.string()),  # which engine replica generated the row
+        pa.field(UNIT, pa.string()),
+        pa.field(UNIT_DOCS, pa.int64()),
+        pa.field(DOC_ROWS, pa.int64()),
     ]
 )
 

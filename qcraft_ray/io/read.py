@@ -23,6 +23,7 @@ from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.languages import language_for_code, source_code
+from qcraft_ray.stages.units import unit_id
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,24 @@ def to_documents(
         S.DUMP: _as_string(get(S.DUMP), n),
         S.DATE: _as_string(get(S.DATE), n),
         S.QUALITY_SCORE: quality_arr,
+        S.UNIT: pa.array([unit_id(file.display, first_row)] * n, pa.string()),
+        S.UNIT_DOCS: pa.array([n] * n, pa.int64()),
     }
     return pa.table(columns, schema=S.DOCUMENT_SCHEMA)
 
 
+def fragment_units(fragment: Fragment, rows_per_task: int) -> list[str]:
+    """The units (blocks) a fragment yields: pyarrow's ``iter_batches`` cuts exactly
+    every ``rows_per_task`` rows, across row-group boundaries."""
+    return [unit_id(fragment.file.display, fragment.first_row + k)
+            for k in range(0, fragment.num_rows, rows_per_task)]
+
+
 def read_fragment(
-    fragment: Fragment, cfg: InputConfig, storage: StorageConfig
+    fragment: Fragment, cfg: InputConfig, storage: StorageConfig,
+    skip: frozenset[str] = frozenset(),
 ) -> Iterator[pa.Table]:
+    """Yield the fragment's blocks as document tables, except units in ``skip``."""
     fs, _ = filesystems.resolve(fragment.file.display, storage)
     row = fragment.first_row
     with fs.open_input_file(fragment.file.path) as f:
@@ -116,19 +128,25 @@ def read_fragment(
             row_groups=list(fragment.row_groups),
             columns=list(fragment.file.columns),
         ):
-            table = pa.Table.from_batches([batch])
-            yield to_documents(table, fragment.file, row, cfg)
-            row += table.num_rows
+            if unit_id(fragment.file.display, row) not in skip:
+                yield to_documents(pa.Table.from_batches([batch]), fragment.file, row, cfg)
+            row += batch.num_rows
 
 
 class FineWebDatasource(Datasource):
-    """A Ray Data datasource over an :class:`InputPlan` (discovered up front)."""
+    """A Ray Data datasource over an :class:`InputPlan` (discovered up front).
 
-    def __init__(self, plan: InputPlan, cfg: InputConfig, storage: StorageConfig) -> None:
+    ``done_units`` (unit -> documents) are units a resumed run already wrote: a fragment
+    made only of such units gets no read task at all; others skip those blocks.
+    """
+
+    def __init__(self, plan: InputPlan, cfg: InputConfig, storage: StorageConfig,
+                 done_units: dict[str, int] | None = None) -> None:
         super().__init__()
         self._plan = plan
         self._cfg = cfg
         self._storage = storage
+        self._done = done_units or {}
 
     def get_name(self) -> str:
         return "ReadFineWeb"
@@ -139,6 +157,10 @@ class FineWebDatasource(Datasource):
     def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
         tasks = []
         for frag in plan_fragments(self._plan, self._cfg.rows_per_task):
+            skip = frozenset(u for u in fragment_units(frag, self._cfg.rows_per_task)
+                             if u in self._done)
+            if sum(self._done[u] for u in skip) == frag.num_rows:
+                continue
             share = frag.num_rows / max(frag.file.num_rows, 1)
             meta = BlockMetadata(
                 num_rows=frag.num_rows,
@@ -146,7 +168,7 @@ class FineWebDatasource(Datasource):
                 exec_stats=None,
                 input_files=(frag.file.display,),
             )
-            read_fn = functools.partial(read_fragment, frag, self._cfg, self._storage)
+            read_fn = functools.partial(read_fragment, frag, self._cfg, self._storage, skip)
             tasks.append(ReadTask(read_fn, meta, schema=S.DOCUMENT_SCHEMA,
                                   per_task_row_limit=per_task_row_limit))
         return tasks

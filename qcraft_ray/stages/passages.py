@@ -21,7 +21,7 @@ from qcraft_ray.tokenization import encode, span_token_ids
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
 _MARGIN = 2
 _CARRIED = (S.DOC_ID, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW,
-            *S.PROVENANCE_COLUMNS)
+            *S.PROVENANCE_COLUMNS, S.UNIT, S.UNIT_DOCS)
 
 
 def _row(doc: dict[str, Any], index: int, start: int, end: int, **values: Any) -> dict:

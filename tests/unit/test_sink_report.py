@@ -4,12 +4,13 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig, StorageConfig
-from qcraft_ray.io.write import OutputExistsError, OutputSink, prepare_output
+from qcraft_ray.io.commit import read_manifests
+from qcraft_ray.io.write import OutputSink
 from qcraft_ray.report import count_rows, merge_counts
 
 
@@ -17,7 +18,7 @@ def stream_rows():
     base = {S.CHUNK_START: 0, S.CHUNK_END: 10, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
             S.LANGUAGE: "english", S.SOURCE_LANGUAGE: "eng_Latn", S.MODEL: "m",
             S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.PROMPT_TOKENS: 100, S.OUTPUT_TOKENS: 5,
-            S.REPLICA: "h:1"}
+            S.REPLICA: "h:1", S.UNIT: "f@0", S.UNIT_DOCS: 3}
     return [
         {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q"},
         {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "title", S.STATUS: "none",
@@ -25,17 +26,16 @@ def stream_rows():
         {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 1, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "r"},
         {S.DOC_ID: "b", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "too_short",
          S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.LANGUAGE: "english", S.CHUNK_START: 0,
-         S.CHUNK_END: 3},
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3},
         {S.DOC_ID: "c", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "unsupported_language",
          S.SOURCE_FILE: "f", S.SOURCE_ROW: 2, S.SOURCE_LANGUAGE: "kor_Hang", S.CHUNK_START: 0,
-         S.CHUNK_END: 3},
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3},
     ]
 
 
 def write(tmp_path, **out):
     cfg = OutputConfig(path=str(tmp_path / "out"), **out)
-    prepare_output(cfg, StorageConfig())
-    sink = OutputSink(cfg, StorageConfig(), "run1", "query")
+    sink = OutputSink(cfg, StorageConfig(), "run1", "a1", "query")
     table = pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)
     counts = sink.write([table], SimpleNamespace(task_idx=7))
     return cfg, counts
@@ -45,7 +45,7 @@ def test_split_and_schemas(tmp_path):
     cfg, counts = write(tmp_path)
     out = pads.dataset(cfg.path, format="parquet").to_table()  # ignores _rejected/
     assert out.schema == S.OUTPUT_SCHEMA and out.num_rows == 3
-    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-000007.parquet")
+    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-a1-000007.parquet")
     assert rej.schema == S.REJECTED_SCHEMA
     assert sorted(rej[S.REASON].to_pylist()) == ["too_short", "unsupported_language"]
     assert not (tmp_path / "out/_temporary").exists() or not any(
@@ -61,7 +61,7 @@ def test_drop_none_records_it(tmp_path):
     cfg, counts = write(tmp_path, drop_none=True)
     out = pads.dataset(cfg.path, format="parquet").to_table()
     assert out.num_rows == 2 and "none" not in out[S.STATUS].to_pylist()
-    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-000007.parquet")
+    rej = pq.read_table(tmp_path / "out/_rejected/part-run1-a1-000007.parquet")
     assert S.REASON_NONE_DROPPED in rej[S.REASON].to_pylist()
     assert counts["rejected"][S.REASON_NONE_DROPPED] == 1 and counts["documents"] == 3
 
@@ -69,16 +69,16 @@ def test_drop_none_records_it(tmp_path):
 def test_max_rows_per_file(tmp_path):
     cfg, _ = write(tmp_path, max_rows_per_file=2)
     files = sorted(p.name for p in (tmp_path / "out").glob("*.parquet"))
-    assert files == ["part-run1-000007-0000.parquet", "part-run1-000007-0001.parquet"]
+    assert files == ["part-run1-a1-000007-0000.parquet", "part-run1-a1-000007-0001.parquet"]
 
 
-def test_existing_output_refused_or_replaced(tmp_path):
-    write(tmp_path)
-    cfg = OutputConfig(path=str(tmp_path / "out"))
-    with pytest.raises(OutputExistsError, match="not empty"):
-        prepare_output(cfg, StorageConfig())
-    prepare_output(OutputConfig(path=cfg.path, if_exists="overwrite"), StorageConfig())
-    assert list((tmp_path / "out").iterdir()) == []
+def test_manifest_commits_files_units_and_counts(tmp_path):
+    cfg, counts = write(tmp_path)
+    [m] = read_manifests(pafs.LocalFileSystem(), cfg.path)
+    assert (m.attempt, m.task) == ("a1", 7)
+    assert sorted(m.files) == ["_rejected/part-run1-a1-000007.parquet",
+                               "part-run1-a1-000007-0000.parquet"]
+    assert m.units == {"f@0": [5, 0, 3, 3]}  # doc_rows not set here and m.counts == counts
 
 
 def test_merge_counts():

@@ -1,0 +1,142 @@
+"""Resume bookkeeping without Ray: unit totals, identities, run state, orphans."""
+
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import RunConfig
+from qcraft_ray.io.commit import SUCCESS_FILE, read_manifests
+from qcraft_ray.io.discover import InputFile, InputPlan
+from qcraft_ray.io.write import OutputSink
+from qcraft_ray.resume import OutputExistsError, open_run
+from qcraft_ray.stages.units import (count_units, drop_written, identity, is_complete,
+                                     is_overfull, merge_units, with_doc_rows)
+
+FS = pafs.LocalFileSystem()
+
+
+def rows(unit="f@0", docs=2, source_rows=(0, 0, 1), types=("query", "title", None)):
+    out = []
+    for i, (r, t) in enumerate(zip(source_rows, types)):
+        rejected = t is None
+        out.append({S.DOC_ID: f"d{r}", S.CHUNK_INDEX: 0 if rejected else i, S.TYPE: t,
+                    S.SOURCE_FILE: "f", S.SOURCE_ROW: r, S.UNIT: unit, S.UNIT_DOCS: docs,
+                    S.STATUS: S.STATUS_REJECTED if rejected else S.STATUS_OK,
+                    S.REASON: "too_short" if rejected else None, S.LANGUAGE: "english",
+                    S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+                    S.MODEL: "m", S.OUTPUT: "q"})
+    return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
+
+
+def test_doc_rows_per_document():
+    assert with_doc_rows(rows())[S.DOC_ROWS].to_pylist() == [2, 2, 1]
+
+
+def test_drop_written_keeps_order_and_null_types():
+    t = with_doc_rows(rows())
+    written = identity(t.slice(1, 2))  # the title row and the rejected (type null) row
+    left = drop_written(t, written)
+    assert left[S.TYPE].to_pylist() == ["query"]
+    assert drop_written(t, None).num_rows == 3
+
+
+def test_count_and_merge_units_complete_only_when_every_row_is_in():
+    t = with_doc_rows(rows())
+    parts = [count_units(t.slice(i, 1), "query") for i in range(3)]
+    assert parts[0] == {"f@0": [1, 2, 1, 2]}  # the anchor of d0, which yields 2 rows
+    assert parts[1] == {"f@0": [1, 0, 0, 2]}  # d0's title row: not an anchor
+    assert is_complete(merge_units(parts)["f@0"])
+    for missing in range(3):  # lose any one row: not complete
+        assert not is_complete(merge_units(p for i, p in enumerate(parts) if i != missing)[
+            "f@0"])
+    assert is_overfull(merge_units([*parts, parts[1], parts[0]])["f@0"])
+
+
+def plan(n=2):
+    return InputPlan(files=(InputFile(path="/in/f.parquet", display="/in/f.parquet",
+                                      num_rows=n, row_groups=(n,), columns=("text",),
+                                      path_code=None, text_bytes=10),))
+
+
+def cfg(out, **over):
+    data = {"input": {"paths": ["/in"]}, "output": {"path": str(out)}}
+    for key, value in over.items():
+        section, name = key.split("__")
+        data.setdefault(section, {})[name] = value
+    return RunConfig.model_validate(data)
+
+
+def commit(c, state, table, task):
+    sink = OutputSink(c.output, c.storage, state.run_id, state.attempt, "query")
+    sink.write([table], SimpleNamespace(task_idx=task))
+
+
+def test_fresh_then_resume_skips_done_and_drops_written(tmp_path):
+    out = tmp_path / "out"
+    c = cfg(out, output__min_rows_per_file=1)
+    first = open_run(c, plan(), "generate")
+    assert not first.resumed and (out / "_run.json").exists()
+    t = with_doc_rows(pa.concat_tables([rows(), rows(unit="f@2", source_rows=(2, 2, 3))]))
+    commit(c, first, t.slice(0, 3), 0)  # unit f@0 whole
+    commit(c, first, t.slice(3, 1), 1)  # one row of unit f@2
+    (out / "part-orphan.parquet").write_bytes(b"half")  # a task died before its commit
+    again = open_run(c, plan(), "generate")
+    assert again.resumed and again.run_id == first.run_id and again.attempt != first.attempt
+    assert again.done_units == {"f@0": 2}
+    assert again.removed_orphans == ["part-orphan.parquet"]
+    assert not (out / "part-orphan.parquet").exists()
+    # rows already written in the unfinished unit are dropped before the engine
+    assert drop_written(t.slice(3), again.written).num_rows == 2
+    assert len(again.attempts) == 2
+
+
+def test_changed_config_refused_resources_allowed(tmp_path):
+    out = tmp_path / "out"
+    open_run(cfg(out), plan(), "generate")
+    with pytest.raises(OutputExistsError, match=r"generation.max_new_tokens: 128 -> 5"):
+        open_run(cfg(out, generation__max_new_tokens=5), plan(), "generate")
+    with pytest.raises(OutputExistsError, match="input.files"):
+        open_run(cfg(out), plan(3), "generate")
+    with pytest.raises(OutputExistsError, match="mode"):
+        open_run(cfg(out), plan(), "passages")
+    assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
+                    "generate").resumed
+    fresh = open_run(cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"),
+                     plan(), "generate")
+    assert not fresh.resumed
+
+
+def test_finished_run_is_left_alone(tmp_path):
+    out = tmp_path / "out"
+    open_run(cfg(out), plan(), "generate")
+    (out / SUCCESS_FILE).write_bytes(b"")
+    assert open_run(cfg(out), plan(), "generate").complete
+
+
+def test_foreign_or_strict_output_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="holds no qcraft run"):
+        open_run(cfg(out), plan(), "generate")
+    with pytest.raises(OutputExistsError, match="not empty"):
+        open_run(cfg(out, output__if_exists="error"), plan(), "generate")
+    (out / "notes.txt").unlink()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        open_run(cfg(tmp_path / "file"), plan(), "generate")
+
+
+def test_duplicated_rows_are_detected(tmp_path):
+    out = tmp_path / "out"
+    c = cfg(out, output__min_rows_per_file=1)
+    state = open_run(c, plan(), "generate")
+    t = with_doc_rows(rows())
+    commit(c, state, t, 0)
+    commit(c, state, t.slice(0, 1), 1)  # the same row committed twice
+    assert len(read_manifests(FS, str(out))) == 2
+    with pytest.raises(RuntimeError, match="duplicated rows"):  # d0's anchor twice
+        open_run(c, plan(), "generate")

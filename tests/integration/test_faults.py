@@ -121,3 +121,52 @@ def test_driver_killed_then_resumed(point, reference, ray_cluster, tiny_model, t
     # a changed config against the same output is refused, naming the key
     changed = run_cli([*args, "--set", "generation.max_new_tokens=5"], ray_cluster.env)
     assert changed.returncode == 2 and "generation.max_new_tokens: 16 -> 5" in changed.stderr
+
+
+def test_driver_killed_mid_write_one_large_file(ray_cluster, tiny_model, tmp_path):
+    """One file with one row group: units are row ranges inside it, so a resume still
+    skips what was written."""
+    from tests.integration.test_job import one_file_corpus
+
+    corpus, texts = one_file_corpus(tmp_path)
+    out_dir = str(tmp_path / "out")
+    args = ["run", LOCAL, "--address", ray_cluster.address,
+            *overrides(tiny_model, [corpus], out_dir)]
+    ref_dir = str(tmp_path / "ref")
+    ref = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *overrides(tiny_model, [corpus], ref_dir)], ray_cluster.env)
+    assert ref.returncode == 0, ref.stderr[-5000:]
+    log = tmp_path / "first.log"
+    proc = start_cli(args, ray_cluster.env, log)
+    wait_for("commits", lambda: manifests(out_dir) >= 3, proc, log)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    res = run_cli(args, ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, len(texts), TYPES)
+    assert report["resume"]["units_skipped"] >= 1
+    ref_out, ref_rej, _ = read_output(ref_dir)
+    assert rows_by_key(out, rej) == rows_by_key(ref_out, ref_rej)
+    assert max(rows_by_key(out, rej).values()) == 1
+
+
+def test_replica_killed_mid_run(reference, ray_cluster, tiny_model, tmp_path):
+    """SIGKILL the engine replica's process while it generates: Ray restarts the actor,
+    its batch is retried, and the output is the same as an uninterrupted run."""
+    import re
+
+    out_dir = str(tmp_path / "out")
+    log = tmp_path / "run.log"
+    proc = start_cli(["run", LOCAL, "--address", ray_cluster.address,
+                      *overrides(tiny_model, [SAMPLE], out_dir)], ray_cluster.env, log)
+    ready = re.compile(r"engine replica [^:\s]+:(\d+) ready")
+    wait_for("a replica", lambda: ready.search(log.read_text()), proc, log)
+    wait_for("commits", lambda: manifests(out_dir) >= 2, proc, log)
+    first_pid = int(ready.search(log.read_text()).group(1))
+    os.kill(first_pid, signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0, log.read_text()[-5000:]
+    report = check_same_as_reference(out_dir, reference)
+    # a second replica process did the rest
+    assert len(set(ready.findall(log.read_text()))) >= 2
+    assert len(report["counts"]["by_replica"]) >= 2

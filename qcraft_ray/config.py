@@ -72,6 +72,13 @@ class StorageConfig(_Section):
         None, description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION."
     )
     anonymous: bool = Field(False, description="Access object storage without credentials.")
+    attempts: int = Field(
+        8, ge=1, description="Tries per file read, write or commit before the run fails "
+        "(retried on I/O errors, e.g. a short storage outage).",
+    )
+    retry_max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest wait between two tries (waits double from 1 s).",
+    )
 
 
 class OutputConfig(_Section):
@@ -96,14 +103,6 @@ class OutputConfig(_Section):
         description="Rows gathered before a write task commits a file (the last file of "
         "a run may be smaller). Larger means fewer files; a crash re-generates at most "
         "this many rows per write in flight.",
-    )
-    write_attempts: int = Field(
-        8, ge=1, description="Tries per file write or commit before the run fails "
-        "(retried on I/O errors, e.g. a storage outage).",
-    )
-    retry_max_backoff_s: float = Field(
-        30.0, gt=0, description="Longest wait between two write tries (waits double "
-        "from 1 s).",
     )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."
@@ -206,6 +205,10 @@ class GenerationConfig(_Section):
     batch_size: int = Field(256, ge=1, description="Prompts per engine call.")
     batches_in_flight: int = Field(
         4, ge=1, description="Batches queued per replica so it never waits for the next."
+    )
+    max_replica_deaths_per_row: int = Field(
+        3, ge=1, description="A row whose engine replica died this many times while "
+        "generating it is recorded with status 'error' instead of being retried again.",
     )
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")

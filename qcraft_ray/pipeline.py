@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import ray
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
 
@@ -12,6 +13,7 @@ from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.resume import RunState
+from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import make_passages
 from qcraft_ray.stages.render import PromptBuilder
@@ -59,12 +61,15 @@ def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> D
 
 
 def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
-    """prompts -> generated rows, on an actor pool of engine replicas."""
+    """prompts -> generated rows, on an actor pool of engine replicas (restarted by Ray
+    when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
     low, high = gen.replica_range
+    ledger = RemoteLedger(ray.remote(AttemptLedger).options(num_cpus=0).remote())
     return ds.map_batches(
         Replica,
-        fn_constructor_kwargs=dict(gen=gen, model=cfg.model),
+        fn_constructor_kwargs=dict(gen=gen, model=cfg.model, ledger=ledger,
+                                   max_attempts=gen.max_replica_deaths_per_row),
         compute=ActorPoolStrategy(min_size=low, max_size=high,
                                   max_tasks_in_flight_per_actor=gen.batches_in_flight),
         batch_format="pyarrow",

@@ -35,9 +35,8 @@ from qcraft_ray.stages.units import identity, is_complete, is_overfull, merge_un
 
 # Settings that change how fast a run goes, never what it writes.
 RESOURCE_KEYS = (
-    "output.if_exists", "output.min_rows_per_file", "output.write_attempts",
-    "output.retry_max_backoff_s", "generation.replicas", "generation.cpus_per_replica",
-    "generation.batch_size", "generation.batches_in_flight",
+    "output.if_exists", "output.min_rows_per_file", "generation.replicas", "generation.cpus_per_replica",
+    "generation.batch_size", "generation.batches_in_flight", "generation.max_replica_deaths_per_row",
     "generation.engine.gpu_memory_utilization", "generation.engine.max_num_seqs",
     "generation.engine.max_num_batched_tokens", "generation.engine.env", "input.rows_per_task",
     "storage", "ray", "estimate",

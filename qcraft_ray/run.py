@@ -14,7 +14,8 @@ from qcraft_ray.config import RunConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputPlan, discover
 from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes, put_json,
-                                  read_manifests, remove_manifest, remove_orphans)
+                                  read_manifests, remove_manifest, remove_orphans,
+                                  retrying)
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts
 from qcraft_ray.resume import now_iso as _now
@@ -85,13 +86,14 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     if sum(state.done_units.values()) < plan.total_rows:
         pipeline = run_passages_pipeline if passages_only else run_pipeline
         pipeline(cfg, plan, state)
+    retry = retrying(cfg.storage)
     manifests = []
-    for m in read_manifests(fs, root):
+    for m in retry(lambda: read_manifests(fs, root), f"reading {cfg.output.path} manifests"):
         if state.accepts(m):
             manifests.append(m)
         else:  # a killed attempt's task that committed late: its rows were redone
             remove_manifest(fs, root, m)
-    orphans = remove_orphans(fs, root, manifests)
+    orphans = retry(lambda: remove_orphans(fs, root, manifests), "removing orphan files")
     counts = merge_counts([m.counts for m in manifests])
     units = merge_units(m.units for m in manifests)
     unfinished = sorted(u for u, c in units.items() if not is_complete(c))
@@ -130,9 +132,9 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     if problems:
         report["status"] = "incomplete"
         report["problems"] = problems
-    put_json(fs, filesystems.join(root, REPORT_FILE), report)
+    retry(lambda: put_json(fs, filesystems.join(root, REPORT_FILE), report), "writing report")
     if problems:
         raise ReconciliationError(
             "; ".join(problems) + f"; see {filesystems.join(cfg.output.path, REPORT_FILE)}")
-    put_bytes(fs, filesystems.join(root, SUCCESS_FILE), b"")
+    retry(lambda: put_bytes(fs, filesystems.join(root, SUCCESS_FILE), b""), "marking success")
     return report

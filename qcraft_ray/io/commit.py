@@ -18,6 +18,7 @@ filesystems raise for I/O and network failures).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,10 @@ from typing import Any, TypeVar
 
 import pyarrow.fs as pafs
 
+from qcraft_ray.config import StorageConfig
 from qcraft_ray.io import filesystems
+
+log = logging.getLogger("qcraft")
 
 REJECTED_DIR = "_rejected"
 TEMP_DIR = "_temporary"
@@ -62,8 +66,17 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int, max_backoff: flo
         except OSError as e:
             if i == attempts - 1:
                 raise OSError(f"{what}: failed {attempts} times; last error: {e}") from e
-            time.sleep(min(2.0 ** i, max_backoff))
+            wait = min(2.0 ** i, max_backoff)
+            log.warning("%s: %s; retrying in %.0f s (try %d of %d)", what, e, wait, i + 2,
+                        attempts)
+            time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+def retrying(storage: StorageConfig) -> Callable[[Callable[[], T], str], T]:
+    """``with_retries`` bound to the storage settings."""
+    return lambda fn, what: with_retries(fn, what, storage.attempts,
+                                         storage.retry_max_backoff_s)
 
 
 def put_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:

@@ -9,6 +9,8 @@ Documents leave the reader in :data:`qcraft_ray.schema.DOCUMENT_SCHEMA`.
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.languages import language_for_code, source_code
 from qcraft_ray.stages.units import unit_id
+
+log = logging.getLogger("qcraft")
 
 
 @dataclass(frozen=True)
@@ -118,19 +122,33 @@ def read_fragment(
     fragment: Fragment, cfg: InputConfig, storage: StorageConfig,
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[pa.Table]:
-    """Yield the fragment's blocks as document tables, except units in ``skip``."""
+    """Yield the fragment's blocks as document tables, except units in ``skip``.
+
+    An I/O error (e.g. a storage outage) reopens the file and goes on after the last
+    block yielded, up to ``storage.attempts`` tries.
+    """
     fs, _ = filesystems.resolve(fragment.file.display, storage)
-    row = fragment.first_row
-    with fs.open_input_file(fragment.file.path) as f:
-        reader = pq.ParquetFile(f)
-        for batch in reader.iter_batches(
-            batch_size=cfg.rows_per_task,
-            row_groups=list(fragment.row_groups),
-            columns=list(fragment.file.columns),
-        ):
-            if unit_id(fragment.file.display, row) not in skip:
-                yield to_documents(pa.Table.from_batches([batch]), fragment.file, row, cfg)
-            row += batch.num_rows
+    yielded = 0
+    for attempt in range(storage.attempts):
+        try:
+            row = fragment.first_row
+            with fs.open_input_file(fragment.file.path) as f:
+                for k, batch in enumerate(pq.ParquetFile(f).iter_batches(
+                        batch_size=cfg.rows_per_task, row_groups=list(fragment.row_groups),
+                        columns=list(fragment.file.columns))):
+                    if k >= yielded and unit_id(fragment.file.display, row) not in skip:
+                        yield to_documents(pa.Table.from_batches([batch]), fragment.file,
+                                           row, cfg)
+                    yielded = max(yielded, k + 1)
+                    row += batch.num_rows
+            return
+        except OSError as e:
+            if attempt == storage.attempts - 1:
+                raise OSError(f"reading {fragment.file.display} rows {fragment.first_row}.."
+                              f"{fragment.first_row + fragment.num_rows}: {e}") from e
+            wait = min(2.0 ** attempt, storage.retry_max_backoff_s)
+            log.warning("reading %s: %s; retrying in %.0f s", fragment.file.display, e, wait)
+            time.sleep(wait)
 
 
 class FineWebDatasource(Datasource):

@@ -59,7 +59,7 @@ class OutputSink(Datasink[Counts]):
         return self._out.min_rows_per_file
 
     def _retry(self, fn, what: str):
-        return with_retries(fn, what, self._out.write_attempts, self._out.retry_max_backoff_s)
+        return with_retries(fn, what, self._storage.attempts, self._storage.retry_max_backoff_s)
 
     def _write_file(self, fs: pafs.FileSystem, root: str, rel: str, table: pa.Table) -> None:
         final = filesystems.join(root, rel)

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
+from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger, ReplicaDiedOnRow
 from qcraft_ray.stages.clean import clean_output
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
@@ -103,13 +104,25 @@ def _generate_rows(engine: Engine, prompts: list[list[int]]
         return out
 
 
+def row_key(row: dict) -> str:
+    return "\x1f".join(str(row.get(c)) for c in S.ROW_IDENTITY)
+
+
 class Replica:
-    """Ray Data UDF (actor): generate for pending rows, pass the others through."""
+    """Ray Data UDF (actor): generate for pending rows, pass the others through.
+
+    With a ``ledger`` (see :mod:`qcraft_ray.stages.attempts`), a row whose replica died
+    ``max_attempts`` times while generating it becomes an error row instead of being
+    retried forever.
+    """
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig,
-                 engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine
+                 engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine,
+                 ledger: AttemptLedger | RemoteLedger | None = None, max_attempts: int = 3
                  ) -> None:
         t0 = time.monotonic()
+        self._ledger = ledger
+        self._max_attempts = max_attempts
         self._engine = engine_factory(gen, model)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         # print, not logging: Ray forwards worker stderr to the driver and the job log
@@ -121,7 +134,8 @@ class Replica:
         rows = batch.to_pylist()
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
         prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
-        results = _generate_rows(self._engine, prompts) if todo else []
+        keys = [row_key(rows[i]) for i in todo]
+        results = self._generate(prompts, keys) if todo else []
         for i, result in zip(todo, results):
             row = rows[i]
             row[S.REPLICA] = self._name
@@ -133,3 +147,27 @@ class Replica:
             output, status = clean_output(result.text)
             row.update({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: result.tokens})
         return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
+
+    def _generate(self, prompts: list[list[int]], keys: list[str]
+                  ) -> list[Generated | BaseException]:
+        ledger = self._ledger
+        if ledger is None:
+            return _generate_rows(self._engine, prompts)
+        before = ledger.get(keys)
+        if not any(before):  # the usual case: one engine call for the whole batch
+            ledger.mark(keys)
+            results = _generate_rows(self._engine, prompts)
+            ledger.clear(keys)
+            return results
+        # A replica died on this batch before: go row by row, so only the row that
+        # kills the process is charged for it.
+        out: list[Generated | BaseException] = []
+        for prompt, key, tries in zip(prompts, keys, before):
+            if tries >= self._max_attempts:
+                out.append(ReplicaDiedOnRow(
+                    f"the engine replica died {tries} times while generating this row"))
+                continue
+            ledger.mark([key])
+            out.extend(_generate_rows(self._engine, [prompt]))
+            ledger.clear([key])
+        return out

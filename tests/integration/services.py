@@ -55,6 +55,9 @@ class SeaweedFS:
     proc: subprocess.Popen
     endpoint: str
     env: dict[str, str]
+    cmd: list[str]
+    log: Path
+    port: int
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -62,6 +65,15 @@ class SeaweedFS:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+    def restart(self, down_seconds: float) -> None:
+        """An outage: stop the server, wait, start it again on the same ports and data."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "a"),
+                                     stderr=subprocess.STDOUT)
+        _wait_port(self.port, 60, self.proc, self.log)
+        _wait_bucket(self.env)
 
 
 def start_seaweedfs(workdir: Path) -> SeaweedFS:
@@ -84,7 +96,7 @@ def start_seaweedfs(workdir: Path) -> SeaweedFS:
            "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true"}
     _wait_bucket(env)
-    return SeaweedFS(proc, endpoint, env)
+    return SeaweedFS(proc, endpoint, env, cmd, log, ports["s3"])
 
 
 def _wait_bucket(env: dict[str, str], timeout: float = 60) -> None:

@@ -170,3 +170,25 @@ def test_replica_killed_mid_run(reference, ray_cluster, tiny_model, tmp_path):
     # a second replica process did the rest
     assert len(set(ready.findall(log.read_text()))) >= 2
     assert len(report["counts"]["by_replica"]) >= 2
+
+
+def test_s3_outage_mid_run(reference, ray_cluster, seaweed, tiny_model, tmp_path):
+    """Restart the SeaweedFS server while the job writes to it: writes are retried, and
+    the output is every row exactly once."""
+    from tests.integration.services import S3_BUCKET
+    from tests.integration.test_job import s3fs_for, upload_dir
+
+    fs = s3fs_for(seaweed.env)
+    upload_dir(SAMPLE, fs, f"{S3_BUCKET}/outage/corpus")
+    out_key = f"{S3_BUCKET}/outage/out"
+    log = tmp_path / "run.log"
+    proc = start_cli(["run", LOCAL, "--address", ray_cluster.address,
+                      *overrides(tiny_model, [f"s3://{S3_BUCKET}/outage/corpus"],
+                                 f"s3://{out_key}")], ray_cluster.env, log)
+
+    wait_for("an engine replica", lambda: "engine replica" in log.read_text(), proc, log)
+    seaweed.restart(down_seconds=6)  # the first writes land in the outage
+    assert proc.wait(timeout=600) == 0, log.read_text()[-5000:]
+    assert "retrying in" in log.read_text()  # the outage really hit the run
+    check_same_as_reference(out_key, reference, fs)
+    assert fs.get_file_info(f"{out_key}/_SUCCESS").type == pafs.FileType.File

@@ -74,3 +74,55 @@ def test_all_rejected_batch_never_calls_engine():
 def test_missing_columns():
     with pytest.raises(S.MissingColumnsError, match="prompt_token_ids"):
         replica()(pa.table({S.STATUS: ["pending"]}))
+
+
+POISON = 13
+
+
+class DyingEngine(FakeEngine):
+    """Stands in for a replica process that dies (OOM, segfault) on the POISON prompt:
+    a real process death cannot happen inside a unit test, so the 'death' is an
+    exception the test catches before starting the next replica, as Ray would."""
+
+    def generate(self, prompts):
+        if any(POISON in p for p in prompts):
+            raise SystemExit("replica process died")
+        return super().generate(prompts)
+
+
+def keyed_batch(prompts):
+    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}",
+             S.SOURCE_FILE: "f", S.SOURCE_ROW: i, S.CHUNK_INDEX: 0, S.TYPE: "query"}
+            for i, p in enumerate(prompts)]
+    return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
+
+
+def test_row_that_keeps_killing_replicas_becomes_an_error_row():
+    from qcraft_ray.stages.attempts import AttemptLedger
+
+    ledger = AttemptLedger()  # outlives replicas (a Ray actor in the pipeline)
+    b = keyed_batch([[1], [POISON], [5]])
+    deaths = 0
+    while True:  # Ray restarts the actor and retries the batch
+        rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
+                      ledger=ledger, max_attempts=3)
+        try:
+            out = rep(b).to_pylist()
+            break
+        except SystemExit:
+            deaths += 1
+            assert deaths < 10, "retried forever"
+    assert deaths == 3
+    assert [r[S.STATUS] for r in out] == ["ok", "error", "ok"]
+    assert out[1][S.ERROR] == ("ReplicaDiedOnRow: the engine replica died 3 times while "
+                               "generating this row")
+    assert ledger.get(["f\x1f0\x1f0\x1fquery", "f\x1f2\x1f0\x1fquery"]) == [0, 0]
+
+
+def test_ledger_untouched_batches_use_one_engine_call():
+    from qcraft_ray.stages.attempts import AttemptLedger
+
+    ledger = AttemptLedger()
+    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger)
+    rep(keyed_batch([[1], [2], [5]]))
+    assert len(rep._engine.calls) == 1 and ledger._attempts == {}

@@ -28,9 +28,9 @@ EXIT_USAGE = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from qcraft_ray.io.discover import InputError
-    from qcraft_ray.resume import OutputExistsError
+    from qcraft_ray.resume import OutputPathError
 
-    return (ConfigError, InputError, OutputExistsError)
+    return (ConfigError, InputError, OutputPathError)
 
 
 def cluster_address(cfg: RunConfig, address: str | None) -> str | None:

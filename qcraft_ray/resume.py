@@ -43,8 +43,15 @@ RESOURCE_KEYS = (
 )
 
 
-class OutputExistsError(RuntimeError):
+class OutputPathError(RuntimeError):
     """output.path cannot be used for this run; the message says why and what to do."""
+
+
+def _checked(out_path: str, what: str, fn):
+    try:
+        return fn()
+    except OSError as e:
+        raise OutputPathError(f"output.path {out_path}: cannot {what}: {e}") from e
 
 
 @dataclass
@@ -105,10 +112,10 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     """Prepare ``output.path`` for a run: start fresh, resume, or refuse."""
     out = cfg.output
     fs, root = filesystems.resolve(out.path, cfg.storage)
-    info = fs.get_file_info(root)
+    info = _checked(out.path, "read it", lambda: fs.get_file_info(root))
     if info.type == pafs.FileType.File:
-        raise OutputExistsError(f"output.path {out.path} is a file, not a folder")
-    entries = (fs.get_file_info(pafs.FileSelector(root))
+        raise OutputPathError(f"output.path {out.path} is a file, not a folder")
+    entries = (_checked(out.path, "list it", lambda: fs.get_file_info(pafs.FileSelector(root)))
                if info.type == pafs.FileType.Directory else [])
     if entries and out.if_exists == "overwrite":
         fs.delete_dir_contents(root)
@@ -116,24 +123,24 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     current = fingerprint(cfg, mode, plan)
     attempt = uuid.uuid4().hex[:6]
     if not entries:
-        try:
-            fs.create_dir(root, recursive=True)
-        except OSError as e:
-            raise OutputExistsError(f"output.path {out.path} cannot be created: {e}") from e
-        state = RunState(new_run_id(), attempt, attempts=[{"attempt": attempt, "started": now_iso()}])
-        _save(fs, root, state, mode, current)
+        _checked(out.path, "create it", lambda: fs.create_dir(root, recursive=True))
+        state = RunState(new_run_id(), attempt,
+                         attempts=[{"attempt": attempt, "started": now_iso()}])
+        # the first write doubles as the check that output.path is writable, before any
+        # engine starts
+        _checked(out.path, "write to it", lambda: _save(fs, root, state, mode, current))
         return state
     if out.if_exists == "error":
-        raise OutputExistsError(f"output.path {out.path} is not empty (output.if_exists=error)")
+        raise OutputPathError(f"output.path {out.path} is not empty (output.if_exists=error)")
     run_file = filesystems.join(root, RUN_FILE)
     if not exists(fs, run_file):
-        raise OutputExistsError(
+        raise OutputPathError(
             f"output.path {out.path} is not empty and holds no qcraft run ({RUN_FILE} is "
             "missing); choose another path, or set output.if_exists=overwrite to delete it")
     previous = get_json(fs, run_file)
     diffs = _differences(previous["fingerprint"], current)
     if diffs:
-        raise OutputExistsError(
+        raise OutputPathError(
             f"output.path {out.path} holds run {previous['run_id']} made with a different "
             f"config or input; refusing to mix them. Differences: {'; '.join(diffs)}. "
             "Set output.if_exists=overwrite to start over, or choose another output.path.")

@@ -69,6 +69,8 @@ REASON_TRUNCATED = "truncated"
 REASON_UNSUPPORTED_LANGUAGE = "unsupported_language"
 REASON_PROMPT_TOO_LONG = "prompt_too_long"
 REASON_NONE_DROPPED = "none_dropped"
+REASON_INVALID_TEXT = "invalid_text"  # the text column holds bytes that are not UTF-8
+REASON_UNREADABLE = "unreadable"  # the input file's data could not be decoded there
 REASONS = (
     REASON_MISSING_TEXT,
     REASON_TOO_SHORT,
@@ -78,6 +80,8 @@ REASONS = (
     REASON_UNSUPPORTED_LANGUAGE,
     REASON_PROMPT_TOO_LONG,
     REASON_NONE_DROPPED,
+    REASON_INVALID_TEXT,
+    REASON_UNREADABLE,
 )
 
 # A row's identity inside one input corpus: unique even when the input repeats a doc_id
@@ -149,6 +153,8 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field(QUALITY_SCORE, pa.float64()),
         pa.field(UNIT, pa.string()),
         pa.field(UNIT_DOCS, pa.int64()),
+        pa.field(REASON, pa.string()),  # set when the reader could not give the text
+        pa.field(ERROR, pa.string()),
     ]
 )
 

@@ -116,7 +116,13 @@ def read_manifests(fs: pafs.FileSystem, root: str, max_workers: int = 32) -> lis
     paths = sorted(i.path for i in infos
                    if i.type == pafs.FileType.File and i.path.endswith(".json"))
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return [Manifest(**d) for d in pool.map(lambda p: get_json(fs, p), paths)]
+        manifests = [Manifest(**d) for d in pool.map(lambda p: get_json(fs, p), paths)]
+    for m in manifests:  # names are ours; refuse anything that could leave output.path
+        bad = [f for f in m.files if f.startswith("/") or ".." in f.split("/")]
+        if bad:
+            raise ValueError(f"manifest {m.name} in {root} names files outside the output "
+                             f"folder: {bad}")
+    return manifests
 
 
 def data_files(fs: pafs.FileSystem, root: str) -> list[str]:

@@ -107,6 +107,15 @@ def _inspect(fs: pafs.FileSystem, path: str, name: str, cfg: InputConfig) -> Inp
     for col in ("language", "language_script", S.DUMP, S.URL):
         if col in fields and not _is_string(fields[col]) and not pa.types.is_null(fields[col]):
             raise InputError(f"{name}: field {col!r} has type {fields[col]}, expected a string")
+    for col in (S.QUALITY_SCORE, "score"):
+        t = fields.get(col)
+        if t is not None and not (pa.types.is_integer(t) or pa.types.is_floating(t)
+                                  or pa.types.is_null(t)):
+            raise InputError(f"{name}: field {col!r} has type {t}, expected a number")
+    t = fields.get(cfg.id_column)
+    if t is not None and not (_is_string(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
+        raise InputError(f"{name}: id field {cfg.id_column!r} has type {t}, expected a "
+                         "string or an integer")
     wanted = [cfg.text_column, cfg.id_column, *OPTIONAL_SOURCE_COLUMNS]
     columns = tuple(dict.fromkeys(c for c in wanted if c in fields))
     groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
@@ -133,4 +142,8 @@ def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) ->
     unique = list({name: (fs, p, name) for fs, p, name in found}.values())
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         files = list(pool.map(lambda m: _inspect(*m, cfg), unique))
-    return InputPlan(files=tuple(files))
+    plan = InputPlan(files=tuple(files))
+    if plan.total_rows == 0:
+        raise InputError(f"input has no rows: {len(files)} Parquet file(s) matched "
+                         f"{cfg.paths}, all empty")
+    return plan

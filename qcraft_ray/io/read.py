@@ -24,7 +24,7 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputFile, InputPlan
-from qcraft_ray.languages import language_for_code, source_code
+from qcraft_ray.io.documents import to_documents, unreadable_documents
 from qcraft_ray.stages.units import unit_id
 
 log = logging.getLogger("qcraft")
@@ -55,62 +55,6 @@ def plan_fragments(plan: InputPlan, rows_per_task: int) -> list[Fragment]:
     return fragments
 
 
-def _as_string(col: pa.ChunkedArray | None, n: int) -> pa.Array:
-    if col is None:
-        return pa.nulls(n, pa.string())
-    if not pa.types.is_string(col.type):
-        col = pc.cast(col, pa.string())
-    return col.combine_chunks()
-
-
-def to_documents(
-    raw: pa.Table, file: InputFile, first_row: int, cfg: InputConfig
-) -> pa.Table:
-    """Turn a slice of a source file into a document table (pure; unit-tested)."""
-    n = raw.num_rows
-    rows = pa.array(range(first_row, first_row + n), pa.int64())
-    get = lambda name: raw.column(name) if name in raw.column_names else None  # noqa: E731
-    ids = get(cfg.id_column)
-    fallback = [f"{file.display}#{r}" for r in range(first_row, first_row + n)]
-    if ids is None:
-        doc_ids = pa.array(fallback, pa.string())
-    else:
-        doc_ids = pc.coalesce(_as_string(ids, n), pa.array(fallback, pa.string()))
-
-    langs = get("language")
-    scripts = get("language_script")
-    lang_values = langs.to_pylist() if langs is not None else [None] * n
-    script_values = scripts.to_pylist() if scripts is not None else [None] * n
-    codes, models = [], []
-    for lang, script in zip(lang_values, script_values):
-        code = source_code(lang, script) or file.path_code
-        if cfg.language is not None:
-            model_lang = cfg.language
-        else:
-            model_lang = language_for_code(code, cfg.language_map)
-        codes.append(code)
-        models.append(model_lang)
-
-    quality = get(S.QUALITY_SCORE) if get(S.QUALITY_SCORE) is not None else get("score")
-    quality_arr = (pa.nulls(n, pa.float64()) if quality is None
-                   else pc.cast(quality, pa.float64()).combine_chunks())
-    columns = {
-        S.DOC_ID: doc_ids,
-        S.TEXT: _as_string(get(cfg.text_column), n),
-        S.LANGUAGE: pa.array(models, pa.string()),
-        S.SOURCE_LANGUAGE: pa.array(codes, pa.string()),
-        S.SOURCE_FILE: pa.array([file.display] * n, pa.string()),
-        S.SOURCE_ROW: rows,
-        S.URL: _as_string(get(S.URL), n),
-        S.DUMP: _as_string(get(S.DUMP), n),
-        S.DATE: _as_string(get(S.DATE), n),
-        S.QUALITY_SCORE: quality_arr,
-        S.UNIT: pa.array([unit_id(file.display, first_row)] * n, pa.string()),
-        S.UNIT_DOCS: pa.array([n] * n, pa.int64()),
-    }
-    return pa.table(columns, schema=S.DOCUMENT_SCHEMA)
-
-
 def fragment_units(fragment: Fragment, rows_per_task: int) -> list[str]:
     """The units (blocks) a fragment yields: pyarrow's ``iter_batches`` cuts exactly
     every ``rows_per_task`` rows, across row-group boundaries."""
@@ -124,31 +68,78 @@ def read_fragment(
 ) -> Iterator[pa.Table]:
     """Yield the fragment's blocks as document tables, except units in ``skip``.
 
-    An I/O error (e.g. a storage outage) reopens the file and goes on after the last
-    block yielded, up to ``storage.attempts`` tries.
+    On an I/O or decoding error the file is probed. Storage unreachable: wait and reopen
+    it, going on after the last block yielded, up to ``storage.attempts`` tries, then
+    fail naming the file and rows. Storage fine but the same data fails twice: the
+    file is corrupt there, and the fragment's remaining rows become ``unreadable``
+    rejections with the error, so one bad file does not stop a long run.
     """
     fs, _ = filesystems.resolve(fragment.file.display, storage)
-    yielded = 0
-    for attempt in range(storage.attempts):
+    done_rows, data_errors, outages = 0, 0, 0  # done_rows: rows of the fragment handled
+    while True:
         try:
-            row = fragment.first_row
-            with fs.open_input_file(fragment.file.path) as f:
-                for k, batch in enumerate(pq.ParquetFile(f).iter_batches(
-                        batch_size=cfg.rows_per_task, row_groups=list(fragment.row_groups),
-                        columns=list(fragment.file.columns))):
-                    if k >= yielded and unit_id(fragment.file.display, row) not in skip:
-                        yield to_documents(pa.Table.from_batches([batch]), fragment.file,
-                                           row, cfg)
-                    yielded = max(yielded, k + 1)
-                    row += batch.num_rows
+            yield from _read_from(fs, fragment, cfg, skip, done_rows)
             return
-        except OSError as e:
-            if attempt == storage.attempts - 1:
-                raise OSError(f"reading {fragment.file.display} rows {fragment.first_row}.."
-                              f"{fragment.first_row + fragment.num_rows}: {e}") from e
-            wait = min(2.0 ** attempt, storage.retry_max_backoff_s)
-            log.warning("reading %s: %s; retrying in %.0f s", fragment.file.display, e, wait)
-            time.sleep(wait)
+        except _ProgressError as p:
+            done_rows, error = p.done_rows, p.error
+        if _reachable(fs, fragment.file.path):
+            data_errors += 1
+            if data_errors >= 2:
+                log.warning("%s: unreadable from row %d (%s); recorded as rejected rows",
+                            fragment.file.display, fragment.first_row + done_rows, error)
+                yield from _unreadable(fragment, cfg, skip, done_rows, error)
+                return
+            continue
+        outages += 1
+        if outages >= storage.attempts:
+            raise OSError(f"reading {fragment.file.display} rows {fragment.first_row}.."
+                          f"{fragment.first_row + fragment.num_rows}: {error}") from error
+        wait = min(2.0 ** (outages - 1), storage.retry_max_backoff_s)
+        log.warning("reading %s: %s; retrying in %.0f s", fragment.file.display, error, wait)
+        time.sleep(wait)
+
+
+class _ProgressError(Exception):
+    def __init__(self, done_rows: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.done_rows, self.error = done_rows, error
+
+
+def _read_from(fs, fragment: Fragment, cfg: InputConfig, skip: frozenset[str],
+               start: int) -> Iterator[pa.Table]:
+    """Blocks from ``start`` rows into the fragment on; errors carry the progress."""
+    done = 0
+    try:
+        with fs.open_input_file(fragment.file.path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(
+                    batch_size=cfg.rows_per_task, row_groups=list(fragment.row_groups),
+                    columns=list(fragment.file.columns)):
+                row = fragment.first_row + done
+                if done >= start and unit_id(fragment.file.display, row) not in skip:
+                    yield to_documents(pa.Table.from_batches([batch]), fragment.file, row, cfg)
+                done += batch.num_rows
+    except (OSError, pa.ArrowException) as e:
+        raise _ProgressError(max(done, start), e) from e
+
+
+def _reachable(fs, path: str) -> bool:
+    try:
+        with fs.open_input_file(path) as f:
+            pq.ParquetFile(f)  # the footer still reads: storage is up
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _unreadable(fragment: Fragment, cfg: InputConfig, skip: frozenset[str], start: int,
+                error: BaseException) -> Iterator[pa.Table]:
+    """Rejected placeholder documents for the fragment's rows from ``start`` on."""
+    step = cfg.rows_per_task
+    for k in range(0, fragment.num_rows, step):
+        n = min(step, fragment.num_rows - k)
+        if k + n <= start or unit_id(fragment.file.display, fragment.first_row + k) in skip:
+            continue
+        yield unreadable_documents(fragment.file, fragment.first_row + k, n, cfg, error)
 
 
 class FineWebDatasource(Datasource):

@@ -61,7 +61,9 @@ def make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tabl
     work: list[tuple[dict, str]] = []  # (doc, truncated text) to tokenize
     for doc in records:
         text = doc[S.TEXT]
-        if text is None or not text.strip():
+        if doc.get(S.REASON):  # the reader could not give this document's text
+            out.append({**_rejected(doc, 0, 0, 0, doc[S.REASON]), S.ERROR: doc.get(S.ERROR)})
+        elif text is None or not text.strip():
             out.append(_rejected(doc, 0, 0, len(text or ""), S.REASON_MISSING_TEXT))
         elif doc[S.LANGUAGE] is None:
             out.append(_rejected(doc, 0, 0, len(text), S.REASON_UNSUPPORTED_LANGUAGE))

@@ -190,5 +190,6 @@ def test_s3_outage_mid_run(reference, ray_cluster, seaweed, tiny_model, tmp_path
     seaweed.restart(down_seconds=6)  # the first writes land in the outage
     assert proc.wait(timeout=600) == 0, log.read_text()[-5000:]
     assert "retrying in" in log.read_text()  # the outage really hit the run
+    assert seaweed.env["AWS_SECRET_ACCESS_KEY"] not in log.read_text()
     check_same_as_reference(out_key, reference, fs)
     assert fs.get_file_info(f"{out_key}/_SUCCESS").type == pafs.FileType.File

@@ -11,7 +11,7 @@ from qcraft_ray.config import RunConfig
 from qcraft_ray.io.commit import SUCCESS_FILE, read_manifests
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.resume import OutputExistsError, open_run
+from qcraft_ray.resume import OutputPathError, open_run
 from qcraft_ray.stages.units import (count_units, drop_written, identity, is_complete,
                                      is_overfull, merge_units, with_doc_rows)
 
@@ -96,11 +96,11 @@ def test_fresh_then_resume_skips_done_and_drops_written(tmp_path):
 def test_changed_config_refused_resources_allowed(tmp_path):
     out = tmp_path / "out"
     open_run(cfg(out), plan(), "generate")
-    with pytest.raises(OutputExistsError, match=r"generation.max_new_tokens: 128 -> 5"):
+    with pytest.raises(OutputPathError, match=r"generation.max_new_tokens: 128 -> 5"):
         open_run(cfg(out, generation__max_new_tokens=5), plan(), "generate")
-    with pytest.raises(OutputExistsError, match="input.files"):
+    with pytest.raises(OutputPathError, match="input.files"):
         open_run(cfg(out), plan(3), "generate")
-    with pytest.raises(OutputExistsError, match="mode"):
+    with pytest.raises(OutputPathError, match="mode"):
         open_run(cfg(out), plan(), "passages")
     assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
                     "generate").resumed
@@ -120,13 +120,13 @@ def test_foreign_or_strict_output_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match="holds no qcraft run"):
+    with pytest.raises(OutputPathError, match="holds no qcraft run"):
         open_run(cfg(out), plan(), "generate")
-    with pytest.raises(OutputExistsError, match="not empty"):
+    with pytest.raises(OutputPathError, match="not empty"):
         open_run(cfg(out, output__if_exists="error"), plan(), "generate")
     (out / "notes.txt").unlink()
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputExistsError, match="is a file"):
+    with pytest.raises(OutputPathError, match="is a file"):
         open_run(cfg(tmp_path / "file"), plan(), "generate")
 
 

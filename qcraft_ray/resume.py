@@ -38,9 +38,9 @@ RESOURCE_KEYS = (
     "output.if_exists", "output.min_rows_per_file", "generation.replicas", "generation.cpus_per_replica",
     "generation.batch_size", "generation.batches_in_flight", "generation.max_replica_deaths_per_row",
     "generation.engine.gpu_memory_utilization", "generation.engine.max_num_seqs",
-    "generation.engine.max_num_batched_tokens", "generation.engine.env", "input.rows_per_task",
+    "generation.engine.max_num_batched_tokens", "generation.engine.env",
     "storage", "ray", "estimate",
-)
+)  # not input.rows_per_task: it defines the work units that resume counts
 
 
 class OutputPathError(RuntimeError):

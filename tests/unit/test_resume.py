@@ -102,6 +102,8 @@ def test_changed_config_refused_resources_allowed(tmp_path):
         open_run(cfg(out), plan(3), "generate")
     with pytest.raises(OutputPathError, match="mode"):
         open_run(cfg(out), plan(), "passages")
+    with pytest.raises(OutputPathError, match="input.rows_per_task"):  # units would differ
+        open_run(cfg(out, input__rows_per_task=7), plan(), "generate")
     assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
                     "generate").resumed
     fresh = open_run(cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"),

@@ -274,6 +274,11 @@ class EstimateConfig(_Section):
     )
 
 
+class ReportConfig(_Section):
+    progress_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between two progress lines in the log.")
+
+
 class RunConfig(_Section):
     input: InputConfig
     output: OutputConfig
@@ -283,6 +288,7 @@ class RunConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.")
     estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="Progress, report.")
 
     @model_validator(mode="after")
     def _check_lengths(self) -> RunConfig:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
@@ -12,6 +15,7 @@ from qcraft_ray.config import ModelConfig, PassageConfig, RunConfig
 from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
+from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.resume import RunState
 from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.generate import Replica
@@ -21,23 +25,40 @@ from qcraft_ray.stages.units import drop_written, with_doc_rows
 from qcraft_ray.tokenization import load_tokenizer
 
 
+def _pending(rows: pa.Table) -> int:
+    return pc.sum(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).as_py() or 0
+
+
 def passages_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
-                 written: pa.Table | None = None) -> pa.Table:
+                 written: pa.Table | None = None, progress: RemoteProgress | None = None
+                 ) -> pa.Table:
     """Documents -> passages (tokenizer loaded once per worker); a resumed run drops
     rows it already wrote."""
+    t0 = time.perf_counter()
     rows = with_doc_rows(make_passages(docs, passages, load_tokenizer(model)))
-    return drop_written(rows, written)
+    rows = drop_written(rows, written)
+    if progress:
+        progress.add({"documents_read": docs.num_rows, "passages": _pending(rows),
+                      "seconds_passages": time.perf_counter() - t0})
+    return rows
 
 
 def prompts_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
                 types: list[str], max_prompt_tokens: int,
-                written: pa.Table | None = None) -> pa.Table:
+                written: pa.Table | None = None, progress: RemoteProgress | None = None
+                ) -> pa.Table:
     """Documents -> passages -> prompts, in one task (tokenizer loaded once per worker);
     a resumed run drops rows it already wrote."""
+    t0 = time.perf_counter()
     tokenizer = load_tokenizer(model)
     builder = PromptBuilder(tokenizer, types, model.name, max_prompt_tokens)
-    rows = with_doc_rows(builder(make_passages(docs, passages, tokenizer)))
-    return drop_written(rows, written)
+    chunks = make_passages(docs, passages, tokenizer)
+    rows = drop_written(with_doc_rows(builder(chunks)), written)
+    if progress:
+        progress.add({"documents_read": docs.num_rows, "passages": _pending(chunks),
+                      "prompts": _pending(rows),
+                      "seconds_passages_prompts": time.perf_counter() - t0})
+    return rows
 
 
 def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
@@ -46,7 +67,8 @@ def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Data
                                     num_cpus=cfg.ray.read_cpus)
 
 
-def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
+def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None,
+            progress: RemoteProgress | None = None) -> Dataset:
     """read -> passages -> prompts (also what ``qcraft plan`` runs)."""
     gen = cfg.generation
     return read(cfg, plan, state).map_batches(
@@ -56,11 +78,11 @@ def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> D
         num_cpus=cfg.ray.passage_cpus,
         fn_kwargs=dict(passages=cfg.passages, model=cfg.model, types=gen.types,
                        max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
-                       written=state.written if state else None),
+                       written=state.written if state else None, progress=progress),
     )
 
 
-def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
+def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None) -> Dataset:
     """prompts -> generated rows, on an actor pool of engine replicas (restarted by Ray
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
@@ -69,7 +91,8 @@ def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(gen=gen, model=cfg.model, ledger=ledger,
-                                   max_attempts=gen.max_replica_deaths_per_row),
+                                   max_attempts=gen.max_replica_deaths_per_row,
+                                   progress=progress),
         compute=ActorPoolStrategy(min_size=low, max_size=high,
                                   max_tasks_in_flight_per_actor=gen.batches_in_flight),
         batch_format="pyarrow",
@@ -80,19 +103,22 @@ def generate(ds: Dataset, cfg: RunConfig) -> Dataset:
     )
 
 
-def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState) -> None:
+def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
+                          progress: RemoteProgress | None = None) -> None:
     """read -> passages -> write: pre-chunk a corpus without generating."""
     ds = read(cfg, plan, state).map_batches(
         passages_udf, batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.passage_cpus,
-        fn_kwargs=dict(passages=cfg.passages, model=cfg.model, written=state.written))
+        fn_kwargs=dict(passages=cfg.passages, model=cfg.model, written=state.written,
+                       progress=progress))
     sink = OutputSink(cfg.output, cfg.storage, state.run_id, state.attempt, None,
-                      schema=S.PASSAGES_SCHEMA)
+                      schema=S.PASSAGES_SCHEMA, progress=progress)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 
 
-def run_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState) -> None:
+def run_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
+                 progress: RemoteProgress | None = None) -> None:
     """read -> passages -> prompts -> generate (+clean) -> write."""
-    ds = generate(prompts(cfg, plan, state), cfg)
+    ds = generate(prompts(cfg, plan, state, progress), cfg, progress)
     sink = OutputSink(cfg.output, cfg.storage, state.run_id, state.attempt,
-                      cfg.generation.types[0])
+                      cfg.generation.types[0], progress=progress)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})

@@ -17,6 +17,7 @@ from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes
                                   read_manifests, remove_manifest, remove_orphans,
                                   retrying)
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
+from qcraft_ray.progress import track_progress
 from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts
 from qcraft_ray.resume import now_iso as _now
 from qcraft_ray.resume import open_run
@@ -83,9 +84,13 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     if state.complete:
         report = get_json(fs, filesystems.join(root, REPORT_FILE))
         return {**report, "already_complete": True}
-    if sum(state.done_units.values()) < plan.total_rows:
+    stages: dict = {}
+    already = sum(state.done_units.values())
+    if already < plan.total_rows:
         pipeline = run_passages_pipeline if passages_only else run_pipeline
-        pipeline(cfg, plan, state)
+        with track_progress(plan.total_rows, cfg.report.progress_interval_s,
+                            already) as (progress, stages):
+            pipeline(cfg, plan, state, progress)
     retry = retrying(cfg.storage)
     manifests = []
     for m in retry(lambda: read_manifests(fs, root), f"reading {cfg.output.path} manifests"):
@@ -98,6 +103,7 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     units = merge_units(m.units for m in manifests)
     unfinished = sorted(u for u, c in units.items() if not is_complete(c))
     unit_docs = sum(c[3] for c in units.values())
+    wall = time.monotonic() - t0
     report = {
         "run_id": state.run_id,
         "mode": mode,
@@ -105,7 +111,17 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
         "already_complete": False,
         "started_at": started,
         "finished_at": _now(),
-        "wall_seconds": round(time.monotonic() - t0, 3),
+        "wall_seconds": round(wall, 3),
+        "model": {"name": cfg.model.name, "revision": cfg.model.revision},
+        # seconds summed over the tasks of each stage, this attempt only
+        "stage_seconds": {k[len("seconds_"):]: round(v, 3) for k, v in stages.items()
+                          if k.startswith("seconds_")},
+        "throughput": {  # this attempt: its wall time and what it generated
+            "prompts": int(stages.get("prompts_done", 0)),
+            "outputs_per_second": round(stages.get("outputs", 0) / wall, 3),
+            "generated_tokens_per_second": round(stages.get("output_tokens", 0) / wall, 3),
+        },
+        "replicas": len(counts["by_replica"]),
         "attempts": state.attempts,
         "resumed": state.resumed,
         "resume": {"units_skipped": len(state.done_units),

@@ -10,6 +10,7 @@ overwrites its own files, and a resumed run never collides with an earlier attem
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig, StorageConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.commit import REJECTED_DIR, TEMP_DIR, Manifest, with_retries, write_manifest
+from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.report import Counts, count_rows, merge_counts
 from qcraft_ray.stages.units import count_units
 
@@ -43,13 +45,15 @@ class OutputSink(Datasink[Counts]):
     """Writes stream rows as output and rejected Parquet; commits; returns counters."""
 
     def __init__(self, out: OutputConfig, storage: StorageConfig, run_id: str, attempt: str,
-                 first_type: str | None, schema: pa.Schema = S.OUTPUT_SCHEMA) -> None:
+                 first_type: str | None, schema: pa.Schema = S.OUTPUT_SCHEMA,
+                 progress: RemoteProgress | None = None) -> None:
         self._out = out
         self._storage = storage
         self._stem = f"part-{run_id}-{attempt}"
         self._attempt = attempt
         self._first_type = first_type  # None: passage rows (no type fan-out)
         self._schema = schema
+        self._progress = progress
 
     def get_name(self) -> str:
         return "WriteQcraft"
@@ -79,6 +83,7 @@ class OutputSink(Datasink[Counts]):
         self._retry(put, f"writing {filesystems.join(self._out.path, rel)}")
 
     def write(self, blocks: Iterable[pa.Table], ctx) -> Counts:
+        t0 = time.perf_counter()
         tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
         tables = [_finalize(t, S.STREAM_SCHEMA) for t in tables if t.num_rows]
         if not tables:
@@ -104,4 +109,9 @@ class OutputSink(Datasink[Counts]):
         manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table, self._first_type), counts)
         self._retry(lambda: write_manifest(fs, root, manifest),
                     f"committing {manifest.name} in {self._out.path}")
+        if self._progress:
+            self._progress.add({
+                "documents_done": counts["documents"], "outputs": outputs.num_rows,
+                "rejected": rejected.num_rows, "output_tokens": counts["output_tokens"],
+                "seconds_write": time.perf_counter() - t0})
         return counts

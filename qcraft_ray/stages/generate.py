@@ -26,6 +26,7 @@ import pyarrow as pa
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger, ReplicaDiedOnRow
+from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.stages.clean import clean_output
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
@@ -118,9 +119,10 @@ class Replica:
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig,
                  engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine,
-                 ledger: AttemptLedger | RemoteLedger | None = None, max_attempts: int = 3
-                 ) -> None:
+                 ledger: AttemptLedger | RemoteLedger | None = None, max_attempts: int = 3,
+                 progress: RemoteProgress | None = None) -> None:
         t0 = time.monotonic()
+        self._progress = progress
         self._ledger = ledger
         self._max_attempts = max_attempts
         self._engine = engine_factory(gen, model)
@@ -135,7 +137,11 @@ class Replica:
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
         prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
         keys = [row_key(rows[i]) for i in todo]
+        t0 = time.perf_counter()
         results = self._generate(prompts, keys) if todo else []
+        if self._progress and todo:
+            self._progress.add({"prompts_done": len(todo),
+                                "seconds_generate": time.perf_counter() - t0})
         for i, result in zip(todo, results):
             row = rows[i]
             row[S.REPLICA] = self._name

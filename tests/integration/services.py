@@ -160,7 +160,12 @@ def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
     cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
            f"--num-cpus={num_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+           # Ray's fixed default ports (52365 for the job agent...) would clash with any
+           # other Ray on the host, and the job API then finds "no available agent".
+           *(f"--{flag}={free_port()}" for flag in (
+               "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+               "runtime-env-agent-port", "metrics-export-port"))]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         raise RuntimeError(f"ray start failed:\n{res.stdout}\n{res.stderr}")

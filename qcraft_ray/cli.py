@@ -4,6 +4,7 @@
     qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
     qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
     qcraft report OUTPUT_PATH [--html FILE]
+    qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
     qcraft make-tiny-model DIR
     qcraft make-sample-corpus DIR
 """
@@ -80,6 +81,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("path", help="the run's output.path")
     rep.add_argument("--html", default=None,
                      help="where to write the page (default: OUTPUT_PATH/_report.html)")
+    sc = sub.add_parser("score", help="score an existing output's faithfulness")
+    sc.add_argument("path", help="the run's output.path")
+    sc.add_argument("--model", default="BAAI/bge-m3", help="sentence-transformers model")
+    sc.add_argument("--batch-size", type=int, default=64)
+    sc.add_argument("--device", default=None, help="torch device; default: auto")
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random Qwen3 (for tests)")
     tiny.add_argument("path")
     sample = sub.add_parser("make-sample-corpus", help="write the FineWeb-style sample corpus")
@@ -166,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "report":
             return report_command(args)
+        if args.command == "score":
+            from qcraft_ray.config import ScoreConfig, StorageConfig
+            from qcraft_ray.rescore import rescore
+
+            cfg = ScoreConfig(model=args.model, batch_size=args.batch_size, device=args.device)
+            _print({"mean_scores": rescore(args.path, StorageConfig(), cfg)["mean_scores"]})
+            return 0
         return run_command(args)
     except _user_errors() as e:
         print(f"qcraft: error: {e}", file=sys.stderr)

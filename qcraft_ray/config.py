@@ -274,6 +274,22 @@ class EstimateConfig(_Section):
     )
 
 
+class ScoreConfig(_Section):
+    enabled: bool = Field(False, description="Score each ok output's faithfulness to its "
+                          "passage (cosine similarity of their embeddings) in a 'score' column.")
+    model: str = Field("BAAI/bge-m3", description="Any sentence-transformers model: hub id "
+                       "or local folder.")
+    trust_remote_code: bool = Field(False, description="Allow the embedding model's own code.")
+    device: str | None = Field(None, description="torch device ('cuda', 'cpu'); null: auto.")
+    replicas: int = Field(1, ge=1, description="Scorer actors (each loads the model once).")
+    gpus_per_replica: float = Field(0, ge=0, description="GPUs per scorer actor.")
+    cpus_per_replica: float = Field(1, gt=0, description="CPUs per scorer actor.")
+    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    min_score: float | None = Field(
+        None, description="Outputs scored below this become rejected rows with reason "
+        "'low_score' (Doc2Query-- style). null keeps every output.")
+
+
 class ReportConfig(_Section):
     progress_interval_s: float = Field(
         30.0, gt=0, description="Seconds between two progress lines in the log.")
@@ -289,6 +305,7 @@ class RunConfig(_Section):
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.")
     estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="Progress, report.")
+    score: ScoreConfig = Field(default_factory=ScoreConfig, description="Faithfulness scoring.")
 
     @model_validator(mode="after")
     def _check_lengths(self) -> RunConfig:

@@ -21,6 +21,7 @@ from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import make_passages
 from qcraft_ray.stages.render import PromptBuilder
+from qcraft_ray.stages.score import Scorer
 from qcraft_ray.stages.units import drop_written, with_doc_rows
 from qcraft_ray.tokenization import load_tokenizer
 
@@ -103,6 +104,15 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     )
 
 
+def score(ds: Dataset, cfg: RunConfig) -> Dataset:
+    """generated rows -> scored rows, on an actor pool of embedding models."""
+    sc = cfg.score
+    return ds.map_batches(
+        Scorer, fn_constructor_kwargs=dict(cfg=sc),
+        compute=ActorPoolStrategy(size=sc.replicas), batch_format="pyarrow",
+        batch_size=sc.batch_size * 4, num_gpus=sc.gpus_per_replica, num_cpus=sc.cpus_per_replica)
+
+
 def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
                           progress: RemoteProgress | None = None) -> None:
     """read -> passages -> write: pre-chunk a corpus without generating."""
@@ -117,8 +127,10 @@ def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
 
 def run_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
                  progress: RemoteProgress | None = None) -> None:
-    """read -> passages -> prompts -> generate (+clean) -> write."""
+    """read -> passages -> prompts -> generate (+clean) -> [score] -> write."""
     ds = generate(prompts(cfg, plan, state, progress), cfg, progress)
+    if cfg.score.enabled:
+        ds = score(ds, cfg)
     sink = OutputSink(cfg.output, cfg.storage, state.run_id, state.attempt,
                       cfg.generation.types[0], progress=progress)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})

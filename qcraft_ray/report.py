@@ -21,7 +21,7 @@ Counts = dict[str, Any]
 
 # The columns count_rows reads; `qcraft plan` projects to these before counting.
 COUNTED_COLUMNS = [S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE, S.CHUNK_INDEX,
-                   S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA]
+                   S.PROMPT_TOKENS, S.OUTPUT_TOKENS, S.REPLICA, S.SCORE]
 
 
 def count_rows(table: pa.Table, first_type: str | None) -> Counts:
@@ -34,6 +34,7 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
     by_language: dict[str, Counter] = {}
     by_type: dict[str, Counter] = {}
     by_replica: Counter = Counter()
+    scores: dict[str, dict[str, dict[str, float]]] = {"by_language": {}, "by_type": {}}
     prompt_tokens = output_tokens = 0
     documents = (pc.sum(is_anchor(table, first_type)).as_py() or 0) if table.num_rows else 0
     cols = table.select(COUNTED_COLUMNS).to_pylist()
@@ -51,6 +52,11 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
             by_type.setdefault(r[S.TYPE], Counter())[outcome] += 1
         if r[S.REPLICA] is not None:
             by_replica[r[S.REPLICA]] += 1
+        if r[S.SCORE] is not None:
+            for group, key in (("by_language", lang), ("by_type", r[S.TYPE])):
+                acc = scores[group].setdefault(key, {"sum": 0.0, "n": 0})
+                acc["sum"] += r[S.SCORE]
+                acc["n"] += 1
     return {
         "documents": documents,
         "outputs": dict(status),
@@ -60,7 +66,14 @@ def count_rows(table: pa.Table, first_type: str | None) -> Counts:
         "by_replica": dict(by_replica),
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
+        "score_sums": scores,
     }
+
+
+def mean_scores(counts: Counts) -> dict[str, dict[str, float]]:
+    """Mean score per language and per type, from merged ``score_sums``."""
+    return {group: {k: round(v["sum"] / v["n"], 4) for k, v in sorted(sums.items()) if v["n"]}
+            for group, sums in counts.get("score_sums", {}).items()}
 
 
 def merge_counts(parts: list[Counts]) -> Counts:

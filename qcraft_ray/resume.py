@@ -39,7 +39,8 @@ RESOURCE_KEYS = (
     "generation.batch_size", "generation.batches_in_flight", "generation.max_replica_deaths_per_row",
     "generation.engine.gpu_memory_utilization", "generation.engine.max_num_seqs",
     "generation.engine.max_num_batched_tokens", "generation.engine.env",
-    "storage", "ray", "estimate", "report",
+    "storage", "ray", "estimate", "report", "score.replicas", "score.gpus_per_replica",
+    "score.cpus_per_replica", "score.batch_size", "score.device",
 )  # not input.rows_per_task: it defines the work units that resume counts
 
 

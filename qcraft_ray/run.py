@@ -18,7 +18,7 @@ from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes
                                   retrying)
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.progress import track_progress
-from qcraft_ray.report import COUNTED_COLUMNS, count_rows, merge_counts
+from qcraft_ray.report import COUNTED_COLUMNS, count_rows, mean_scores, merge_counts
 from qcraft_ray.resume import now_iso as _now
 from qcraft_ray.resume import open_run
 from qcraft_ray.stages.units import is_complete, merge_units
@@ -136,6 +136,7 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
         "documents_accounted": counts["documents"],
         "orphan_files_removed": len(state.removed_orphans) + len(orphans),
         "counts": counts,
+        "mean_scores": mean_scores(counts),
         "config": cfg.model_dump(mode="json"),
     }
     problems = []

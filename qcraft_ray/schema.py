@@ -42,6 +42,7 @@ OUTPUT_TOKENS = "output_tokens"
 STATUS = "status"
 MODEL = "model"
 ERROR = "error"
+SCORE = "score"  # faithfulness: cosine(output, passage) when scoring is on
 
 # --- work units (resume bookkeeping; internal, never written to data files) ---
 UNIT = "unit"  # the read block a row came from: "<source file>@<first row>"
@@ -71,6 +72,7 @@ REASON_PROMPT_TOO_LONG = "prompt_too_long"
 REASON_NONE_DROPPED = "none_dropped"
 REASON_INVALID_TEXT = "invalid_text"  # the text column holds bytes that are not UTF-8
 REASON_UNREADABLE = "unreadable"  # the input file's data could not be decoded there
+REASON_LOW_SCORE = "low_score"  # below score.min_score
 REASONS = (
     REASON_MISSING_TEXT,
     REASON_TOO_SHORT,
@@ -82,6 +84,7 @@ REASONS = (
     REASON_NONE_DROPPED,
     REASON_INVALID_TEXT,
     REASON_UNREADABLE,
+    REASON_LOW_SCORE,
 )
 
 # A row's identity inside one input corpus: unique even when the input repeats a doc_id
@@ -107,6 +110,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field(OUTPUT_TOKENS, pa.int32()),
         pa.field(STATUS, pa.string(), nullable=False),
         pa.field(ERROR, pa.string()),
+        pa.field(SCORE, pa.float64()),
         pa.field(MODEL, pa.string(), nullable=False),
         pa.field(SOURCE_FILE, pa.string(), nullable=False),
         pa.field(SOURCE_ROW, pa.int64(), nullable=False),
@@ -118,7 +122,7 @@ OUTPUT_SCHEMA = pa.schema(
 )
 
 # `qcraft passages` (pre-chunking, no generation): one row per passage.
-_NOT_IN_PASSAGES = {TYPE, OUTPUT, PROMPT_TOKENS, OUTPUT_TOKENS, STATUS, ERROR, MODEL}
+_NOT_IN_PASSAGES = {TYPE, OUTPUT, PROMPT_TOKENS, OUTPUT_TOKENS, STATUS, ERROR, MODEL, SCORE}
 PASSAGES_SCHEMA = pa.schema([f for f in OUTPUT_SCHEMA if f.name not in _NOT_IN_PASSAGES])
 
 REJECTED_SCHEMA = pa.schema(
@@ -135,6 +139,7 @@ REJECTED_SCHEMA = pa.schema(
         pa.field(SOURCE_ROW, pa.int64(), nullable=False),
         pa.field(REASON, pa.string(), nullable=False),
         pa.field(ERROR, pa.string()),
+        pa.field(SCORE, pa.float64()),  # set for low_score rejections
     ]
 )
 

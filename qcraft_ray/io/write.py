@@ -110,8 +110,7 @@ class OutputSink(Datasink[Counts]):
         self._retry(lambda: write_manifest(fs, root, manifest),
                     f"committing {manifest.name} in {self._out.path}")
         if self._progress:
-            self._progress.add({
-                "documents_done": counts["documents"], "outputs": outputs.num_rows,
-                "rejected": rejected.num_rows, "output_tokens": counts["output_tokens"],
-                "seconds_write": time.perf_counter() - t0})
+            self._progress.add({"documents_done": counts["documents"],
+                                "rejected": rejected.num_rows,
+                                "seconds_write": time.perf_counter() - t0})
         return counts

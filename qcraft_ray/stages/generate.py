@@ -140,8 +140,10 @@ class Replica:
         t0 = time.perf_counter()
         results = self._generate(prompts, keys) if todo else []
         if self._progress and todo:
-            self._progress.add({"prompts_done": len(todo),
-                                "seconds_generate": time.perf_counter() - t0})
+            self._progress.add({
+                "prompts_done": len(todo), "outputs": len(todo),
+                "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
+                "seconds_generate": time.perf_counter() - t0})
         for i, result in zip(todo, results):
             row = rows[i]
             row[S.REPLICA] = self._name

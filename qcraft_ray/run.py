@@ -20,7 +20,7 @@ from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.progress import track_progress
 from qcraft_ray.report import COUNTED_COLUMNS, count_rows, mean_scores, merge_counts
 from qcraft_ray.resume import now_iso as _now
-from qcraft_ray.resume import open_run
+from qcraft_ray.resume import RunState, open_run
 from qcraft_ray.stages.units import is_complete, merge_units
 
 
@@ -92,19 +92,49 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
                             already) as (progress, stages):
             pipeline(cfg, plan, state, progress)
     retry = retrying(cfg.storage)
+    manifests, orphans = _committed(fs, root, state, retry, cfg.output.path)
+    counts = merge_counts([m.counts for m in manifests])
+    units = merge_units(m.units for m in manifests)
+    unfinished = sorted(u for u, c in units.items() if not is_complete(c))
+    unit_docs = sum(c[3] for c in units.values())
+    report = _report(cfg, plan, state, mode, counts, manifests, stages, started,
+                     time.monotonic() - t0, orphans)
+    problems = []
+    if counts["documents"] != plan.total_rows or unit_docs != plan.total_rows:
+        problems.append(f"{plan.total_rows} input documents but {counts['documents']} "
+                        "accounted for in the output")
+    if unfinished:
+        problems.append(f"{len(unfinished)} work units not fully written "
+                        f"(first: {unfinished[0]})")
+    if problems:
+        report["status"] = "incomplete"
+        report["problems"] = problems
+    retry(lambda: put_json(fs, filesystems.join(root, REPORT_FILE), report), "writing report")
+    if problems:
+        raise ReconciliationError(
+            "; ".join(problems) + f"; see {filesystems.join(cfg.output.path, REPORT_FILE)}")
+    retry(lambda: put_bytes(fs, filesystems.join(root, SUCCESS_FILE), b""), "marking success")
+    return report
+
+
+def _committed(fs, root: str, state: RunState, retry, path: str) -> tuple[list, list[str]]:
+    """The manifests this run accepts (late commits of a killed attempt are deleted),
+    and the orphan files removed."""
     manifests = []
-    for m in retry(lambda: read_manifests(fs, root), f"reading {cfg.output.path} manifests"):
+    for m in retry(lambda: read_manifests(fs, root), f"reading {path} manifests"):
         if state.accepts(m):
             manifests.append(m)
         else:  # a killed attempt's task that committed late: its rows were redone
             remove_manifest(fs, root, m)
     orphans = retry(lambda: remove_orphans(fs, root, manifests), "removing orphan files")
-    counts = merge_counts([m.counts for m in manifests])
-    units = merge_units(m.units for m in manifests)
-    unfinished = sorted(u for u, c in units.items() if not is_complete(c))
-    unit_docs = sum(c[3] for c in units.values())
-    wall = time.monotonic() - t0
-    report = {
+    return manifests, orphans
+
+
+def _report(cfg: RunConfig, plan: InputPlan, state: RunState, mode: str, counts: dict,
+            manifests: list, stages: dict, started: str, wall: float,
+            orphans: list[str]) -> dict[str, Any]:
+    """The run report (``_report.json``)."""
+    return {
         "run_id": state.run_id,
         "mode": mode,
         "status": "complete",
@@ -139,19 +169,3 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
         "mean_scores": mean_scores(counts),
         "config": cfg.model_dump(mode="json"),
     }
-    problems = []
-    if counts["documents"] != plan.total_rows or unit_docs != plan.total_rows:
-        problems.append(f"{plan.total_rows} input documents but {counts['documents']} "
-                        "accounted for in the output")
-    if unfinished:
-        problems.append(f"{len(unfinished)} work units not fully written "
-                        f"(first: {unfinished[0]})")
-    if problems:
-        report["status"] = "incomplete"
-        report["problems"] = problems
-    retry(lambda: put_json(fs, filesystems.join(root, REPORT_FILE), report), "writing report")
-    if problems:
-        raise ReconciliationError(
-            "; ".join(problems) + f"; see {filesystems.join(cfg.output.path, REPORT_FILE)}")
-    retry(lambda: put_bytes(fs, filesystems.join(root, SUCCESS_FILE), b""), "marking success")
-    return report

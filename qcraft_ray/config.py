@@ -288,6 +288,11 @@ class ScoreConfig(_Section):
     min_score: float | None = Field(
         None, description="Outputs scored below this become rejected rows with reason "
         "'low_score' (Doc2Query-- style). null keeps every output.")
+    min_percentile: float | None = Field(
+        None, ge=0, le=100,
+        description="Also reject, as 'low_score', outputs below this percentile of their "
+        "language's scores (computed once every output is scored; saved in "
+        "_thresholds.json). null: no percentile filter.")
 
 
 class ReportConfig(_Section):

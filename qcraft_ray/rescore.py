@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
 from qcraft_ray.io import filesystems
-from qcraft_ray.io.commit import REJECTED_DIR, REPORT_FILE, data_files, get_json, put_bytes, put_json
+from qcraft_ray.io.commit import (REJECTED_DIR, REPORT_FILE, data_files, get_json, put_bytes,
+                                  put_json)
 from qcraft_ray.report import count_rows, mean_scores, merge_counts
 from qcraft_ray.stages.score import Embedder, load_embedder, score_table
 
@@ -51,16 +52,8 @@ def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
         sink = io.BytesIO()
         pq.write_table(scored, sink, compression="zstd")
         put_bytes(fs, full, sink.getvalue())
-        stream = scored.select([c for c in S.STREAM_SCHEMA.names if c in scored.column_names])
-        parts.append(count_rows(_as_stream(stream), first_type))
+        parts.append(count_rows(S.to_stream(scored), first_type))
     report["mean_scores"] = mean_scores(merge_counts(parts))
     report["scored"] = {"model": cfg.model, "files": len(files)}
     put_json(fs, filesystems.join(root, REPORT_FILE), report)
     return report
-
-
-def _as_stream(table: pa.Table) -> pa.Table:
-    """Output rows widened to the stream schema (absent columns null) for counting."""
-    cols = {f.name: (table[f.name] if f.name in table.column_names
-                     else pa.nulls(table.num_rows, f.type)) for f in S.STREAM_SCHEMA}
-    return pa.table(cols, schema=S.STREAM_SCHEMA)

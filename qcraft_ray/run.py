@@ -16,6 +16,7 @@ from qcraft_ray.io.discover import InputPlan, discover
 from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes, put_json,
                                   read_manifests, remove_manifest, remove_orphans,
                                   retrying)
+from qcraft_ray.percentile import filter_by_percentile
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.progress import track_progress
 from qcraft_ray.report import COUNTED_COLUMNS, count_rows, mean_scores, merge_counts
@@ -93,6 +94,9 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
             pipeline(cfg, plan, state, progress)
     retry = retrying(cfg.storage)
     manifests, orphans = _committed(fs, root, state, retry, cfg.output.path)
+    if cfg.score.enabled and cfg.score.min_percentile is not None and not passages_only:
+        manifests = filter_by_percentile(fs, root, manifests, cfg.score.min_percentile,
+                                         cfg.generation.types[0])
     counts = merge_counts([m.counts for m in manifests])
     units = merge_units(m.units for m in manifests)
     unfinished = sorted(u for u, c in units.items() if not is_complete(c))

@@ -195,6 +195,16 @@ def require_columns(stage: str, needed: Iterable[str], found: Iterable[str]) -> 
         )
 
 
+def to_stream(table: pa.Table) -> pa.Table:
+    """Output or rejected rows widened to the stream schema (absent columns null;
+    rows of a rejected file get status ``rejected``)."""
+    cols = {f.name: (table[f.name] if f.name in table.column_names
+                     else pa.nulls(table.num_rows, f.type)) for f in STREAM_SCHEMA}
+    if STATUS not in table.column_names and REASON in table.column_names:
+        cols[STATUS] = pa.array([STATUS_REJECTED] * table.num_rows, pa.string())
+    return pa.table(cols, schema=STREAM_SCHEMA)
+
+
 def empty_stream_table() -> pa.Table:
     """A zero-row table with the stream schema."""
     return STREAM_SCHEMA.empty_table()

@@ -4,6 +4,7 @@ the report's mean scores and page, and `qcraft score` over an existing output.""
 from __future__ import annotations
 
 import collections
+import json
 import os
 
 import numpy as np
@@ -36,7 +37,8 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
     out_dir = str(tmp_path / "out")
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query,title]",
             "score.enabled=true", f"score.model={embedding_model}", "score.device=cpu",
-            "score.cpus_per_replica=0.5", f"score.min_score={MIN_SCORE}"]
+            "score.cpus_per_replica=0.5", f"score.min_score={MIN_SCORE}",
+            "score.min_percentile=25"]
     res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
                    *sum((["--set", o] for o in sets), [])], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
@@ -47,8 +49,18 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
     assert ok and all(r[S.SCORE] is not None and r[S.SCORE] >= MIN_SCORE for r in ok)
     assert all(r[S.SCORE] is None for r in rows if r[S.STATUS] != "ok")
     low = rej.filter(pc.equal(rej[S.REASON], S.REASON_LOW_SCORE)).to_pylist()
-    assert low and all(r[S.SCORE] < MIN_SCORE for r in low)  # counted, not dropped
-    assert report["counts"]["rejected"][S.REASON_LOW_SCORE] == len(low)
+    assert report["counts"]["rejected"][S.REASON_LOW_SCORE] == len(low)  # counted
+    below_min = [r for r in low if r[S.ERROR] is None]
+    below_pct = [r for r in low if r[S.ERROR] is not None]
+    assert below_min and all(r[S.SCORE] < MIN_SCORE for r in below_min)
+    # per-language 25th percentile of the scores that passed min_score
+    limits = json.loads((tmp_path / "out" / "_thresholds.json").read_text())["thresholds"]
+    for lang, limit in limits.items():
+        kept = [r[S.SCORE] for r in ok if r[S.LANGUAGE] == lang]
+        dropped = [r[S.SCORE] for r in below_pct if r[S.LANGUAGE] == lang]
+        assert kept and min(kept) >= limit and all(s < limit for s in dropped)
+        assert limit == pytest.approx(float(np.percentile(kept + dropped, 25)))
+    assert below_pct
     # scores against a direct computation on a few rows
     model = SentenceTransformer(embedding_model, device="cpu")
     for r in ok[:3]:

@@ -139,9 +139,11 @@ def report_command(args: argparse.Namespace) -> int:
         raise OutputPathError(f"{args.path} holds no run report ({REPORT_FILE}); is it the "
                               "output.path of a finished run?")
     run = get_json(fs, report_file)
+    if run.get("mode") == "passages":
+        raise OutputPathError(f"{args.path} holds passages (qcraft passages), not generated "
+                              "outputs; its _report.json has the counts")
     types = (run.get("config") or {}).get("generation", {}).get("types") or [None]
-    summary = summarize(args.path, fs, root, types[0] if run.get("mode") != "passages"
-                        else None)
+    summary = summarize(args.path, fs, root, types[0])
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")
     if args.html:

@@ -35,8 +35,9 @@ from qcraft_ray.stages.units import identity, is_complete, is_overfull, merge_un
 
 # Settings that change how fast a run goes, never what it writes.
 RESOURCE_KEYS = (
-    "output.if_exists", "output.min_rows_per_file", "generation.replicas", "generation.cpus_per_replica",
-    "generation.batch_size", "generation.batches_in_flight", "generation.max_replica_deaths_per_row",
+    "output.if_exists", "output.min_rows_per_file", "generation.replicas",
+    "generation.cpus_per_replica", "generation.batch_size", "generation.batches_in_flight",
+    "generation.max_replica_deaths_per_row",
     "generation.engine.gpu_memory_utilization", "generation.engine.max_num_seqs",
     "generation.engine.max_num_batched_tokens", "generation.engine.env",
     "storage", "ray", "estimate", "report", "score.replicas", "score.gpus_per_replica",

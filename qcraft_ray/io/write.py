@@ -106,7 +106,8 @@ class OutputSink(Datasink[Counts]):
         if rejected.num_rows:
             files.append(f"{REJECTED_DIR}/{stem}.parquet")
             self._write_file(fs, root, files[-1], _finalize(rejected, S.REJECTED_SCHEMA))
-        manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table, self._first_type), counts)
+        manifest = Manifest(self._attempt, ctx.task_idx, files,
+                            count_units(table, self._first_type), counts)
         self._retry(lambda: write_manifest(fs, root, manifest),
                     f"committing {manifest.name} in {self._out.path}")
         if self._progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pyarrow as pa
@@ -24,6 +25,16 @@ from qcraft_ray.stages.render import PromptBuilder
 from qcraft_ray.stages.score import Scorer
 from qcraft_ray.stages.units import drop_written, with_doc_rows
 from qcraft_ray.tokenization import load_tokenizer
+
+
+@functools.lru_cache(maxsize=4)
+def _prompt_builder(model_json: str, types: tuple[str, ...], max_prompt_tokens: int
+                    ) -> PromptBuilder:
+    """One builder per worker process (keyed by the model config as JSON: pydantic
+    models do not hash): it renders the chat template's head and tail for each
+    (language, type) once, not once per block."""
+    model = ModelConfig.model_validate_json(model_json)
+    return PromptBuilder(load_tokenizer(model), list(types), model.name, max_prompt_tokens)
 
 
 def _pending(rows: pa.Table) -> int:
@@ -52,7 +63,7 @@ def prompts_udf(docs: pa.Table, passages: PassageConfig, model: ModelConfig,
     a resumed run drops rows it already wrote."""
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(model)
-    builder = PromptBuilder(tokenizer, types, model.name, max_prompt_tokens)
+    builder = _prompt_builder(model.model_dump_json(), tuple(types), max_prompt_tokens)
     chunks = make_passages(docs, passages, tokenizer)
     rows = drop_written(with_doc_rows(builder(chunks)), written)
     if progress:

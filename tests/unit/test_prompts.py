@@ -56,3 +56,14 @@ def test_token_ids_fall_back_for_untrimmed_passages(tokenizer):
     p = "  spaced passage \n"
     full = bt.encode(renderer.render(p, "english", "query"), add_special_tokens=False).ids
     assert renderer.render_ids(p, [], "english", "query") == full
+
+
+def test_prompt_builder_cached_per_worker():
+    from qcraft_ray.config import ModelConfig
+    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
+    from qcraft_ray.pipeline import _prompt_builder
+
+    model = ModelConfig(name=str(tokenizer_files_dir())).model_dump_json()
+    first = _prompt_builder(model, ("query",), 1000)
+    assert _prompt_builder(model, ("query",), 1000) is first
+    assert _prompt_builder(model, ("title",), 1000) is not first

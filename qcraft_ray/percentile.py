@@ -12,31 +12,17 @@ change (every row is still written once), only the counters.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from qcraft_ray import schema as S
 from qcraft_ray.io import filesystems
-from qcraft_ray.io.commit import (REJECTED_DIR, Manifest, exists, get_json, put_bytes, put_json,
-                                  write_manifest)
+from qcraft_ray.io.commit import (REJECTED_DIR, Manifest, exists, get_json, get_parquet,
+                                  put_json, put_parquet, write_manifest)
 from qcraft_ray.report import count_rows
 
 THRESHOLDS_FILE = "_thresholds.json"
-
-
-def _read(fs, root: str, rel: str) -> pa.Table:
-    with fs.open_input_file(filesystems.join(root, rel)) as f:
-        return pq.read_table(f)
-
-
-def _put(fs, root: str, rel: str, table: pa.Table) -> None:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    put_bytes(fs, filesystems.join(root, rel), sink.getvalue())
 
 
 def thresholds(fs, root: str, manifests: list[Manifest], percentile: float) -> dict[str, float]:
@@ -48,7 +34,7 @@ def thresholds(fs, root: str, manifests: list[Manifest], percentile: float) -> d
             return saved["thresholds"]
     scores: dict[str, list[np.ndarray]] = {}
     for rel in (f for m in manifests for f in m.files if not f.startswith(REJECTED_DIR + "/")):
-        t = _read(fs, root, rel)
+        t = get_parquet(fs, filesystems.join(root, rel))
         ok = t.filter(pc.and_(pc.equal(t[S.STATUS], S.STATUS_OK), pc.is_valid(t[S.SCORE])))
         for lang in pc.unique(ok[S.LANGUAGE]).to_pylist():
             mine = ok.filter(pc.equal(ok[S.LANGUAGE], lang))[S.SCORE].to_numpy()
@@ -70,7 +56,7 @@ def _filter(fs, root: str, m: Manifest, limits: dict[str, float], percentile: fl
             first_type: str | None) -> Manifest:
     files, replaced, streams = [], [], []
     for rel in m.files:
-        table = _read(fs, root, rel)
+        table = get_parquet(fs, filesystems.join(root, rel))
         if rel.startswith(REJECTED_DIR + "/"):
             files.append(rel)
             streams.append(S.to_stream(table))
@@ -92,8 +78,8 @@ def _filter(fs, root: str, m: Manifest, limits: dict[str, float], percentile: fl
             [f"below the {percentile:g}th percentile of {lang} scores ({limits[lang]:.4f})"
              for lang in moved[S.LANGUAGE].to_pylist()]))
         new_data, new_rej = f"{stem}-p.parquet", f"{REJECTED_DIR}/{stem}-p.parquet"
-        _put(fs, root, new_data, kept)
-        _put(fs, root, new_rej, moved.select(S.REJECTED_SCHEMA.names).cast(S.REJECTED_SCHEMA))
+        put_parquet(fs, filesystems.join(root, new_data), kept)
+        put_parquet(fs, filesystems.join(root, new_rej), moved.select(S.REJECTED_SCHEMA.names).cast(S.REJECTED_SCHEMA))
         files += [new_data, new_rej]
         replaced.append(rel)
         streams += [S.to_stream(kept), moved]

@@ -10,25 +10,15 @@ committed with the rest; here it is refused rather than half-applied.
 
 from __future__ import annotations
 
-import io
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
 from qcraft_ray.io import filesystems
-from qcraft_ray.io.commit import (REJECTED_DIR, REPORT_FILE, data_files, get_json, put_bytes,
-                                  put_json)
+from qcraft_ray.io.commit import (REJECTED_DIR, REPORT_FILE, data_files, get_json, get_parquet,
+                                  put_json, put_parquet)
 from qcraft_ray.report import count_rows, mean_scores, merge_counts
 from qcraft_ray.stages.score import Embedder, load_embedder, score_table
-
-
-def _with_score_column(table: pa.Table) -> pa.Table:
-    if S.SCORE in table.column_names:
-        return table
-    return table.append_column(S.SCORE, pa.nulls(table.num_rows, pa.float64()))
 
 
 def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
@@ -45,13 +35,10 @@ def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
     files = [f for f in data_files(fs, root) if not f.startswith(REJECTED_DIR + "/")]
     for rel in files:
         full = filesystems.join(root, rel)
-        with fs.open_input_file(full) as f:
-            table = _with_score_column(pq.read_table(f))
-        scored = score_table(table, embedder, cfg).select(S.OUTPUT_SCHEMA.names).cast(
-            S.OUTPUT_SCHEMA)
-        sink = io.BytesIO()
-        pq.write_table(scored, sink, compression="zstd")
-        put_bytes(fs, full, sink.getvalue())
+        # files from before scoring existed gain the column (score_table adds it)
+        scored = score_table(get_parquet(fs, full), embedder, cfg).select(
+            S.OUTPUT_SCHEMA.names).cast(S.OUTPUT_SCHEMA)
+        put_parquet(fs, full, scored)
         parts.append(count_rows(S.to_stream(scored), first_type))
     report["mean_scores"] = mean_scores(merge_counts(parts))
     report["scored"] = {"model": cfg.model, "files": len(files)}

@@ -17,6 +17,7 @@ filesystems raise for I/O and network failures).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -26,7 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.io import filesystems
@@ -99,6 +102,18 @@ def put_json(fs: pafs.FileSystem, path: str, data: dict) -> None:
 def get_json(fs: pafs.FileSystem, path: str) -> dict:
     with fs.open_input_stream(path) as f:
         return json.loads(f.read().decode("utf-8"))
+
+
+def put_parquet(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    """Write a whole Parquet file (zstd) so that readers see all of it or nothing."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    put_bytes(fs, path, sink.getvalue())
+
+
+def get_parquet(fs: pafs.FileSystem, path: str) -> pa.Table:
+    with fs.open_input_file(path) as f:
+        return pq.read_table(f)
 
 
 def exists(fs: pafs.FileSystem, path: str) -> bool:

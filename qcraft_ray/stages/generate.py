@@ -45,10 +45,24 @@ class Engine(Protocol):
     def generate(self, prompts: list[list[int]]) -> list[Generated]: ...
 
 
+def cpu_engine_threads(gen: GenerationConfig, usable_cores: int) -> int | None:
+    """OMP threads for a CPU engine, or None to leave the environment alone (GPU engines,
+    or ``OMP_NUM_THREADS`` set in ``engine.env``). Ray sets ``OMP_NUM_THREADS`` to the
+    actor's whole CPUs, at least 1, so a fractional-CPU replica would run vLLM-CPU's
+    matmuls on one thread however many cores the machine has."""
+    if gen.gpus_per_replica > 0 or "OMP_NUM_THREADS" in gen.engine.env:
+        return None
+    return gen.engine.cpu_threads or usable_cores
+
+
 class VLLMEngine:
     """A vLLM offline engine configured from :class:`GenerationConfig`."""
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
+        threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
+        if threads is not None:
+            # This process belongs to the replica: set before torch/vLLM read it.
+            os.environ["OMP_NUM_THREADS"] = str(threads)
         from vllm import LLM, SamplingParams
 
         eng = gen.engine
@@ -128,8 +142,10 @@ class Replica:
         self._engine = engine_factory(gen, model)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         # print, not logging: Ray forwards worker stderr to the driver and the job log
-        print(f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s)",
-              file=sys.stderr, flush=True)
+        torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
+        threads = f", {torch.get_num_threads()} torch threads" if torch else ""
+        print(f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s"
+              f"{threads})", file=sys.stderr, flush=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         S.require_columns("generate", NEEDED, batch.column_names)

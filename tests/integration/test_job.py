@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -64,8 +65,10 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
                    *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
                    "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
                    "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
-                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
+                   "--set", "report.progress_interval_s=1",
+                   "--set", "generation.engine.cpu_threads=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
+    assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
     check_report_page(out_dir, out, rej, tmp_path)
@@ -84,6 +87,12 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     assert reasons["doc-null"] == S.REASON_MISSING_TEXT
     assert set(out[S.LANGUAGE].to_pylist()) == set(report["counts"]["by_language"]) - {"unsupported"}
     check_greedy_matches_transformers(out, tiny_model)
+
+
+def engine_threads(log: str) -> list[int]:
+    """Torch threads each engine replica reported when it came up."""
+    return [int(n) for n in re.findall(r"engine replica \S+ ready \([\d.]+ s, (\d+) torch threads",
+                                       log)]
 
 
 def check_report_page(out_dir, out, rej, tmp_path):
@@ -215,6 +224,8 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
                          timeout=900, cwd=REPO)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     assert "succeeded" in res.stdout
+    # the 0.5-CPU replica's CPU engine runs on every core, not Ray's OMP_NUM_THREADS=1
+    assert engine_threads(res.stdout) == [len(os.sched_getaffinity(0))], res.stdout[-3000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stdout, report, 75)  # in the job's log
     check_accounting(out, rej, report, 75, ["query", "title"])

@@ -126,3 +126,16 @@ def test_ledger_untouched_batches_use_one_engine_call():
     rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger)
     rep(keyed_batch([[1], [2], [5]]))
     assert len(rep._engine.calls) == 1 and ledger._attempts == {}
+
+
+def test_cpu_engine_threads():
+    from qcraft_ray.stages.generate import cpu_engine_threads
+
+    cpu = dict(gpus_per_replica=0, cpus_per_replica=0.5)
+    # Ray would give a 0.5-CPU actor OMP_NUM_THREADS=1: a CPU engine takes every core
+    assert cpu_engine_threads(GenerationConfig(**cpu), usable_cores=8) == 8
+    assert cpu_engine_threads(GenerationConfig(**cpu, engine={"cpu_threads": 3}), 8) == 3
+    # the user's own OMP_NUM_THREADS, and GPU engines, are left alone
+    assert cpu_engine_threads(GenerationConfig(**cpu, engine={"env": {"OMP_NUM_THREADS": "2"}}),
+                              8) is None
+    assert cpu_engine_threads(GenerationConfig(gpus_per_replica=1), 8) is None

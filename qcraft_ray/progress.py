@@ -29,17 +29,38 @@ from typing import Any
 log = logging.getLogger("qcraft")
 
 
+Busy = tuple[str, float, float]  # (engine replica, call start, call end), wall clock
+
+
 class ProgressTracker:
-    """Counters added by stages (a plain class; run as a Ray actor)."""
+    """Counters added by stages, and how busy each engine replica kept its engine
+    (a plain class; run as a Ray actor)."""
 
     def __init__(self) -> None:
         self._counts: Counter = Counter()
+        self._busy: dict[str, list[float]] = {}  # replica -> [first start, last end, busy s]
 
-    def add(self, counters: dict[str, float]) -> None:
+    def add(self, counters: dict[str, float], busy: Busy | None = None) -> None:
         self._counts.update(counters)
+        if busy is not None:
+            name, start, end = busy
+            b = self._busy.setdefault(name, [start, end, 0.0])
+            b[0], b[1], b[2] = min(b[0], start), max(b[1], end), b[2] + (end - start)
 
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
+
+    def engine_busy(self) -> dict[str, Any]:
+        """Per replica: seconds inside engine calls, the span from its first call's start
+        to its last call's end, and their ratio (1.0: the engine never waited for the
+        pipeline between calls); overall: the same summed over replicas."""
+        per = {name: {"busy_s": round(busy, 3), "span_s": round(end - start, 3),
+                      "busy_fraction": round(busy / (end - start), 4) if end > start else 1.0}
+               for name, (start, end, busy) in sorted(self._busy.items())}
+        busy = sum(b[2] for b in self._busy.values())
+        span = sum(b[1] - b[0] for b in self._busy.values())
+        return {"busy_fraction": round(busy / span, 4) if span > 0 else None,
+                "replicas": per}
 
 
 class RemoteProgress:
@@ -48,8 +69,8 @@ class RemoteProgress:
     def __init__(self, handle: Any) -> None:
         self._handle = handle
 
-    def add(self, counters: dict[str, float]) -> None:
-        self._handle.add.remote(counters)
+    def add(self, counters: dict[str, float], busy: Busy | None = None) -> None:
+        self._handle.add.remote(counters, busy)
 
 
 def _duration(seconds: float) -> str:
@@ -86,7 +107,8 @@ def format_line(snap: dict[str, float], total_documents: int, elapsed: float,
 def track_progress(total_documents: int, interval_s: float,
                    already_done: int = 0) -> Iterator[tuple[RemoteProgress, dict]]:
     """Start a tracker actor and a thread that logs progress; yields ``(progress,
-    final)``, where ``final`` is filled with the last snapshot on exit."""
+    final)``, where ``final`` is filled with the last snapshot on exit, plus
+    ``final["engine"]``, :meth:`ProgressTracker.engine_busy`."""
     import ray
 
     handle = ray.remote(ProgressTracker).options(num_cpus=0).remote()
@@ -113,6 +135,7 @@ def track_progress(total_documents: int, interval_s: float,
         stop.set()
         thread.join(timeout=5)
         final.update(ray.get(handle.snapshot.remote(), timeout=30))
+        final["engine"] = ray.get(handle.engine_busy.remote(), timeout=30)
         log.info("%s", format_line(final, total_documents, time.monotonic() - t0,
                                    already_done))
         ray.kill(handle)

@@ -156,6 +156,8 @@ def _report(cfg: RunConfig, plan: InputPlan, state: RunState, mode: str, counts:
             "generated_tokens_per_second": round(stages.get("output_tokens", 0) / wall, 3),
         },
         "replicas": len(counts["by_replica"]),
+        # how busy the pipeline kept each engine between its first and last call
+        "engine": stages.get("engine", {"busy_fraction": None, "replicas": {}}),
         "attempts": state.attempts,
         "resumed": state.resumed,
         "resume": {"units_skipped": len(state.done_units),

@@ -153,13 +153,14 @@ class Replica:
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
         prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
         keys = [row_key(rows[i]) for i in todo]
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         results = self._generate(prompts, keys) if todo else []
         if self._progress and todo:
+            seconds = time.perf_counter() - t0
             self._progress.add({
                 "prompts_done": len(todo), "outputs": len(todo),
                 "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
-                "seconds_generate": time.perf_counter() - t0})
+                "seconds_generate": seconds}, busy=(self._name, started, started + seconds))
         for i, result in zip(todo, results):
             row = rows[i]
             row[S.REPLICA] = self._name

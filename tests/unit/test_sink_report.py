@@ -106,3 +106,20 @@ def test_progress_line():
     line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0,
                        already_done=50)
     assert "prompts 0 |" in line and line.endswith("ETA 0m40s")
+
+
+def test_engine_busy_fraction():
+    from qcraft_ray.progress import ProgressTracker
+
+    t = ProgressTracker()
+    assert t.engine_busy() == {"busy_fraction": None, "replicas": {}}
+    # replica a: calls 0-4 and 5-10 (waited 1 s between them); b: one call 2-4
+    t.add({"outputs": 1}, busy=("a", 5.0, 10.0))
+    t.add({"outputs": 1}, busy=("a", 0.0, 4.0))
+    t.add({}, busy=("b", 2.0, 4.0))
+    t.add({"outputs": 1})  # counters alone leave the spans alone
+    got = t.engine_busy()
+    assert got["replicas"] == {"a": {"busy_s": 9.0, "span_s": 10.0, "busy_fraction": 0.9},
+                               "b": {"busy_s": 2.0, "span_s": 2.0, "busy_fraction": 1.0}}
+    assert got["busy_fraction"] == round(11 / 12, 4)
+    assert t.snapshot() == {"outputs": 3}

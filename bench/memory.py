@@ -57,6 +57,7 @@ def measure(corpus: Path, model: str) -> dict:
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks = {"driver": 0, "worker": 0, "worker_uss": 0}
+    names: dict[str, str] = {}  # which process held each worker peak
     stop = threading.Event()
 
     def sample() -> None:
@@ -68,8 +69,9 @@ def measure(corpus: Path, model: str) -> dict:
                     try:
                         if child.name().startswith("ray::"):
                             info = child.memory_full_info()
-                            peaks["worker"] = max(peaks["worker"], info.rss)
-                            peaks["worker_uss"] = max(peaks["worker_uss"], info.uss)
+                            for key, value in (("worker", info.rss), ("worker_uss", info.uss)):
+                                if value > peaks[key]:
+                                    peaks[key], names[key] = value, child.name()
                     except psutil.Error:
                         pass
             except psutil.Error:
@@ -84,7 +86,8 @@ def measure(corpus: Path, model: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(err[-4000:])
     return {"wall_s": time.monotonic() - t0, "driver_mib": peaks["driver"] / 2**20,
-            "worker_mib": peaks["worker"] / 2**20, "worker_uss_mib": peaks["worker_uss"] / 2**20}
+            "worker_mib": peaks["worker"] / 2**20, "worker_uss_mib": peaks["worker_uss"] / 2**20,
+            "worker_uss_process": names.get("worker_uss", "?")}
 
 
 def main() -> None:
@@ -106,12 +109,13 @@ def main() -> None:
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; configs/local.yaml "
         "(2 logical CPUs, rows_per_task=1000); peak RSS sampled every 0.2 s.", "",
         "| documents | wall s | driver peak RSS MiB | largest worker peak RSS MiB | "
-        "largest worker peak USS MiB |",
-        "| --- | --- | --- | --- | --- |",
+        "largest worker peak USS MiB | that worker |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for n, r in res.items():
         lines.append(f"| {n} | {r['wall_s']:.1f} | {r['driver_mib']:.0f} | "
-                     f"{r['worker_mib']:.0f} | {r['worker_uss_mib']:.0f} |")
+                     f"{r['worker_mib']:.0f} | {r['worker_uss_mib']:.0f} | "
+                     f"`{r['worker_uss_process']}` |")
     lines += ["", f"Large/small: driver {lg['driver_mib'] / s['driver_mib']:.2f}x, "
               f"largest worker {lg['worker_mib'] / s['worker_mib']:.2f}x RSS, "
               f"{lg['worker_uss_mib'] / s['worker_uss_mib']:.2f}x USS (target <= 1.20x). "

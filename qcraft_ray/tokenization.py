@@ -59,20 +59,20 @@ def is_stable_split(text: str, pos: int) -> bool:
     return c == " " or not c.isspace()
 
 
-def span_token_ids(text: str, encoding: Any, start: int, end: int, reach: int = 48,
-                   starts: list[int] | None = None
+def span_token_ids(text: str, ids: list[int], starts: list[int], start: int, end: int,
+                   reach: int = 48
                    ) -> tuple[tuple[int, int], list[int], tuple[int, int]] | None:
-    """Reuse a whole-text encoding for ``text[start:end]``.
+    """Reuse a whole-text encoding (its token ``ids`` and each token's ``starts``
+    character offset) for ``text[start:end]``.
 
-    Returns ``(left_edge, middle_ids, right_edge)``: the middle ids come from
-    ``encoding`` between two stable split points found within ``reach`` tokens of each
-    end; only the two short edges (character ranges) still need encoding. ``None`` when
-    no stable split points are near the ends (then encode the whole span). ``starts``
-    (each token's start offset) may be passed when the caller already has it.
+    Returns ``(left_edge, middle_ids, right_edge)``: the middle ids come from ``ids``
+    between two stable split points found within ``reach`` tokens of each end; only the
+    two short edges (character ranges) still need encoding. ``None`` when no stable split
+    points are near the ends (then encode the whole span). Callers pass the lists built
+    once per document: each access to ``Encoding.ids`` or ``.offsets`` builds a new one.
     """
     import bisect
 
-    starts = starts if starts is not None else [s for s, _ in encoding.offsets]
     first = bisect.bisect_left(starts, start)
     last = bisect.bisect_left(starts, end)
     left = next((k for k in range(first + 1, min(first + reach, last))
@@ -81,4 +81,4 @@ def span_token_ids(text: str, encoding: Any, start: int, end: int, reach: int = 
                   if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])), None)
     if left is None or right is None or right <= left:
         return None
-    return (start, starts[left]), encoding.ids[left:right], (starts[right], end)
+    return (start, starts[left]), ids[left:right], (starts[right], end)

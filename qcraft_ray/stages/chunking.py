@@ -76,51 +76,77 @@ def _is_word_boundary(prev: str, nxt: str) -> bool:
     return bool(_NO_SPACE_SCRIPT.match(prev) or _NO_SPACE_SCRIPT.match(nxt))
 
 
+_SPACE, _MARK, _NO_SPACE, _ENDS_SENTENCE, _ENDS_CLAUSE = 1, 2, 4, 8, 16
+_ASTRAL, _ASTRAL_CJK = 0x10000, 0x10001  # table slots for code points above the BMP
+
+
 @functools.lru_cache(maxsize=1)
-def _bmp_tables() -> tuple[np.ndarray, ...]:
-    """Per code point of the Basic Multilingual Plane: is space, is a boundary mark
+def _char_flags() -> np.ndarray:
+    """Flags per code point of the Basic Multilingual Plane, plus one slot for every
+    other code point and one for the astral CJK ideographs: is space, is a boundary mark
     (sentence, clause, closer), is a no-space script, ends a sentence, ends a clause.
     Built once per process (~50 ms)."""
-    chars = [chr(c) for c in range(0x10000)]
+    def flags(ch: str) -> int:
+        return ((_SPACE if ch.isspace() else 0) | (_MARK if ch in _SPECIAL else 0)
+                | (_NO_SPACE if _NO_SPACE_SCRIPT.match(ch) else 0)
+                | (_ENDS_SENTENCE if ch in _SENTENCE_END else 0)
+                | (_ENDS_CLAUSE if ch in _CLAUSE else 0))
 
-    def table(pred) -> np.ndarray:
-        return np.fromiter((pred(ch) for ch in chars), bool, 0x10000)
-
-    return (table(str.isspace), table(lambda ch: ch in _SPECIAL),
-            table(lambda ch: bool(_NO_SPACE_SCRIPT.match(ch))),
-            table(lambda ch: ch in _SENTENCE_END), table(lambda ch: ch in _CLAUSE))
+    table = np.fromiter((flags(chr(c)) for c in range(0x10000)), np.uint8, 0x10000)
+    return np.concatenate([table, np.array([0, _NO_SPACE], np.uint8)])
 
 
-def cut_weights(text: str, starts: list[int]) -> np.ndarray:
+def _flags_of(cps: np.ndarray) -> np.ndarray:
+    slot = np.where(cps < 0x10000, cps,
+                    np.where((cps >= 0x20000) & (cps <= 0x2FFFF), _ASTRAL_CJK, _ASTRAL))
+    return _char_flags()[slot]
+
+
+class CutWeights:
     """The boundary weight of a cut before each token (see :func:`boundary_kind`).
 
     Vectorized for the common cases, where only the two characters around the cut
     matter: right after an ordinary character ("word" or "hard"), or a sentence or
-    clause mark followed by a space ("sentence", "clause"); the rest (after spaces,
-    newlines, closers) go through :func:`boundary_kind`.
+    clause mark followed by a space ("sentence", "clause"). The rest (after spaces,
+    newlines, closers) start unknown (NaN) and go through :func:`boundary_kind` only
+    when a cut search needs them (:func:`_best_cut`).
     """
-    space, special, no_space, sentence_end, clause = _bmp_tables()
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    pos = np.asarray(starts, dtype=np.int64)
-    prev = np.where(pos > 0, cps[np.maximum(pos - 1, 0)], 0x20)  # text start acts as space
-    nxt = np.where(pos < len(cps), cps[np.minimum(pos, len(cps) - 1)], 0x20)
 
-    def look(table: np.ndarray, cp: np.ndarray, astral: bool | np.ndarray) -> np.ndarray:
-        return np.where(cp < 0x10000, table[np.minimum(cp, 0xFFFF)], astral)
+    def __init__(self, text: str, starts: list[int]) -> None:
+        self.text, self.starts = text, starts
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        pos = np.asarray(starts, dtype=np.int64)
+        inside = pos > 0
+        # the characters before and at each cut; the text's start and end act as spaces
+        prev = _flags_of(np.where(inside, cps[np.maximum(pos - 1, 0)], 0x20))
+        nxt = _flags_of(np.where(pos < len(cps), cps[np.minimum(pos, len(cps) - 1)], 0x20))
+        ordinary = ((prev & (_SPACE | _MARK)) == 0) & inside
+        word = ((nxt & (_SPACE | _NO_SPACE)) | (prev & _NO_SPACE)) != 0
+        weights = np.where(word | (pos >= len(cps)), _WEIGHT["word"], _WEIGHT["hard"])
+        spaced_after = ((nxt & _SPACE) != 0) & inside
+        marked_sentence = spaced_after & ((prev & _ENDS_SENTENCE) != 0)
+        marked_clause = spaced_after & ((prev & _ENDS_CLAUSE) != 0)
+        weights[marked_sentence] = _WEIGHT["sentence"]
+        weights[marked_clause] = _WEIGHT["clause"]
+        weights[~ordinary & ~marked_sentence & ~marked_clause] = np.nan
+        self.weights = weights
 
-    astral_cjk = lambda cp: (cp >= 0x20000) & (cp <= 0x2FFFF)  # noqa: E731
-    ordinary = ~look(space, prev, False) & ~look(special, prev, False) & (pos > 0)
-    word = look(space, nxt, False) | look(no_space, prev, astral_cjk(prev)) | \
-        look(no_space, nxt, astral_cjk(nxt)) | (pos >= len(cps))
-    weights = np.where(word, _WEIGHT["word"], _WEIGHT["hard"])
-    spaced_after = look(space, nxt, False) & (pos > 0)
-    marked_sentence = spaced_after & look(sentence_end, prev, False)
-    marked_clause = spaced_after & look(clause, prev, False)
-    weights[marked_sentence] = _WEIGHT["sentence"]
-    weights[marked_clause] = _WEIGHT["clause"]
-    for k in np.flatnonzero(~ordinary & ~marked_sentence & ~marked_clause):
-        weights[k] = _WEIGHT[boundary_kind(text, starts[k])]
-    return weights
+    def resolve(self, k: int) -> float:
+        """The weight of a cut before token ``k``, computing it if it is unknown."""
+        w = self.weights[k]
+        if np.isnan(w):
+            w = self.weights[k] = _WEIGHT[boundary_kind(self.text, self.starts[k])]
+        return float(w)
+
+    def all(self) -> np.ndarray:
+        for k in np.flatnonzero(np.isnan(self.weights)):
+            self.resolve(int(k))
+        return self.weights
+
+
+def cut_weights(text: str, starts: list[int]) -> np.ndarray:
+    """Every token's cut weight (what :class:`CutWeights` computes lazily)."""
+    return CutWeights(text, starts).all()
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -144,7 +170,7 @@ def plan_chunks(
     n = len(token_starts)
     kept: list[Span] = []
     remainders: list[Span] = []
-    weights: np.ndarray | None = None  # computed on the first cut only
+    weights: CutWeights | None = None  # built on the first cut only
     pos = 0
     while pos < n:
         left = n - pos
@@ -152,7 +178,7 @@ def plan_chunks(
             end_tok = n
         else:
             if weights is None:
-                weights = cut_weights(text, token_starts)
+                weights = CutWeights(text, token_starts)
             end_tok = _best_cut(weights, pos, min_tokens, max_tokens)
         start_c = token_starts[pos]
         end_c = token_starts[end_tok] if end_tok < n else len(text)
@@ -164,8 +190,17 @@ def plan_chunks(
     return kept, remainders
 
 
-def _best_cut(weights: np.ndarray, pos: int, lo: int, hi: int) -> int:
-    n = len(weights)
+_MAX_WEIGHT = max(_WEIGHT.values())
+
+
+def _best_cut(weights: CutWeights, pos: int, lo: int, hi: int) -> int:
+    """The best cut in range: the first with the highest weight minus distance cost.
+
+    Unknown weights count as the highest possible until the winner is one whose weight
+    is known; so the result equals scoring every candidate, while :func:`boundary_kind`
+    runs only for the few unknown ones that could win.
+    """
+    n = len(weights.weights)
     left = n - pos
     pieces = math.ceil(left / hi)
     ideal = pos + left / pieces
@@ -173,5 +208,10 @@ def _best_cut(weights: np.ndarray, pos: int, lo: int, hi: int) -> int:
     if first > last:  # cannot leave a long-enough tail: take the longest chunk allowed
         first, last = pos + lo, pos + hi
     cuts = np.arange(first, last + 1)
-    scores = weights[first:last + 1] - _DISTANCE_COST * np.abs(cuts - ideal) / hi
-    return int(cuts[int(np.argmax(scores))])
+    distance = _DISTANCE_COST * np.abs(cuts - ideal) / hi
+    window = weights.weights[first:last + 1]  # a view: resolved weights are cached
+    while True:
+        i = int(np.argmax(np.where(np.isnan(window), _MAX_WEIGHT, window) - distance))
+        if not np.isnan(window[i]):
+            return int(cuts[i])
+        weights.resolve(first + i)

@@ -171,7 +171,7 @@ class Replica:
                 continue
             output, status = clean_output(result.text)
             row.update({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: result.tokens})
-        return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
+        return S.stream_table(rows)
 
     def _generate(self, prompts: list[list[int]], keys: list[str]
                   ) -> list[Generated | BaseException]:

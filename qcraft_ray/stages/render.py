@@ -50,4 +50,4 @@ class PromptBuilder:
                 else:
                     item[S.PROMPT_TOKEN_IDS] = ids
                 out.append(item)
-        return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
+        return S.stream_table(out)

@@ -160,10 +160,11 @@ def test_spliced_ids_equal_encoding_on_random_text(tokenizer):
     for _ in range(400):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(50, 600)))
         enc = bt.encode(text, add_special_tokens=False)
+        ids, starts = enc.ids, [s for s, _ in enc.offsets]
         for _ in range(5):
             a = rng.randint(0, len(text) - 2)
             b = rng.randint(a + 1, len(text))
-            split = span_token_ids(text, enc, a, b, reach=12)
+            split = span_token_ids(text, ids, starts, a, b, reach=12)
             if split is None:
                 continue
             (x, y), middle, (u, v) = split
@@ -189,3 +190,22 @@ def test_vectorized_cut_weights_match_boundary_kind(tokenizer, passages):
             text, add_special_tokens=False).offsets]
         assert list(cut_weights(text, starts)) == [_WEIGHT[boundary_kind(text, s)]
                                                    for s in starts]
+
+
+def test_make_passages_restores_the_cyclic_gc(tokenizer, passages):
+    """The stage pauses the cyclic collector while it runs and leaves it as it was."""
+    import gc
+
+    table = docs([(passages[0]["text"], passages[0]["language"])])
+    assert gc.isenabled()
+    assert make_passages(table, CFG, tokenizer).num_rows >= 1
+    assert gc.isenabled()
+    with pytest.raises(AttributeError):  # fails inside the paused section: still restored
+        make_passages(table, CFG, tokenizer=None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        make_passages(table, CFG, tokenizer)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -209,3 +209,36 @@ def test_make_passages_restores_the_cyclic_gc(tokenizer, passages):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_lazy_cut_search_equals_scoring_every_candidate(tokenizer, passages):
+    """_best_cut resolves only the unknown weights that could win; its cut must be the
+    one a full scoring (every weight known) picks, ties going to the first."""
+    import math
+
+    import numpy as np
+
+    from qcraft_ray.stages.chunking import _DISTANCE_COST, CutWeights, _best_cut, cut_weights
+
+    checked = 0
+    for p in passages:
+        text = p["text"]
+        starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
+            text, add_special_tokens=False).offsets]
+        full = cut_weights(text, starts)
+        for lo, hi in ((20, 60), (70, 700), (30, 90)):
+            n = len(starts)
+            if n <= hi:
+                continue
+            for pos in range(0, n - hi, max(1, (n - hi) // 7)):
+                left = n - pos
+                ideal = pos + left / math.ceil(left / hi)
+                first, last = pos + lo, min(pos + hi, n - lo)
+                if first > last:
+                    first, last = pos + lo, pos + hi
+                cuts = np.arange(first, last + 1)
+                want = int(cuts[int(np.argmax(full[first:last + 1] - _DISTANCE_COST
+                                              * np.abs(cuts - ideal) / hi))])
+                assert _best_cut(CutWeights(text, starts), pos, lo, hi) == want
+                checked += 1
+    assert checked > 100

@@ -7,8 +7,8 @@ tokens, all 7 types), then runs each mode as a fresh process, alternating modes,
 sizes: the full set and a small warm-up set. The generation phase of each mode is
 measured without instrumenting it, as the marginal throughput
 ``(N - n) / (T(N) - T(n))``: start-up (imports, Ray, engine load) cancels out. The
-whole-job wall time is T(N). Medians over the alternations, and ratios, go to
-bench/RESULTS.md.
+whole-job wall time is T(N). Medians over the alternations, and ratios, are added to
+bench/RESULTS.md as its newest "## Run N" section (earlier runs are kept).
 
 Modes:
   bare   vllm.LLM.generate on all prompts in one call (the reference)
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -263,8 +264,21 @@ def write_results(args: argparse.Namespace, sizes: dict, times: dict, engine: di
     lines += ["", "Raw times (s): `" + json.dumps(times) + "`", "",
               f"Reproduce: `python bench/generation.py --prompts {args.prompts} "
               f"--alternations {args.alternations} --max-new-tokens {args.max_new_tokens}`", ""]
-    Path(args.results).write_text("\n".join(lines), encoding="utf-8")
+    text = add_run(Path(args.results), "\n".join(lines[2:]))
+    Path(args.results).write_text(text, encoding="utf-8")
     print("\n".join(lines))
+
+
+def add_run(results: Path, body: str) -> str:
+    """The results file with this run added as the newest ``## Run N`` section; earlier
+    runs and the hand-written summary above them are kept."""
+    old = results.read_text(encoding="utf-8") if results.exists() else "# Generation benchmark\n\n"
+    numbers = [int(m) for m in re.findall(r"^## Run (\d+)", old, flags=re.M)]
+    section = f"## Run {max(numbers, default=0) + 1} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{body.strip()}\n\n"
+    first = re.search(r"^## Run \d+", old, flags=re.M)
+    if first is None:
+        return old.rstrip() + "\n\n" + section
+    return old[:first.start()] + section + old[first.start():]
 
 
 if __name__ == "__main__":

@@ -24,10 +24,12 @@ from qcraft_ray.tokenization import encode, span_token_ids
 
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
 _MARGIN = 2
-# Documents tokenized at a time: a tokenizers Encoding holds ~100 bytes per token (ids,
-# offsets, token strings...: measured 106), so a 1,000-document block of the sample texts
-# held 121 MiB of them at once; a batch of 128 still spreads over the tokenizer threads.
-_ENCODE_BATCH = 128
+# Documents tokenized at a time. An Encoding holds ~106 bytes per token (ids, offsets,
+# token strings...: measured), so a block's encodings are freed every 1,000 documents.
+# Smaller batches cost throughput (bench/RESULTS-passages.md: 128 documents at a time
+# took 7.92 s against 6.89 s for 1,000, on 5,000 documents), so blocks above 1,000
+# documents are where this bounds memory.
+_ENCODE_BATCH = 1000
 _FIRST = itemgetter(0)  # 3x faster than a list comprehension over offsets
 _CARRIED = (S.DOC_ID, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW,
             *S.PROVENANCE_COLUMNS, S.UNIT, S.UNIT_DOCS)

@@ -242,3 +242,14 @@ def test_lazy_cut_search_equals_scoring_every_candidate(tokenizer, passages):
                 assert _best_cut(CutWeights(text, starts), pos, lo, hi) == want
                 checked += 1
     assert checked > 100
+
+
+def test_tokenizing_in_batches_gives_the_same_rows(tokenizer, passages, monkeypatch):
+    """Blocks larger than one tokenize batch come out exactly as if tokenized at once."""
+    import qcraft_ray.stages.passages as P
+
+    table = docs([(p["text"], p["language"]) for p in passages[:9]])
+    whole = make_passages(table, CFG, tokenizer)
+    monkeypatch.setattr(P, "_ENCODE_BATCH", 2)
+    assert make_passages(table, CFG, tokenizer).equals(whole)
+    assert whole.num_rows > 9

@@ -36,6 +36,52 @@ def encode(tokenizer: Any, texts: list[str]) -> list[Any]:
     return tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
 
 
+@functools.lru_cache(maxsize=4)
+def _token_byte_lengths(tokenizer: Any) -> Any:
+    """UTF-8 bytes of each token id's text, as a numpy array (built once per tokenizer).
+
+    Byte-level BPE spells each byte as one character, so a regular token's byte length
+    is its vocabulary string's length; added tokens are their literal content."""
+    import numpy as np
+
+    bt = tokenizer.backend_tokenizer
+    vocab = bt.get_vocab(with_added_tokens=False)
+    lengths = np.zeros(max(bt.get_vocab(with_added_tokens=True).values()) + 1, np.int64)
+    for token, i in vocab.items():
+        lengths[i] = len(token)
+    for i, added in tokenizer.added_tokens_decoder.items():
+        lengths[i] = len(added.content.encode("utf-8"))
+    return lengths
+
+
+def token_starts(tokenizer: Any, text: str, encoding: Any, ids: list[int]) -> list[int]:
+    """The character offset where each token of ``encoding`` (of ``text``, with token
+    ``ids``) starts: what ``encoding.offsets`` gives, 3x faster.
+
+    Summing the tokens' UTF-8 byte lengths gives each token's byte offset, mapped to the
+    character holding that byte (a token that starts inside a character, as byte-level
+    BPE allows, starts at that character, as in ``offsets``). This needs the tokens to
+    spell ``text`` byte for byte: when the normalizer (NFC for Qwen3) changed the text,
+    or a byte-level vocabulary is not what we read, the offsets are used instead.
+    """
+    import unicodedata
+
+    import numpy as np
+
+    raw = np.frombuffer(text.encode("utf-8"), np.uint8)
+    lengths = _token_byte_lengths(tokenizer)
+    ids_arr = np.asarray(ids, np.int64)
+    if (ids_arr.size and (ids_arr.max() >= len(lengths))) or not unicodedata.is_normalized(
+            "NFC", text):
+        return [s for s, _ in encoding.offsets]
+    token_bytes = lengths[ids_arr]
+    if int(token_bytes.sum()) != len(raw):
+        return [s for s, _ in encoding.offsets]
+    byte_starts = np.concatenate(([0], np.cumsum(token_bytes)[:-1]))
+    char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1  # continuation bytes: 10xxxxxx
+    return char_of_byte[byte_starts].tolist()
+
+
 def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     """Qwen3 token counts of ``texts`` (no special tokens)."""
     return [len(enc.ids) for enc in encode(tokenizer, texts)]

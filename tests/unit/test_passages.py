@@ -253,3 +253,58 @@ def test_tokenizing_in_batches_gives_the_same_rows(tokenizer, passages, monkeypa
     monkeypatch.setattr(P, "_ENCODE_BATCH", 2)
     assert make_passages(table, CFG, tokenizer).equals(whole)
     assert whole.num_rows > 9
+
+
+def test_declared_columns_drop_nothing(tokenizer, passages, monkeypatch):
+    """The stage builds only its declared columns; every key its rows hold is one."""
+    import qcraft_ray.stages.passages as P
+
+    items = [(p["text"], p["language"]) for p in passages[:4]]
+    items += [("short text", "english"), ("   ", "english"), (passages[0]["text"], None)]
+    table = docs(items)
+    unreadable = table.slice(0, 1).to_pylist()[0] | {S.REASON: S.REASON_UNREADABLE,
+                                                     S.ERROR: "bad page", S.TEXT: None}
+    table = pa.concat_tables([table, pa.Table.from_pylist([unreadable],
+                                                          schema=S.DOCUMENT_SCHEMA)])
+    declared = make_passages(table, CFG, tokenizer)
+    monkeypatch.setattr(P, "_COLUMNS", None)  # every stream column looked up
+    assert make_passages(table, CFG, tokenizer).equals(declared)
+    assert set(declared[S.REASON].to_pylist()) >= {S.REASON_TOO_SHORT, S.REASON_MISSING_TEXT,
+                                                   S.REASON_UNSUPPORTED_LANGUAGE,
+                                                   S.REASON_UNREADABLE}
+    assert "bad page" in declared[S.ERROR].to_pylist()
+
+
+def test_passage_ids_are_the_passage_own_tokens(tokenizer, passages):
+    """Every passage's token ids equal encoding its text: whole documents, documents
+    trimmed of surrounding whitespace, and chunks of long ones."""
+    bt = tokenizer.backend_tokenizer
+    short = next(p for p in passages if 100 < len(bt.encode(p["text"]).ids) < 600)
+    long = next(p for p in passages if len(bt.encode(p["text"]).ids) > 1500)
+    items = [(short["text"], short["language"]), (f"\n  {short['text']}\n\n", short["language"]),
+             (long["text"], long["language"]), (f" {long['text']} \n", long["language"])]
+    out = make_passages(docs(items), CFG, tokenizer).to_pylist()
+    kept = [r for r in out if r[S.STATUS] == S.STATUS_PENDING]
+    assert {r[S.SOURCE_ROW] for r in kept} == {0, 1, 2, 3}
+    for r in kept:
+        want = bt.encode(r[S.PASSAGE], add_special_tokens=False).ids
+        assert r[S.PASSAGE_TOKEN_IDS] == want and r[S.PASSAGE_TOKENS] == len(want)
+
+
+def test_token_starts_equal_tokenizer_offsets(tokenizer, passages):
+    """Starts summed from token byte lengths are the tokenizer's own offsets: every
+    sample language, tokens inside multi-byte characters, special-token text, and text
+    the NFC normalizer changes (which takes the offsets path)."""
+    import random
+
+    from qcraft_ray.tokenization import token_starts
+
+    bt = tokenizer.backend_tokenizer
+    rng = random.Random(3)
+    pool = list("abc ,.;\n\t。、富士」") + ["😀", "𠀀", "\u3000", "e\u0301", "é", "Å", "ﬁ",
+                                          "<|im_start|>", "<think>", "\ufeff", "\u200d"]
+    texts = [p["text"] for p in passages]
+    texts += ["".join(rng.choice(pool) for _ in range(400)) for _ in range(200)]
+    for text in texts:
+        enc = bt.encode(text, add_special_tokens=False)
+        assert token_starts(tokenizer, text, enc, enc.ids) == [s for s, _ in enc.offsets]

@@ -308,3 +308,16 @@ def test_token_starts_equal_tokenizer_offsets(tokenizer, passages):
     for text in texts:
         enc = bt.encode(text, add_special_tokens=False)
         assert token_starts(tokenizer, text, enc, enc.ids) == [s for s, _ in enc.offsets]
+
+
+def test_token_starts_fall_back_to_offsets_off_byte_level(tokenizer, monkeypatch):
+    """A tokenizer that is not byte-level gets the offsets, never summed lengths."""
+    import qcraft_ray.tokenization as T
+
+    enc = tokenizer.backend_tokenizer.encode("héllo wörld", add_special_tokens=False)
+    monkeypatch.setattr(T, "_token_byte_lengths", lambda tok: None)
+
+    class Offsets:  # an encoding whose offsets are recognisably not the real ones
+        offsets = [(7, 8)] * len(enc.ids)
+
+    assert T.token_starts(tokenizer, "héllo wörld", Offsets(), enc.ids) == [7] * len(enc.ids)

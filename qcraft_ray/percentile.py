@@ -79,7 +79,7 @@ def _filter(fs, root: str, m: Manifest, limits: dict[str, float], percentile: fl
              for lang in moved[S.LANGUAGE].to_pylist()]))
         new_data, new_rej = f"{stem}-p.parquet", f"{REJECTED_DIR}/{stem}-p.parquet"
         put_parquet(fs, filesystems.join(root, new_data), kept)
-        put_parquet(fs, filesystems.join(root, new_rej), moved.select(S.REJECTED_SCHEMA.names).cast(S.REJECTED_SCHEMA))
+        put_parquet(fs, filesystems.join(root, new_rej), S.conform(moved, S.REJECTED_SCHEMA))
         files += [new_data, new_rej]
         replaced.append(rel)
         streams += [S.to_stream(kept), moved]

@@ -36,8 +36,7 @@ def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
     for rel in files:
         full = filesystems.join(root, rel)
         # files from before scoring existed gain the column (score_table adds it)
-        scored = score_table(get_parquet(fs, full), embedder, cfg).select(
-            S.OUTPUT_SCHEMA.names).cast(S.OUTPUT_SCHEMA)
+        scored = S.conform(score_table(get_parquet(fs, full), embedder, cfg), S.OUTPUT_SCHEMA)
         put_parquet(fs, full, scored)
         parts.append(count_rows(S.to_stream(scored), first_type))
     report["mean_scores"] = mean_scores(merge_counts(parts))

@@ -205,6 +205,11 @@ def to_stream(table: pa.Table) -> pa.Table:
     return pa.table(cols, schema=STREAM_SCHEMA)
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order and types."""
+    return table.select(schema.names).cast(schema)
+
+
 def stream_table(rows: list[dict], columns: Iterable[str] | None = None) -> pa.Table:
     """Stream rows (dicts; absent keys are null) as a table with the stream schema.
 

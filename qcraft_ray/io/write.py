@@ -28,10 +28,6 @@ from qcraft_ray.report import Counts, count_rows, merge_counts
 from qcraft_ray.stages.units import count_units
 
 
-def _finalize(table: pa.Table, target: pa.Schema) -> pa.Table:
-    return table.select(target.names).cast(target)
-
-
 def mark_none_dropped(table: pa.Table) -> pa.Table:
     """Turn NONE outputs into rejected rows with reason ``none_dropped``."""
     is_none = pc.equal(table[S.STATUS], S.STATUS_NONE)
@@ -85,7 +81,7 @@ class OutputSink(Datasink[Counts]):
     def write(self, blocks: Iterable[pa.Table], ctx) -> Counts:
         t0 = time.perf_counter()
         tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
-        tables = [_finalize(t, S.STREAM_SCHEMA) for t in tables if t.num_rows]
+        tables = [S.conform(t, S.STREAM_SCHEMA) for t in tables if t.num_rows]
         if not tables:
             return merge_counts([])
         table = pa.concat_tables(tables)
@@ -102,10 +98,10 @@ class OutputSink(Datasink[Counts]):
         for i in range(0, outputs.num_rows, per_file):
             files.append(f"{stem}-{i // per_file:04d}.parquet")
             self._write_file(fs, root, files[-1],
-                             _finalize(outputs.slice(i, per_file), self._schema))
+                             S.conform(outputs.slice(i, per_file), self._schema))
         if rejected.num_rows:
             files.append(f"{REJECTED_DIR}/{stem}.parquet")
-            self._write_file(fs, root, files[-1], _finalize(rejected, S.REJECTED_SCHEMA))
+            self._write_file(fs, root, files[-1], S.conform(rejected, S.REJECTED_SCHEMA))
         manifest = Manifest(self._attempt, ctx.task_idx, files,
                             count_units(table, self._first_type), counts)
         self._retry(lambda: write_manifest(fs, root, manifest),

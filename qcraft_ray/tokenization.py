@@ -43,12 +43,11 @@ def _token_byte_lengths(tokenizer: Any) -> Any:
 
     Byte-level BPE spells each byte as one character, so a regular token's byte length
     is its vocabulary string's length; added tokens are their literal content."""
-    import json
-
     import numpy as np
+    from tokenizers.decoders import ByteLevel
 
     bt = tokenizer.backend_tokenizer
-    if (json.loads(bt.to_str()).get("decoder") or {}).get("type") != "ByteLevel":
+    if not isinstance(bt.decoder, ByteLevel):
         return None
     vocab = bt.get_vocab(with_added_tokens=False)
     lengths = np.zeros(max(bt.get_vocab(with_added_tokens=True).values()) + 1, np.int64)

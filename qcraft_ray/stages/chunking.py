@@ -139,14 +139,10 @@ class CutWeights:
         return float(w)
 
     def all(self) -> np.ndarray:
+        """Every token's cut weight, resolving the unknown ones."""
         for k in np.flatnonzero(np.isnan(self.weights)):
             self.resolve(int(k))
         return self.weights
-
-
-def cut_weights(text: str, starts: list[int]) -> np.ndarray:
-    """Every token's cut weight (what :class:`CutWeights` computes lazily)."""
-    return CutWeights(text, starts).all()
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:

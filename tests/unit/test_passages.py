@@ -176,10 +176,10 @@ def test_spliced_ids_equal_encoding_on_random_text(tokenizer):
 
 
 def test_vectorized_cut_weights_match_boundary_kind(tokenizer, passages):
-    """cut_weights' fast path must agree with the reference boundary_kind everywhere."""
+    """CutWeights' vectorized path must agree with the reference boundary_kind everywhere."""
     import random
 
-    from qcraft_ray.stages.chunking import _WEIGHT, cut_weights
+    from qcraft_ray.stages.chunking import _WEIGHT, CutWeights
 
     rng = random.Random(7)
     pool = list("ab ,.;!?\n\t。、富士」") + ["😀", "𠀀", "\u3000", "'", "”"]
@@ -188,7 +188,7 @@ def test_vectorized_cut_weights_match_boundary_kind(tokenizer, passages):
     for text in texts:
         starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
             text, add_special_tokens=False).offsets]
-        assert list(cut_weights(text, starts)) == [_WEIGHT[boundary_kind(text, s)]
+        assert list(CutWeights(text, starts).all()) == [_WEIGHT[boundary_kind(text, s)]
                                                    for s in starts]
 
 
@@ -218,14 +218,14 @@ def test_lazy_cut_search_equals_scoring_every_candidate(tokenizer, passages):
 
     import numpy as np
 
-    from qcraft_ray.stages.chunking import _DISTANCE_COST, CutWeights, _best_cut, cut_weights
+    from qcraft_ray.stages.chunking import _DISTANCE_COST, CutWeights, _best_cut
 
     checked = 0
     for p in passages:
         text = p["text"]
         starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
             text, add_special_tokens=False).offsets]
-        full = cut_weights(text, starts)
+        full = CutWeights(text, starts).all()
         for lo, hi in ((20, 60), (70, 700), (30, 90)):
             n = len(starts)
             if n <= hi:

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("qcraft")
@@ -61,6 +62,16 @@ class ProgressTracker:
         span = sum(b[1] - b[0] for b in self._busy.values())
         return {"busy_fraction": round(busy / span, 4) if span > 0 else None,
                 "replicas": per}
+
+
+@dataclass
+class FinalProgress:
+    """What the tracker held when the pipeline ended: the counters, and
+    :meth:`ProgressTracker.engine_busy`."""
+
+    counters: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, Any] = field(
+        default_factory=lambda: {"busy_fraction": None, "replicas": {}})
 
 
 class RemoteProgress:
@@ -105,14 +116,13 @@ def format_line(snap: dict[str, float], total_documents: int, elapsed: float,
 
 @contextmanager
 def track_progress(total_documents: int, interval_s: float,
-                   already_done: int = 0) -> Iterator[tuple[RemoteProgress, dict]]:
+                   already_done: int = 0) -> Iterator[tuple[RemoteProgress, FinalProgress]]:
     """Start a tracker actor and a thread that logs progress; yields ``(progress,
-    final)``, where ``final`` is filled with the last snapshot on exit, plus
-    ``final["engine"]``, :meth:`ProgressTracker.engine_busy`."""
+    final)``, where ``final`` is filled from the tracker on exit."""
     import ray
 
     handle = ray.remote(ProgressTracker).options(num_cpus=0).remote()
-    progress, final, stop = RemoteProgress(handle), {}, threading.Event()
+    progress, final, stop = RemoteProgress(handle), FinalProgress(), threading.Event()
     if already_done:
         progress.add({"documents_done": already_done, "documents_read": already_done})
     t0 = time.monotonic()
@@ -134,8 +144,8 @@ def track_progress(total_documents: int, interval_s: float,
     finally:
         stop.set()
         thread.join(timeout=5)
-        final.update(ray.get(handle.snapshot.remote(), timeout=30))
-        final["engine"] = ray.get(handle.engine_busy.remote(), timeout=30)
-        log.info("%s", format_line(final, total_documents, time.monotonic() - t0,
+        final.counters = ray.get(handle.snapshot.remote(), timeout=30)
+        final.engine = ray.get(handle.engine_busy.remote(), timeout=30)
+        log.info("%s", format_line(final.counters, total_documents, time.monotonic() - t0,
                                    already_done))
         ray.kill(handle)

@@ -18,7 +18,7 @@ from qcraft_ray.io.commit import (REPORT_FILE, SUCCESS_FILE, get_json, put_bytes
                                   retrying)
 from qcraft_ray.percentile import filter_by_percentile
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
-from qcraft_ray.progress import track_progress
+from qcraft_ray.progress import FinalProgress, track_progress
 from qcraft_ray.report import COUNTED_COLUMNS, count_rows, mean_scores, merge_counts
 from qcraft_ray.resume import now_iso as _now
 from qcraft_ray.resume import RunState, open_run
@@ -85,12 +85,12 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     if state.complete:
         report = get_json(fs, filesystems.join(root, REPORT_FILE))
         return {**report, "already_complete": True}
-    stages: dict = {}
+    tracked = FinalProgress()
     already = sum(state.done_units.values())
     if already < plan.total_rows:
         pipeline = run_passages_pipeline if passages_only else run_pipeline
         with track_progress(plan.total_rows, cfg.report.progress_interval_s,
-                            already) as (progress, stages):
+                            already) as (progress, tracked):
             pipeline(cfg, plan, state, progress)
     retry = retrying(cfg.storage)
     manifests, orphans = _committed(fs, root, state, retry, cfg.output.path)
@@ -101,7 +101,7 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     units = merge_units(m.units for m in manifests)
     unfinished = sorted(u for u, c in units.items() if not is_complete(c))
     unit_docs = sum(c[3] for c in units.values())
-    report = _report(cfg, plan, state, mode, counts, manifests, stages, started,
+    report = _report(cfg, plan, state, mode, counts, manifests, tracked, started,
                      time.monotonic() - t0, orphans)
     problems = []
     if counts["documents"] != plan.total_rows or unit_docs != plan.total_rows:
@@ -135,7 +135,7 @@ def _committed(fs, root: str, state: RunState, retry, path: str) -> tuple[list, 
 
 
 def _report(cfg: RunConfig, plan: InputPlan, state: RunState, mode: str, counts: dict,
-            manifests: list, stages: dict, started: str, wall: float,
+            manifests: list, tracked: FinalProgress, started: str, wall: float,
             orphans: list[str]) -> dict[str, Any]:
     """The run report (``_report.json``)."""
     return {
@@ -148,16 +148,17 @@ def _report(cfg: RunConfig, plan: InputPlan, state: RunState, mode: str, counts:
         "wall_seconds": round(wall, 3),
         "model": {"name": cfg.model.name, "revision": cfg.model.revision},
         # seconds summed over the tasks of each stage, this attempt only
-        "stage_seconds": {k[len("seconds_"):]: round(v, 3) for k, v in stages.items()
+        "stage_seconds": {k[len("seconds_"):]: round(v, 3) for k, v in tracked.counters.items()
                           if k.startswith("seconds_")},
         "throughput": {  # this attempt: its wall time and what it generated
-            "prompts": int(stages.get("prompts_done", 0)),
-            "outputs_per_second": round(stages.get("outputs", 0) / wall, 3),
-            "generated_tokens_per_second": round(stages.get("output_tokens", 0) / wall, 3),
+            "prompts": int(tracked.counters.get("prompts_done", 0)),
+            "outputs_per_second": round(tracked.counters.get("outputs", 0) / wall, 3),
+            "generated_tokens_per_second": round(
+                tracked.counters.get("output_tokens", 0) / wall, 3),
         },
         "replicas": len(counts["by_replica"]),
         # how busy the pipeline kept each engine between its first and last call
-        "engine": stages.get("engine", {"busy_fraction": None, "replicas": {}}),
+        "engine": tracked.engine,
         "attempts": state.attempts,
         "resumed": state.resumed,
         "resume": {"units_skipped": len(state.done_units),

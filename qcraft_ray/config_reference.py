@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from qcraft_ray.config import RunConfig
+from qcraft_ray.config import MAY_CHANGE, RunConfig
 
 
 def _default(field: Any) -> str:
@@ -23,15 +23,18 @@ def _default(field: Any) -> str:
     return "`" + json.dumps(value) + "`"
 
 
-def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+def _rows(model: type[BaseModel], prefix: str, may_change: bool = False) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         ann = field.annotation
+        free = may_change or field.json_schema_extra == MAY_CHANGE
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows.extend(_rows(ann, key + "."))
+            rows.extend(_rows(ann, key + ".", free))
             continue
         desc = (field.description or "").replace("|", "\\|")
+        if free:
+            desc += " *May change when resuming.*"
         rows.append(f"| `{key}` | {_default(field)} | {desc} |")
     return rows
 

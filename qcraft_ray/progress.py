@@ -121,7 +121,7 @@ def track_progress(total_documents: int, interval_s: float,
     final)``, where ``final`` is filled from the tracker on exit."""
     import ray
 
-    handle = ray.remote(ProgressTracker).options(num_cpus=0).remote()
+    handle: Any = ray.remote(ProgressTracker).options(num_cpus=0).remote()
     progress, final, stop = RemoteProgress(handle), FinalProgress(), threading.Event()
     if already_done:
         progress.add({"documents_done": already_done, "documents_read": already_done})

@@ -48,6 +48,11 @@ SCORE = "score"  # faithfulness: cosine(output, passage) when scoring is on
 UNIT = "unit"  # the read block a row came from: "<source file>@<first row>"
 UNIT_DOCS = "unit_docs"  # documents in that block
 DOC_ROWS = "doc_rows"  # stream rows the row's document yields
+# Counting marks, set where a document's rows are made (passage stage) and kept on the
+# first type only where types fan out (prompt stage): exactly one row per document and
+# one per passage carries each, so counting never needs to know the configured types.
+COUNTS_DOCUMENT = "counts_document"
+COUNTS_PASSAGE = "counts_passage"
 
 # --- rejection (rows that were not generated for) ---
 REASON = "reason"
@@ -176,6 +181,8 @@ STREAM_SCHEMA = pa.schema(
         pa.field(UNIT, pa.string()),
         pa.field(UNIT_DOCS, pa.int64()),
         pa.field(DOC_ROWS, pa.int64()),
+        pa.field(COUNTS_DOCUMENT, pa.bool_()),
+        pa.field(COUNTS_PASSAGE, pa.bool_()),
     ]
 )
 
@@ -214,8 +221,8 @@ def stream_table(rows: list[dict], columns: Iterable[str] | None = None) -> pa.T
     """Stream rows (dicts; absent keys are null) as a table with the stream schema.
 
     ``columns``: the only keys the rows may hold (a stage that knows its columns skips
-    looking up the others). Column by column: ``pa.Table.from_pylist`` took 2.8x as long
-    on passage rows."""
+    looking up the others). Built column by column, not with ``pa.Table.from_pylist``,
+    which is slower on passage rows (bench/RESULTS-passages.md)."""
     keep = set(columns) if columns is not None else None
     return pa.Table.from_pydict(
         {f.name: ([r.get(f.name) for r in rows] if keep is None or f.name in keep

@@ -141,7 +141,7 @@ def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) ->
         found.extend(sorted(matches, key=lambda m: m[1]))
     unique = list({name: (fs, p, name) for fs, p, name in found}.values())
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        files = list(pool.map(lambda m: _inspect(*m, cfg), unique))
+        files = list(pool.map(lambda m: _inspect(m[0], m[1], m[2], cfg), unique))
     plan = InputPlan(files=tuple(files))
     if plan.total_rows == 0:
         raise InputError(f"input has no rows: {len(files)} Parquet file(s) matched "

@@ -15,7 +15,8 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig
 from qcraft_ray.io.discover import InputFile
 from qcraft_ray.languages import language_for_code, source_code
-from qcraft_ray.stages.units import unit_id
+from qcraft_ray.ledger.units import unit_id
+from qcraft_ray.rows import reject, replace
 
 
 def _as_string(col: pa.ChunkedArray | None, n: int) -> pa.Array:
@@ -44,15 +45,13 @@ def to_documents(
     scripts = get("language_script")
     lang_values = langs.to_pylist() if langs is not None else [None] * n
     script_values = scripts.to_pylist() if scripts is not None else [None] * n
-    codes, models = [], []
-    for lang, script in zip(lang_values, script_values):
+    codes: list[str | None] = []
+    models: list[str | None] = []
+    for lang, script in zip(lang_values, script_values, strict=True):
         code = source_code(lang, script) or file.path_code
-        if cfg.language is not None:
-            model_lang = cfg.language
-        else:
-            model_lang = language_for_code(code, cfg.language_map)
         codes.append(code)
-        models.append(model_lang)
+        models.append(cfg.language if cfg.language is not None
+                      else language_for_code(code, cfg.language_map))
 
     quality = get(S.QUALITY_SCORE) if get(S.QUALITY_SCORE) is not None else get("score")
     quality_arr = (pa.nulls(n, pa.float64()) if quality is None
@@ -90,9 +89,8 @@ def _reject_invalid_text(docs: pa.Table) -> pa.Table:
     except pa.ArrowInvalid:
         pass
     mask = pa.array([_not_utf8(v) for v in pc.cast(text, pa.binary()).to_pylist()])
-    docs = docs.set_column(docs.schema.get_field_index(S.TEXT), S.TEXT,
-                           pc.if_else(mask, pa.scalar(None, pa.string()), text))
-    return _set_reason(docs, mask, S.REASON_INVALID_TEXT, "text is not valid UTF-8")
+    docs = replace(docs, S.TEXT, pc.if_else(mask, pa.scalar(None, pa.string()), text))
+    return reject(docs, mask, S.REASON_INVALID_TEXT, "text is not valid UTF-8")
 
 
 def _not_utf8(value: bytes | None) -> bool:
@@ -102,19 +100,12 @@ def _not_utf8(value: bytes | None) -> bool:
         return True
 
 
-def _set_reason(docs: pa.Table, mask: pa.Array, reason: str, error: str) -> pa.Table:
-    docs = docs.set_column(docs.schema.get_field_index(S.REASON), S.REASON,
-                           pc.if_else(mask, reason, docs[S.REASON]))
-    return docs.set_column(docs.schema.get_field_index(S.ERROR), S.ERROR,
-                           pc.if_else(mask, error, docs[S.ERROR]))
-
-
 def unreadable_documents(file: InputFile, first_row: int, n: int, cfg: InputConfig,
                          error: BaseException) -> pa.Table:
     """Placeholder documents for rows whose data could not be decoded."""
     docs = to_documents(pa.table({"__row": pa.nulls(n)}), file, first_row, cfg)
-    return _set_reason(docs, pa.array([True] * n), S.REASON_UNREADABLE,
-                       f"{type(error).__name__}: {error}")
+    return reject(docs, pa.array([True] * n), S.REASON_UNREADABLE,
+                  f"{type(error).__name__}: {error}")
 
 
 

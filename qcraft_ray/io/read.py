@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,7 +23,8 @@ from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.io.documents import to_documents, unreadable_documents
-from qcraft_ray.stages.units import unit_id
+from qcraft_ray.ledger.units import unit_id
+from qcraft_ray.store import RetryPolicy
 
 log = logging.getLogger("qcraft")
 
@@ -74,6 +74,7 @@ def read_fragment(
     rejections with the error, so one bad file does not stop a long run.
     """
     fs, _ = filesystems.resolve(fragment.file.display, storage)
+    retry = RetryPolicy(storage.attempts, storage.retry_max_backoff_s)
     done_rows, data_errors, outages = 0, 0, 0  # done_rows: rows of the fragment handled
     while True:
         try:
@@ -90,12 +91,10 @@ def read_fragment(
                 return
             continue
         outages += 1
-        if outages >= storage.attempts:
+        if outages >= retry.attempts:
             raise OSError(f"reading {fragment.file.display} rows {fragment.first_row}.."
                           f"{fragment.first_row + fragment.num_rows}: {error}") from error
-        wait = min(2.0 ** (outages - 1), storage.retry_max_backoff_s)
-        log.warning("reading %s: %s; retrying in %.0f s", fragment.file.display, error, wait)
-        time.sleep(wait)
+        retry.pause(f"reading {fragment.file.display}", error, outages)
 
 
 class _ProgressError(Exception):

@@ -25,8 +25,8 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
-from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger, ReplicaDiedOnRow
 from qcraft_ray.progress import RemoteProgress
+from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger, ReplicaDiedOnRow
 from qcraft_ray.stages.clean import clean_output
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
@@ -161,7 +161,7 @@ class Replica:
                 "prompts_done": len(todo), "outputs": len(todo),
                 "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
                 "seconds_generate": seconds}, busy=(self._name, started, started + seconds))
-        for i, result in zip(todo, results):
+        for i, result in zip(todo, results, strict=True):
             row = rows[i]
             row[S.REPLICA] = self._name
             row[S.PROMPT_TOKEN_IDS] = None  # not needed downstream; keeps blocks small
@@ -187,7 +187,7 @@ class Replica:
         # A replica died on this batch before: go row by row, so only the row that
         # kills the process is charged for it.
         out: list[Generated | BaseException] = []
-        for prompt, key, tries in zip(prompts, keys, before):
+        for prompt, key, tries in zip(prompts, keys, before, strict=True):
             if tries >= self._max_attempts:
                 out.append(ReplicaDiedOnRow(
                     f"the engine replica died {tries} times while generating this row"))

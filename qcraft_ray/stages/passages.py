@@ -10,24 +10,27 @@ Chunk indexes number every span of a document in text order, kept or rejected, s
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import PassageConfig
+from qcraft_ray.config import ModelConfig, PassageConfig
+from qcraft_ray.ledger.units import drop_written, with_doc_rows
+from qcraft_ray.progress import RemoteProgress
+from qcraft_ray.rows import replace
 from qcraft_ray.stages.chunking import Span, plan_chunks, trim
-from qcraft_ray.tokenization import encode, span_token_ids, token_starts
+from qcraft_ray.tokenization import encode, load_tokenizer, span_token_ids, token_starts
 
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
 _MARGIN = 2
-# Documents tokenized at a time. An Encoding holds ~106 bytes per token (ids, offsets,
-# token strings...: measured), so a block's encodings are freed every 1,000 documents.
-# Smaller batches cost throughput (bench/RESULTS-passages.md: 128 documents at a time
-# took 7.92 s against 6.89 s for 1,000, on 5,000 documents), so blocks above 1,000
-# documents are where this bounds memory.
+# Documents tokenized at a time: a block's encodings are freed every this many documents,
+# which bounds the stage's memory for large blocks (sizes measured in
+# bench/RESULTS-passages.md and bench/RESULTS-memory.md).
 _ENCODE_BATCH = 1000
 _CARRIED = (S.DOC_ID, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW,
             *S.PROVENANCE_COLUMNS, S.UNIT, S.UNIT_DOCS)
@@ -70,10 +73,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector, restoring its state after.
 
     The stage allocates millions of short-lived objects per block (token-id lists, rows,
-    and the offsets' tuples when they are read), and each 700 allocations start a
-    collection that walks live objects: 5% of the stage's time on the passage benchmark
-    when measured. The stage makes no reference cycles, so nothing waits on the
-    collector; plain reference counting still frees everything.
+    and the offsets' tuples when they are read), each 700 of which would start a
+    collection that walks live objects. The stage makes no reference cycles, so nothing
+    waits on the collector; plain reference counting still frees everything.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -110,7 +112,42 @@ def _make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tab
     for i in range(0, len(work), _ENCODE_BATCH):
         out.extend(_tokenized(work[i:i + _ENCODE_BATCH], cfg, tokenizer))
     out.sort(key=lambda r: (r[S.SOURCE_ROW], r[S.SOURCE_FILE], r[S.CHUNK_INDEX]))
-    return S.stream_table(out, columns=_COLUMNS)
+    return _marked(S.stream_table(out, columns=_COLUMNS))
+
+
+def _marked(rows: pa.Table) -> pa.Table:
+    """Mark each document's first row (chunk 0) and each passage as the rows that count
+    them (:data:`~qcraft_ray.schema.COUNTS_DOCUMENT`, ``COUNTS_PASSAGE``)."""
+    rows = replace(rows, S.COUNTS_DOCUMENT, pc.equal(rows[S.CHUNK_INDEX], 0))
+    return replace(rows, S.COUNTS_PASSAGE, pc.equal(rows[S.STATUS], S.STATUS_PENDING))
+
+
+def pending_rows(rows: pa.Table) -> int:
+    """Rows waiting for the engine (passages, or prompts)."""
+    return int(pc.sum(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).as_py() or 0)
+
+
+class PassageStage:
+    """Documents -> passage rows (``qcraft passages``); a resumed run drops rows it
+    already wrote. Loads the tokenizer once."""
+
+    def __init__(self, passages: PassageConfig, model: ModelConfig,
+                 written: pa.Table | None = None, progress: RemoteProgress | None = None
+                 ) -> None:
+        self._cfg = passages
+        self._tokenizer = load_tokenizer(model)
+        self._written = written
+        self._progress = progress
+
+    def __call__(self, docs: pa.Table) -> pa.Table:
+        t0 = time.perf_counter()
+        rows = drop_written(with_doc_rows(make_passages(docs, self._cfg, self._tokenizer)),
+                            self._written)
+        if self._progress:
+            self._progress.add({"documents_read": docs.num_rows,
+                                "passages": pending_rows(rows),
+                                "seconds_passages": time.perf_counter() - t0})
+        return rows
 
 
 def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any
@@ -120,7 +157,7 @@ def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any
     encodings = encode(tokenizer, [t for _, t in work])
     # (row, span, text, (document encoding, (its ids, token start offsets) or None))
     pending: list[tuple[dict, Span, str, Any]] = []
-    for (doc, text), enc in zip(work, encodings):
+    for (doc, text), enc in zip(work, encodings, strict=True):
         kept, short, tokens = _split_doc(text, enc, cfg, doc[S.LANGUAGE], tokenizer)
         spans = sorted([(s, True) for s in kept] + [(s, False) for s in short],
                        key=lambda x: x[0].start)
@@ -173,7 +210,7 @@ def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any
             (a, b), middle, (c, d) = split
             plans.append((i, middle))
             edges += [text[a:b], text[c:d]]
-    for i, fresh in zip(whole, encode(tokenizer, [pending[i][0][S.PASSAGE] for i in whole])):
+    for i, fresh in zip(whole, encode(tokenizer, [pending[i][0][S.PASSAGE] for i in whole]), strict=True):
         ids[i] = fresh.ids
     encoded = encode(tokenizer, edges)
     for n, (i, middle) in enumerate(plans):
@@ -190,7 +227,7 @@ def _recount(pending: list[tuple[dict, Span, str, Any]], cfg: PassageConfig,
     that fits; this is rare (a token or two at a cut) and counted like any rejection.
     """
     rows = []
-    for (row, _, _, _), ids in zip(pending, _passage_ids(pending, tokenizer)):
+    for (row, _, _, _), ids in zip(pending, _passage_ids(pending, tokenizer), strict=True):
         tokens = len(ids)
         hi = cfg.max_tokens_for(row[S.LANGUAGE])
         if tokens < cfg.min_tokens or tokens > hi:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig
+from qcraft_ray.rows import reject, replace
 
 NEEDED = (S.STATUS, S.OUTPUT, S.PASSAGE)
 
@@ -46,11 +47,7 @@ def cosine_scores(embedder: Embedder, outputs: list[str], passages: list[str],
 
 def apply_min_score(rows: pa.Table, min_score: float) -> pa.Table:
     """Rows scored below ``min_score`` become rejections with reason ``low_score``."""
-    low = pc.fill_null(pc.less(rows[S.SCORE], min_score), False)
-    rows = rows.set_column(rows.schema.get_field_index(S.STATUS), S.STATUS,
-                           pc.if_else(low, S.STATUS_REJECTED, rows[S.STATUS]))
-    return rows.set_column(rows.schema.get_field_index(S.REASON), S.REASON,
-                           pc.if_else(low, S.REASON_LOW_SCORE, rows[S.REASON]))
+    return reject(rows, pc.less(rows[S.SCORE], min_score), S.REASON_LOW_SCORE)
 
 
 def score_table(rows: pa.Table, embedder: Embedder, cfg: ScoreConfig) -> pa.Table:
@@ -65,7 +62,7 @@ def score_table(rows: pa.Table, embedder: Embedder, cfg: ScoreConfig) -> pa.Tabl
         values[idx] = cosine_scores(embedder, outputs, passages, cfg.batch_size)
     scores = pa.array(values, pa.float64(), mask=np.isnan(values))
     if S.SCORE in rows.column_names:
-        rows = rows.set_column(rows.schema.get_field_index(S.SCORE), S.SCORE, scores)
+        rows = replace(rows, S.SCORE, scores)
     else:
         rows = rows.append_column(S.SCORE, scores)
     return apply_min_score(rows, cfg.min_score) if cfg.min_score is not None else rows

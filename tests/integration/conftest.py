@@ -58,9 +58,8 @@ def run_cli(args: list[str], env: dict, timeout: int = 900) -> subprocess.Comple
 
 def read_output(path: str, fs: pafs.FileSystem | None = None):
     """(output table, rejected table, report) of a finished run."""
-    from qcraft_ray.io.commit import get_json
-
     fs = fs or pafs.LocalFileSystem()
     out = pads.dataset(path, filesystem=fs, format="parquet").to_table()
     rej = pads.dataset(path + "/_rejected", filesystem=fs, format="parquet").to_table()
-    return out, rej, get_json(fs, path + "/_report.json")
+    with fs.open_input_stream(path + "/_report.json") as f:
+        return out, rej, json.loads(f.read())

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,16 +136,12 @@ class RayCluster:
                 procs.append(proc)
                 procs.extend(proc.children(recursive=True))
         for proc in procs:
-            try:
+            with suppress(psutil.Error):
                 proc.terminate()
-            except psutil.Error:
-                pass
         _, alive = psutil.wait_procs(procs, timeout=15)
         for proc in alive:
-            try:
+            with suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
@@ -180,9 +176,8 @@ def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
 
 
 def _dashboard_up(url: str) -> bool:
-    import urllib.request
-
     import urllib.error
+    import urllib.request
 
     try:
         with urllib.request.urlopen(url + "/api/version", timeout=2) as r:

@@ -45,7 +45,7 @@ def test_bad_rows_and_corrupt_file_recorded(ray_cluster, tiny_model, tmp_path):
     assert all("deserialize" in e.lower() for e in unreadable[S.ERROR].to_pylist())
     by_doc = collections.defaultdict(set)
     for t, col in ((out, S.STATUS), (rej, S.REASON)):
-        for d, v in zip(t[S.DOC_ID].to_pylist(), t[col].to_pylist()):
+        for d, v in zip(t[S.DOC_ID].to_pylist(), t[col].to_pylist(), strict=False):
             by_doc[d].add(v)
     for doc_id, outcome in expected.items():
         assert outcome in by_doc[doc_id] or (outcome == "ok" and by_doc[doc_id] & set(

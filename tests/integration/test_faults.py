@@ -57,7 +57,7 @@ def rows_by_key(out, rej):
     keys = collections.Counter()
     for t in (out, rej):
         keys.update(zip(t[S.DOC_ID].to_pylist(), t[S.CHUNK_INDEX].to_pylist(),
-                        t[S.TYPE].to_pylist()))
+                        t[S.TYPE].to_pylist(), strict=False))
     return keys
 
 

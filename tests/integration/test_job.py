@@ -43,18 +43,18 @@ def check_accounting(out, rej, report, n_docs, types):
     """Every input document has output rows or rejected rows; counts reconcile."""
     assert report["status"] == "complete"
     assert report["input"]["documents"] == n_docs == report["documents_accounted"]
-    seen = set(zip(out[S.SOURCE_FILE].to_pylist(), out[S.SOURCE_ROW].to_pylist()))
-    seen |= set(zip(rej[S.SOURCE_FILE].to_pylist(), rej[S.SOURCE_ROW].to_pylist()))
+    seen = set(zip(out[S.SOURCE_FILE].to_pylist(), out[S.SOURCE_ROW].to_pylist(), strict=False))
+    seen |= set(zip(rej[S.SOURCE_FILE].to_pylist(), rej[S.SOURCE_ROW].to_pylist(), strict=False))
     assert len(seen) == n_docs
     keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
-                    out[S.TYPE].to_pylist()))
+                    out[S.TYPE].to_pylist(), strict=False))
     assert len(keys) == len(set(keys))  # one row per (doc_id, chunk_index, type)
     assert set(out[S.TYPE].to_pylist()) == set(types)
     assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
     # each passage appears once per type
     per_passage = collections.Counter(zip(out[S.DOC_ID].to_pylist(),
-                                          out[S.CHUNK_INDEX].to_pylist()))
+                                          out[S.CHUNK_INDEX].to_pylist(), strict=False))
     assert set(per_passage.values()) == {len(types)}
 
 
@@ -83,9 +83,10 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
         assert r[S.MODEL] == tiny_model and r[S.DUMP] == "CC-MAIN-2024-10"
         assert 70 <= r[S.PASSAGE_TOKENS] <= (2000 if r[S.LANGUAGE] == "greek" else 700)
         assert r[S.OUTPUT_TOKENS] is not None and r[S.STATUS] in S.OUTPUT_STATUSES
-    reasons = dict(zip(rej[S.DOC_ID].to_pylist(), rej[S.REASON].to_pylist()))
+    reasons = dict(zip(rej[S.DOC_ID].to_pylist(), rej[S.REASON].to_pylist(), strict=False))
     assert reasons["doc-null"] == S.REASON_MISSING_TEXT
-    assert set(out[S.LANGUAGE].to_pylist()) == set(report["counts"]["by_language"]) - {"unsupported"}
+    assert set(out[S.LANGUAGE].to_pylist()) == (set(report["counts"]["by_language"])
+                                                - {"unsupported"})
     check_greedy_matches_transformers(out, tiny_model)
 
 
@@ -259,7 +260,7 @@ def test_plan_counts(ray_cluster, tiny_model, tokenizer):
     n_pass = pc.sum(pc.equal(passages[S.STATUS], "pending")).as_py()
     assert plan["documents"] == 75 and plan["files"] == 22
     assert plan["passages"] == n_pass and plan["prompts"] == 2 * n_pass
-    from qcraft_ray.stages.render import PromptBuilder
+    from qcraft_ray.stages.prompts import PromptBuilder
 
     builder = PromptBuilder(tokenizer, ["query", "title"], "m", 10_000)
     expected = sum(r[S.PASSAGE_TOKENS] + builder.template_tokens(r[S.LANGUAGE], t)
@@ -280,6 +281,6 @@ def test_passages_only_mode(ray_cluster, tiny_model, tmp_path):
     out, rej, report = read_output(out_dir)
     assert out.schema == S.PASSAGES_SCHEMA and report["mode"] == "passages"
     assert report["status"] == "complete" and report["documents_accounted"] == 75
-    keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist()))
+    keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(), strict=False))
     assert len(keys) == len(set(keys)) == report["counts"]["outputs"]["pending"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]

@@ -4,19 +4,19 @@ file and field, or a per-row rejection with its reason."""
 from types import SimpleNamespace
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, PassageConfig, RunConfig, StorageConfig
-from qcraft_ray.io.commit import Manifest, read_manifests, write_manifest
 from qcraft_ray.io.discover import InputError, discover
 from qcraft_ray.io.read import plan_fragments, read_fragment
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.resume import OutputPathError, open_run
+from qcraft_ray.ledger.manifests import Manifest, commit, read_manifests
+from qcraft_ray.ledger.state import OutputPathError, open_run
+from qcraft_ray.ledger.units import drop_written, identity, with_doc_rows
 from qcraft_ray.stages.passages import make_passages
-from qcraft_ray.stages.render import PromptBuilder
-from qcraft_ray.stages.units import drop_written, identity, with_doc_rows
+from qcraft_ray.stages.prompts import PromptBuilder
+from qcraft_ray.store import OutputFolder
 from tests import bad_inputs as B
 
 STORAGE = StorageConfig(attempts=2)
@@ -138,12 +138,13 @@ def test_values_from_data_never_leave_output_path(tmp_path):
             S.PASSAGE_TOKENS: 80, S.OUTPUT: "q"}
     table = pa.Table.from_pylist([evil, {**evil, S.STATUS: "rejected", S.REASON: "../r"}],
                                  schema=S.STREAM_SCHEMA)
-    OutputSink(cfg.output, cfg.storage, "run", "a1", "../t").write(
-        [table], SimpleNamespace(task_idx=0))
+    folder = OutputFolder(str(out))
+    OutputSink(folder, cfg.output, "run", "a1").write([table], SimpleNamespace(task_idx=0))
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and all(out in p.parents for p in written)
     # a tampered manifest cannot point resume outside output.path either
-    fs = pafs.LocalFileSystem()
-    write_manifest(fs, str(out), Manifest("zz", 1, ["../../outside.parquet"]))
+    commit(folder, Manifest("zz", 1, ["../../outside.parquet"]))
     with pytest.raises(ValueError, match="outside the output folder"):
-        read_manifests(fs, str(out))
+        read_manifests(folder)
+    with pytest.raises(ValueError, match="not a path inside the output folder"):
+        folder.write_bytes("../escaped", b"x")

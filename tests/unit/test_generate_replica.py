@@ -10,7 +10,6 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.generate import Generated, Replica
 
-
 BAD, FATAL, NONEP, EMPTYP, THINKP = 666, 999, 2, 3, 4
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from qcraft_ray.prompts import TYPES, PromptRenderer, messages, normalize_type, system_message
+from qcraft_ray.output_types import TYPES, normalize_type
+from qcraft_ray.stages.prompts import PromptRenderer, messages, system_message
 
 
 def test_system_message_format():
@@ -58,12 +59,20 @@ def test_token_ids_fall_back_for_untrimmed_passages(tokenizer):
     assert renderer.render_ids(p, [], "english", "query") == full
 
 
-def test_prompt_builder_cached_per_worker():
-    from qcraft_ray.config import ModelConfig
-    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
-    from qcraft_ray.pipeline import _prompt_builder
+def test_prompt_stage_built_once_per_worker():
+    import pickle
 
-    model = ModelConfig(name=str(tokenizer_files_dir())).model_dump_json()
-    first = _prompt_builder(model, ("query",), 1000)
-    assert _prompt_builder(model, ("query",), 1000) is first
-    assert _prompt_builder(model, ("title",), 1000) is not first
+    from qcraft_ray.config import ModelConfig, PassageConfig
+    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
+    from qcraft_ray.stages.base import TaskStage
+    from qcraft_ray.stages.prompts import PromptStage
+
+    model = ModelConfig(name=str(tokenizer_files_dir()))
+    spec = TaskStage(PromptStage, passages=PassageConfig(), model=model, types=["query"],
+                     max_prompt_tokens=1000)
+    first = spec.instance()
+    # each task gets its own unpickled copy of the spec: still the same stage
+    assert pickle.loads(pickle.dumps(spec)).instance() is first
+    other = TaskStage(PromptStage, passages=PassageConfig(), model=model, types=["title"],
+                      max_prompt_tokens=1000)
+    assert other.instance() is not first

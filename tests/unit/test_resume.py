@@ -3,31 +3,37 @@
 from types import SimpleNamespace
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.commit import SUCCESS_FILE, read_manifests
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.resume import OutputPathError, open_run
-from qcraft_ray.stages.units import (count_units, drop_written, identity, is_complete,
-                                     is_overfull, merge_units, with_doc_rows)
-
-FS = pafs.LocalFileSystem()
+from qcraft_ray.ledger.manifests import read_manifests
+from qcraft_ray.ledger.state import OutputPathError, open_run
+from qcraft_ray.ledger.units import (
+    UnitCounts,
+    count_units,
+    drop_written,
+    identity,
+    merge_units,
+    with_doc_rows,
+)
+from qcraft_ray.store import SUCCESS_FILE, OutputFolder
 
 
 def rows(unit="f@0", docs=2, source_rows=(0, 0, 1), types=("query", "title", None)):
     out = []
-    for i, (r, t) in enumerate(zip(source_rows, types)):
+    for i, (r, t) in enumerate(zip(source_rows, types, strict=False)):
         rejected = t is None
         out.append({S.DOC_ID: f"d{r}", S.CHUNK_INDEX: 0 if rejected else i, S.TYPE: t,
                     S.SOURCE_FILE: "f", S.SOURCE_ROW: r, S.UNIT: unit, S.UNIT_DOCS: docs,
                     S.STATUS: S.STATUS_REJECTED if rejected else S.STATUS_OK,
                     S.REASON: "too_short" if rejected else None, S.LANGUAGE: "english",
                     S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
-                    S.MODEL: "m", S.OUTPUT: "q"})
+                    S.MODEL: "m", S.OUTPUT: "q",
+                    # the passage stage marks chunk 0, the fan-out keeps it on one type
+                    S.COUNTS_DOCUMENT: t in ("query", None)})
     return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
 
 
@@ -45,14 +51,13 @@ def test_drop_written_keeps_order_and_null_types():
 
 def test_count_and_merge_units_complete_only_when_every_row_is_in():
     t = with_doc_rows(rows())
-    parts = [count_units(t.slice(i, 1), "query") for i in range(3)]
-    assert parts[0] == {"f@0": [1, 2, 1, 2]}  # the anchor of d0, which yields 2 rows
-    assert parts[1] == {"f@0": [1, 0, 0, 2]}  # d0's title row: not an anchor
-    assert is_complete(merge_units(parts)["f@0"])
+    parts = [count_units(t.slice(i, 1)) for i in range(3)]
+    assert parts[0] == {"f@0": UnitCounts(1, 2, 1, 2)}  # d0's counting row; d0 yields 2 rows
+    assert parts[1] == {"f@0": UnitCounts(1, 0, 0, 2)}  # d0's title row does not count d0
+    assert merge_units(parts)["f@0"].complete
     for missing in range(3):  # lose any one row: not complete
-        assert not is_complete(merge_units(p for i, p in enumerate(parts) if i != missing)[
-            "f@0"])
-    assert is_overfull(merge_units([*parts, parts[1], parts[0]])["f@0"])
+        assert not merge_units(p for i, p in enumerate(parts) if i != missing)["f@0"].complete
+    assert merge_units([*parts, parts[1], parts[0]])["f@0"].overfull
 
 
 def plan(n=2):
@@ -70,7 +75,8 @@ def cfg(out, **over):
 
 
 def commit(c, state, table, task):
-    sink = OutputSink(c.output, c.storage, state.run_id, state.attempt, "query")
+    sink = OutputSink(OutputFolder.for_run(c.output, c.storage), c.output, state.run_id,
+                      state.attempt)
     sink.write([table], SimpleNamespace(task_idx=task))
 
 
@@ -139,6 +145,6 @@ def test_duplicated_rows_are_detected(tmp_path):
     t = with_doc_rows(rows())
     commit(c, state, t, 0)
     commit(c, state, t.slice(0, 1), 1)  # the same row committed twice
-    assert len(read_manifests(FS, str(out))) == 2
+    assert len(read_manifests(OutputFolder(str(out)))) == 2
     with pytest.raises(RuntimeError, match="duplicated rows"):  # d0's anchor twice
         open_run(c, plan(), "generate")

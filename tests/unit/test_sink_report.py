@@ -4,14 +4,15 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import OutputConfig, StorageConfig
-from qcraft_ray.io.commit import read_manifests
+from qcraft_ray.config import OutputConfig
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.report import count_rows, merge_counts
+from qcraft_ray.ledger.counts import RowCounts, count_rows
+from qcraft_ray.ledger.manifests import read_manifests
+from qcraft_ray.ledger.units import UnitCounts
+from qcraft_ray.store import OutputFolder
 
 
 def stream_rows():
@@ -20,22 +21,24 @@ def stream_rows():
             S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.PROMPT_TOKENS: 100, S.OUTPUT_TOKENS: 5,
             S.REPLICA: "h:1", S.UNIT: "f@0", S.UNIT_DOCS: 3}
     return [
-        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q"},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q",
+         S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True},
         {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "title", S.STATUS: "none",
          S.OUTPUT: "NONE"},
-        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 1, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "r"},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 1, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "r",
+         S.COUNTS_PASSAGE: True},
         {S.DOC_ID: "b", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "too_short",
          S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.LANGUAGE: "english", S.CHUNK_START: 0,
-         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3},
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3, S.COUNTS_DOCUMENT: True},
         {S.DOC_ID: "c", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "unsupported_language",
          S.SOURCE_FILE: "f", S.SOURCE_ROW: 2, S.SOURCE_LANGUAGE: "kor_Hang", S.CHUNK_START: 0,
-         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3},
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3, S.COUNTS_DOCUMENT: True},
     ]
 
 
 def write(tmp_path, **out):
     cfg = OutputConfig(path=str(tmp_path / "out"), **out)
-    sink = OutputSink(cfg, StorageConfig(), "run1", "a1", "query")
+    sink = OutputSink(OutputFolder(cfg.path), cfg, "run1", "a1")
     table = pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)
     counts = sink.write([table], SimpleNamespace(task_idx=7))
     return cfg, counts
@@ -50,11 +53,15 @@ def test_split_and_schemas(tmp_path):
     assert sorted(rej[S.REASON].to_pylist()) == ["too_short", "unsupported_language"]
     assert not (tmp_path / "out/_temporary").exists() or not any(
         (tmp_path / "out/_temporary").iterdir())
-    assert counts["documents"] == 3 and counts["outputs"] == {"ok": 2, "none": 1}
-    assert counts["rejected"] == {"too_short": 1, "unsupported_language": 1}
-    assert counts["by_type"] == {"query": {"ok": 2}, "title": {"none": 1}}
-    assert counts["by_language"]["unsupported:kor_Hang"] == {"unsupported_language": 1}
-    assert counts["prompt_tokens"] == 300 and counts["by_replica"] == {"h:1": 3}
+    assert counts.documents == 3 and counts.outputs == {"ok": 2, "none": 1}
+    assert counts.passages == 2
+    assert counts.rejected == {"too_short": 1, "unsupported_language": 1}
+    assert counts.by_type == {"query": {"ok": 2}, "title": {"none": 1}}
+    assert counts.by_language["unsupported:kor_Hang"] == {"unsupported_language": 1}
+    assert counts.prompt_tokens == 300 and counts.by_replica == {"h:1": 3}
+    assert counts.by_language_type == {"english/query": {"ok": 2}, "english/title": {"none": 1}}
+    assert counts.passage_tokens_histogram == {"70-100": 2}
+    assert counts.output_tokens_histogram == {"query": {"5-10": 2}, "title": {"5-10": 1}}
 
 
 def test_drop_none_records_it(tmp_path):
@@ -63,7 +70,7 @@ def test_drop_none_records_it(tmp_path):
     assert out.num_rows == 2 and "none" not in out[S.STATUS].to_pylist()
     rej = pq.read_table(tmp_path / "out/_rejected/part-run1-a1-000007.parquet")
     assert S.REASON_NONE_DROPPED in rej[S.REASON].to_pylist()
-    assert counts["rejected"][S.REASON_NONE_DROPPED] == 1 and counts["documents"] == 3
+    assert counts.rejected[S.REASON_NONE_DROPPED] == 1 and counts.documents == 3
 
 
 def test_max_rows_per_file(tmp_path):
@@ -74,20 +81,22 @@ def test_max_rows_per_file(tmp_path):
 
 def test_manifest_commits_files_units_and_counts(tmp_path):
     cfg, counts = write(tmp_path)
-    [m] = read_manifests(pafs.LocalFileSystem(), cfg.path)
+    [m] = read_manifests(OutputFolder(cfg.path))
     assert (m.attempt, m.task) == ("a1", 7)
     assert sorted(m.files) == ["_rejected/part-run1-a1-000007.parquet",
                                "part-run1-a1-000007-0000.parquet"]
-    assert m.units == {"f@0": [5, 0, 3, 3]}  # doc_rows not set here and m.counts == counts
+    assert m.units == {"f@0": UnitCounts(5, 0, 3, 3)}  # doc_rows not set here
+    assert m.counts == counts
 
 
 def test_merge_counts():
     t = pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)
-    one = count_rows(t, "query")
-    two = merge_counts([one, one])
-    assert two["documents"] == 6 and two["outputs"]["ok"] == 4
-    assert two["by_language"]["english"]["too_short"] == 2
-    assert merge_counts([])["documents"] == 0
+    one = count_rows(t)
+    two = RowCounts.merge([one, one])
+    assert two.documents == 6 and two.outputs["ok"] == 4
+    assert two.by_language["english"]["too_short"] == 2
+    assert RowCounts.merge([]).documents == 0
+    assert two.minus(one) == one and one.minus(one) == RowCounts()
 
 
 def test_progress_line():

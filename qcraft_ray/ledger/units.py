@@ -4,11 +4,11 @@ A unit is one block as the reader yields it: ``rows_per_task`` consecutive docum
 one file, named ``"<source file>@<first row>"``; every row carries its unit and the
 unit's document count. The prompt stage stamps each row with ``doc_rows``, the number
 of stream rows its document yields (a document is one input row, so all its rows are
-made in the same call). Write tasks record per unit: rows written, the ``doc_rows`` of
-the documents whose *anchor* row they wrote (chunk 0, first type; see
-:mod:`qcraft_ray.report`) and how many anchors. A unit is complete when every document
-has its anchor written and the rows written equal the sum of their ``doc_rows``: exact
-integer bookkeeping that does not depend on how Ray Data cuts blocks.
+made in the same call). Write tasks record per unit (:class:`UnitCounts`): rows written,
+the ``doc_rows`` of the documents whose counting row (``counts_document``) they wrote, and
+how many such documents. A unit is complete when every document's counting row is
+written and the rows written equal the sum of their ``doc_rows``: exact integer
+bookkeeping that does not depend on how Ray Data cuts blocks.
 
 On resume a complete unit is not read again; any other unit is read again and only its
 rows that are not already written go on to the engine.
@@ -17,14 +17,41 @@ rows that are not already written go on to the engine.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
+from qcraft_ray.rows import replace
 
-# Per unit: [rows written, sum of doc_rows over anchors written, anchors written, docs].
-UnitCounts = dict[str, list[int]]
+
+@dataclass(frozen=True)
+class UnitCounts:
+    """One unit's bookkeeping, summed over the write tasks that hold its rows."""
+
+    rows_written: int  # rows of the unit committed
+    rows_expected: int  # sum of doc_rows over the documents counted below
+    documents_written: int  # documents whose counting row is committed
+    documents: int  # documents in the unit
+
+    def __add__(self, other: UnitCounts) -> UnitCounts:
+        return UnitCounts(self.rows_written + other.rows_written,
+                          self.rows_expected + other.rows_expected,
+                          self.documents_written + other.documents_written,
+                          max(self.documents, other.documents))
+
+    @property
+    def complete(self) -> bool:
+        return (self.documents_written == self.documents
+                and self.rows_written == self.rows_expected)
+
+    @property
+    def overfull(self) -> bool:
+        """More rows or documents than the unit can have: rows were written twice."""
+        return self.documents_written > self.documents or (
+            self.documents_written == self.documents
+            and self.rows_written > self.rows_expected)
 
 
 def unit_id(source_file: str, first_row: int) -> str:
@@ -40,15 +67,7 @@ def with_doc_rows(rows: pa.Table) -> pa.Table:
     sizes = rows.select(keys).group_by(keys).aggregate([([], "count_all")])
     indexed = rows.select(keys).append_column("__i", pa.array(range(rows.num_rows)))
     joined = indexed.join(sizes, keys).sort_by("__i")
-    return rows.set_column(rows.schema.get_field_index(S.DOC_ROWS), S.DOC_ROWS,
-                           pc.cast(joined["count_all"], pa.int64()))
-
-
-def is_anchor(rows: pa.Table, first_type: str | None) -> pa.ChunkedArray:
-    """The one row per document that counts it: chunk 0, no type or the first type."""
-    typed = pc.equal(rows[S.TYPE], first_type) if first_type else pa.scalar(False)
-    type_ok = pc.or_kleene(pc.is_null(rows[S.TYPE]), typed)
-    return pc.fill_null(pc.and_kleene(pc.equal(rows[S.CHUNK_INDEX], 0), type_ok), False)
+    return replace(rows, S.DOC_ROWS, pc.cast(joined["count_all"], pa.int64()))
 
 
 def identity(table: pa.Table) -> pa.Table:
@@ -69,37 +88,23 @@ def drop_written(rows: pa.Table, written: pa.Table | None) -> pa.Table:
     return rows.take(pc.take(keep, pc.sort_indices(keep)))  # keep the input order
 
 
-def count_units(rows: pa.Table, first_type: str | None) -> UnitCounts:
+def count_units(rows: pa.Table) -> dict[str, UnitCounts]:
     """Unit bookkeeping for a table about to be written (output and rejected together)."""
     if not rows.num_rows:
         return {}
-    anchor = is_anchor(rows, first_type)
-    t = pa.table({"u": rows[S.UNIT], "a": pc.cast(anchor, pa.int64()),
-                  "e": pc.if_else(anchor, rows[S.DOC_ROWS], 0), "d": rows[S.UNIT_DOCS]})
+    counted = pc.fill_null(rows[S.COUNTS_DOCUMENT], False)
+    t = pa.table({"u": rows[S.UNIT], "a": pc.cast(counted, pa.int64()),
+                  "e": pc.if_else(counted, rows[S.DOC_ROWS], 0), "d": rows[S.UNIT_DOCS]})
     stats = t.group_by("u").aggregate([([], "count_all"), ("e", "sum"), ("a", "sum"),
                                        ("d", "max")])
-    return {u: [w, e, a, d] for u, w, e, a, d in zip(
-        *(stats[c].to_pylist() for c in ("u", "count_all", "e_sum", "a_sum", "d_max")))}
+    return {u: UnitCounts(w, e, a, d) for u, w, e, a, d in zip(
+        *(stats[c].to_pylist() for c in ("u", "count_all", "e_sum", "a_sum", "d_max")), strict=True)}
 
 
-def merge_units(parts: Iterable[UnitCounts]) -> UnitCounts:
+def merge_units(parts: Iterable[dict[str, UnitCounts]]) -> dict[str, UnitCounts]:
     """Add unit bookkeeping across write tasks (and attempts)."""
-    total: UnitCounts = {}
+    total: dict[str, UnitCounts] = {}
     for part in parts:
-        for unit, (w, e, a, d) in part.items():
-            seen = total.setdefault(unit, [0, 0, 0, d])
-            seen[0] += w
-            seen[1] += e
-            seen[2] += a
+        for unit, counts in part.items():
+            total[unit] = total[unit] + counts if unit in total else counts
     return total
-
-
-def is_complete(counts: list[int]) -> bool:
-    written, expected, anchors, docs = counts
-    return anchors == docs and written == expected
-
-
-def is_overfull(counts: list[int]) -> bool:
-    """More rows or anchors than the unit can have: rows were written twice."""
-    written, expected, anchors, docs = counts
-    return anchors > docs or (anchors == docs and written > expected)

@@ -7,10 +7,13 @@ attributes, so a test (or a user's script) can read the values a chart shows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from qcraft_ray import schema as S
+from qcraft_ray.report.model import RunReport
+from qcraft_ray.report.summary import Summary
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -23,7 +26,7 @@ _STATUS_COLORS = {S.STATUS_OK: "#4c78a8", S.STATUS_NONE: "#f58518", S.STATUS_EMP
                   S.STATUS_ERROR: "#e45756"}
 
 
-def bar_chart(chart: str, title: str, items: list[tuple[str, float]], fmt: str = "{:,.0f}",
+def bar_chart(chart: str, title: str, items: Sequence[tuple[str, float]], fmt: str = "{:,.0f}",
               color: str = "#4c78a8") -> str:
     """A horizontal bar chart as inline SVG."""
     if not items:
@@ -51,57 +54,52 @@ def _table(header: list[str], rows: list[list[Any]], table: str) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
         f'<tr data-row="{escape(str(r[0]))}">'
-        + "".join(f'<td data-col="{escape(h)}">{escape(str(v))}</td>' for h, v in zip(header, r))
+        + "".join(f'<td data-col="{escape(h)}">{escape(str(v))}</td>' for h, v in zip(header, r, strict=True))
         + "</tr>" for r in rows)
     return f'<table data-table="{table}"><tr>{head}</tr>{body}</table>'
 
 
-def language_rows(summary: dict) -> list[list[Any]]:
+def language_rows(summary: Summary) -> list[list[Any]]:
     rows = []
-    for lang, rate in summary["language_rates"].items():
-        per_status: dict[str, int] = {}
-        for key, counts in summary["by_language_type"].items():
-            if key.split("/", 1)[0] == str(lang):
-                for status, n in counts.items():
-                    per_status[status] = per_status.get(status, 0) + n
-        rows.append([lang, rate["rows"], *(per_status.get(s, 0) for s in S.OUTPUT_STATUSES),
-                     f"{rate['none_rate']:.2%}", f"{rate['empty_rate']:.2%}"])
+    for lang, rate in summary.language_rates.items():
+        per_status = summary.statuses_of(lang)
+        rows.append([lang, rate.rows, *(per_status.get(s, 0) for s in S.OUTPUT_STATUSES),
+                     f"{rate.none_rate:.2%}", f"{rate.empty_rate:.2%}"])
     return rows
 
 
 LANGUAGE_HEADER = ["language", "rows", *S.OUTPUT_STATUSES, "NONE rate", "empty rate"]
 
 
-def render_text(summary: dict, run: dict) -> str:
+def render_text(summary: Summary, run: RunReport) -> str:
     """The summary as aligned plain-text tables."""
-    lines = [f"run {run.get('run_id')}: {run.get('status')}, "
-             f"{run.get('input', {}).get('documents', '?')} documents, {summary['rows']:,} rows, "
-             f"{summary['passages']:,} passages, {run.get('wall_seconds', '?')} s", ""]
+    lines = [f"run {run.run_id}: {run.status}, {run.input.documents} documents, "
+             f"{summary.rows:,} rows, {summary.passages:,} passages, {run.wall_seconds} s", ""]
     rows = [LANGUAGE_HEADER] + [[str(v) for v in r] for r in language_rows(summary)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(LANGUAGE_HEADER))]
     for r in rows:
         lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                               for i, (v, w) in enumerate(zip(r, widths))))
-    if summary["rejected"]:
+                               for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+    if summary.rejected:
         lines += ["", "rejected: " + ", ".join(f"{k} {v:,}" for k, v in
-                                               summary["rejected"].items())]
-    if summary["scores"]:
-        lines += ["", "mean score: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in
-                                                 summary["scores"].items())]
+                                               summary.rejected.items())]
+    if summary.scores:
+        lines += ["", "mean score: " + ", ".join(f"{k} {v.mean:.3f}" for k, v in
+                                                 summary.scores.items())]
     return "\n".join(lines)
 
 
-def render_html(summary: dict, run: dict) -> str:
+def render_html(summary: Summary, run: RunReport) -> str:
     """The whole page."""
-    lt = summary["by_language_type"]
+    lt = summary.by_language_type
     totals = [(k, sum(v.values())) for k, v in lt.items()]
     sections = [
-        f"<h1>qcraft run report</h1><p>run <b>{escape(str(run.get('run_id')))}</b> · status "
-        f"<b data-value=\"{escape(str(run.get('status')))}\">{escape(str(run.get('status')))}"
-        f"</b> · {escape(str(summary['path']))}</p>",
+        f"<h1>qcraft run report</h1><p>run <b>{escape(run.run_id)}</b> · status "
+        f"<b data-value=\"{escape(run.status)}\">{escape(run.status)}"
+        f"</b> · {escape(summary.path)}</p>",
         _table(["documents", "rows", "passages", "rejected", "wall seconds"],
-               [[run.get("input", {}).get("documents"), summary["rows"], summary["passages"],
-                 sum(summary["rejected"].values()), run.get("wall_seconds")]], "totals"),
+               [[run.input.documents, summary.rows, summary.passages,
+                 sum(summary.rejected.values()), run.wall_seconds]], "totals"),
         "<h2>Per language</h2>", _table(LANGUAGE_HEADER, language_rows(summary), "languages"),
         "<h2>Outputs per language and type</h2>", '<div class="grid">',
         bar_chart("outputs", "rows per language/type", totals),
@@ -110,39 +108,39 @@ def render_html(summary: dict, run: dict) -> str:
         items = [(k, v.get(status, 0)) for k, v in lt.items() if v.get(status)]
         sections.append(bar_chart(f"status:{status}", f"status {status}", items,
                                   color=_STATUS_COLORS[status]))
-    rates = summary["language_rates"]
+    rates = summary.language_rates
     sections += [
         "</div><h2>NONE and empty rates per language</h2>", '<div class="grid">',
-        bar_chart("none_rate", "NONE rate", [(k, v["none_rate"]) for k, v in rates.items()],
+        bar_chart("none_rate", "NONE rate", [(k, v.none_rate) for k, v in rates.items()],
                   "{:.1%}", _STATUS_COLORS[S.STATUS_NONE]),
-        bar_chart("empty_rate", "empty rate", [(k, v["empty_rate"]) for k, v in rates.items()],
+        bar_chart("empty_rate", "empty rate", [(k, v.empty_rate) for k, v in rates.items()],
                   "{:.1%}", _STATUS_COLORS[S.STATUS_EMPTY]),
         "</div><h2>Lengths</h2>", '<div class="grid">',
         bar_chart("passage_tokens", "passage tokens",
-                  list(summary["passage_tokens_histogram"].items())),
+                  list(summary.passage_tokens_histogram.items())),
     ]
-    for type_, hist in summary["output_tokens_histogram"].items():
+    for type_, hist in summary.output_tokens_histogram.items():
         sections.append(bar_chart(f"output_tokens:{type_}", f"output tokens, {type_}",
                                   list(hist.items())))
     sections.append("</div>")
-    if summary["rejected"]:
+    if summary.rejected:
         sections += ["<h2>Rejected rows by reason</h2>",
-                     bar_chart("rejected", "rejected", list(summary["rejected"].items()),
+                     bar_chart("rejected", "rejected", list(summary.rejected.items()),
                                color="#999")]
-    if summary["scores"]:
+    if summary.scores:
         sections += ["<h2>Faithfulness scores</h2>",
                      _table(["language/type", "scored", "mean"],
-                            [[k, v["n"], f"{v['mean']:.4f}"] for k, v in
-                             summary["scores"].items()], "scores"),
+                            [[k, v.n, f"{v.mean:.4f}"] for k, v in summary.scores.items()],
+                            "scores"),
                      '<div class="grid">']
-        sections += [bar_chart(f"score:{k}", f"score, {k}", list(v["histogram"].items()))
-                     for k, v in summary["scores"].items()]
+        sections += [bar_chart(f"score:{k}", f"score, {k}", list(v.histogram.items()))
+                     for k, v in summary.scores.items()]
         sections.append("</div>")
-    stages = run.get("stage_seconds") or {}
+    stages = run.stage_seconds
     if stages:
         sections += ["<h2>Time per stage (summed over tasks)</h2>",
                      bar_chart("stage_seconds", "seconds", list(stages.items()), "{:,.1f}")]
-    versions = run.get("versions") or {}
+    versions = run.versions
     sections.append('<p class="muted">' + escape(", ".join(
         f"{k} {v}" for k, v in versions.items() if v)) + "</p>")
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>qcraft report</title>"

@@ -1,0 +1,115 @@
+"""Finalise a run: settle which manifests are the output, reconcile, report, mark done.
+
+After the pipeline: late commits of a killed attempt are discarded and orphan files
+removed; the percentile filter runs when configured; the counters of the accepted
+manifests must account for every input document and every work unit; the run report is
+written, and ``_SUCCESS`` only when everything reconciles.
+"""
+
+from __future__ import annotations
+
+import time
+
+from qcraft_ray.config import RunConfig
+from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
+from qcraft_ray.ledger.state import RunState, now_iso
+from qcraft_ray.ledger.units import UnitCounts, merge_units
+from qcraft_ray.passes.percentile import filter_by_percentile
+from qcraft_ray.progress import FinalProgress
+from qcraft_ray.report.model import (
+    EngineBusy,
+    InputInfo,
+    ModelInfo,
+    OutputInfo,
+    ResumeInfo,
+    RunReport,
+    Throughput,
+    package_versions,
+)
+from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, OutputFolder
+
+
+class ReconciliationError(RuntimeError):
+    """The output does not account for every input document."""
+
+
+def accepted_manifests(folder: OutputFolder, state: RunState
+                       ) -> tuple[list[Manifest], list[str]]:
+    """The manifests this run accepts (late commits of a killed attempt are deleted:
+    their rows were generated again), and the orphan files removed."""
+    manifests = []
+    for m in read_manifests(folder):
+        if state.accepts(m):
+            manifests.append(m)
+        else:
+            remove(folder, m)
+    return manifests, remove_orphans(folder, manifests)
+
+
+def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -> list[str]:
+    """What keeps the output from accounting for ``documents`` input documents."""
+    problems = []
+    unit_docs = sum(c.documents for c in units.values())
+    if counts.documents != documents or unit_docs != documents:
+        problems.append(f"{documents} input documents but {counts.documents} accounted for "
+                        "in the output")
+    unfinished = sorted(u for u, c in units.items() if not c.complete)
+    if unfinished:
+        problems.append(f"{len(unfinished)} work units not fully written "
+                        f"(first: {unfinished[0]})")
+    return problems
+
+
+def finalise(cfg: RunConfig, plan: InputPlan, state: RunState, tracked: FinalProgress,
+             started: str, t0: float) -> RunReport:
+    """Settle, reconcile and report the run; raise :class:`ReconciliationError` when rows
+    or documents are unaccounted for (the report then says ``incomplete``)."""
+    folder = OutputFolder.for_run(cfg.output, cfg.storage)
+    manifests, orphans = accepted_manifests(folder, state)
+    if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode == "generate":
+        manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile)
+    counts = RowCounts.merge(m.counts for m in manifests)
+    problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
+    wall = time.monotonic() - t0
+    done = tracked.counters
+    report = RunReport(
+        run_id=state.run_id,
+        mode=state.mode,
+        status="incomplete" if problems else "complete",
+        started_at=started,
+        finished_at=now_iso(),
+        wall_seconds=round(wall, 3),
+        model=ModelInfo(name=cfg.model.name, revision=cfg.model.revision),
+        stage_seconds={k[len("seconds_"):]: round(v, 3) for k, v in done.items()
+                       if k.startswith("seconds_")},
+        throughput=Throughput(
+            prompts=int(done.get("prompts_done", 0)),
+            outputs_per_second=round(done.get("outputs", 0) / wall, 3),
+            generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3)),
+        replicas=len(counts.by_replica),
+        engine=EngineBusy.model_validate(tracked.engine),
+        attempts=state.attempts,
+        resumed=state.resumed,
+        resume=ResumeInfo(units_skipped=len(state.done_units),
+                          rows_already_written=state.rows_already_written,
+                          attempts=len(state.attempts)),
+        versions=package_versions(),
+        input=InputInfo(files=len(plan.files), documents=plan.total_rows,
+                        paths=cfg.input.paths),
+        output=OutputInfo(path=cfg.output.path, rows=sum(counts.outputs.values()),
+                          rejected_rows=sum(counts.rejected.values()),
+                          files=sum(len(m.files) for m in manifests)),
+        documents_accounted=counts.documents,
+        orphan_files_removed=len(state.removed_orphans) + len(orphans),
+        counts=counts,
+        mean_scores=counts.mean_scores(),
+        config=cfg,
+        problems=problems or None,
+    )
+    report.write(folder)
+    if problems:
+        raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")
+    folder.write_bytes(SUCCESS_FILE, b"")
+    return report

@@ -1,0 +1,138 @@
+"""Manifests: what each write task committed. The accepted manifests are the output.
+
+The commit protocol of one write task:
+
+1. write its data files (each published atomically by the output folder);
+2. write its manifest, ``_manifests/<attempt>-<task>.json``: the files, the rows it
+   committed per work unit, and its counters.
+
+A data file that no manifest names was left by a task that died between the two steps;
+:func:`remove_orphans` deletes such files before a resume and before a run is marked
+complete, so they are never counted or read as output.
+
+Passes over committed output (the percentile filter, ``qcraft score``) change files by
+the same protocol (:func:`replace_files`): write new files under new names, switch the
+manifest in one write, then delete the old files. A crash at any point leaves either the
+old manifest with its old files or the new one with its new files, plus orphans.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.units import UnitCounts
+from qcraft_ray.store import MANIFEST_DIR, REJECTED_DIR, TEMP_DIR, OutputFolder
+from qcraft_ray.store.folder import check_relative
+
+
+@dataclass
+class Manifest:
+    """What one write task committed, and what later passes made of it."""
+
+    attempt: str
+    task: int
+    files: list[str]  # relative to output.path
+    units: dict[str, UnitCounts] = field(default_factory=dict)
+    counts: RowCounts = field(default_factory=RowCounts)
+    revision: int = 0  # times its files were replaced since the task committed
+    scored_with: str | None = None  # the model `qcraft score` last scored its files with
+
+    @property
+    def name(self) -> str:
+        return f"{self.attempt}-{self.task:06d}.json"
+
+    @property
+    def data_files(self) -> list[str]:
+        return [f for f in self.files if not f.startswith(REJECTED_DIR + "/")]
+
+    def to_json(self) -> dict:
+        return {"attempt": self.attempt, "task": self.task, "files": self.files,
+                "units": {u: vars(c) for u, c in self.units.items()},
+                "counts": self.counts.to_json(), "revision": self.revision,
+                "scored_with": self.scored_with}
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> Manifest:
+        bad = [f for f in data["files"] if not _inside(f)]
+        if bad:  # names are ours; refuse anything that could leave output.path
+            raise ValueError(f"manifest {where} names files outside the output folder: {bad}")
+        return cls(data["attempt"], data["task"], list(data["files"]),
+                   {u: UnitCounts(**c) for u, c in data.get("units", {}).items()},
+                   RowCounts.from_json(data.get("counts", {})), data.get("revision", 0),
+                   data.get("scored_with"))
+
+
+def _inside(rel: str) -> bool:
+    try:
+        check_relative(rel)
+        return True
+    except ValueError:
+        return False
+
+
+def commit(folder: OutputFolder, manifest: Manifest) -> None:
+    """Write (or switch) a manifest: one atomic write."""
+    folder.write_json(f"{MANIFEST_DIR}/{manifest.name}", manifest.to_json())
+
+
+def read_manifests(folder: OutputFolder, max_workers: int = 32) -> list[Manifest]:
+    """Every committed manifest in the folder (read in parallel threads)."""
+    names = folder.list_files(MANIFEST_DIR, ".json")
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(
+            lambda rel: Manifest.from_json(folder.read_json(rel), folder.display(rel)), names))
+
+
+def remove(folder: OutputFolder, manifest: Manifest) -> None:
+    folder.delete(f"{MANIFEST_DIR}/{manifest.name}")
+
+
+def data_and_rejected_files(folder: OutputFolder) -> list[str]:
+    """Parquet files at the top of the folder and in ``_rejected/``, relative."""
+    return sorted(folder.list_files("", ".parquet")
+                  + folder.list_files(REJECTED_DIR, ".parquet"))
+
+
+def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]:
+    """Delete data files that none of ``manifests`` commits, and ``_temporary/``;
+    return what went."""
+    committed = {f for m in manifests for f in m.files}
+    orphans = [f for f in data_and_rejected_files(folder) if f not in committed]
+    for rel in orphans:
+        folder.delete(rel)
+    folder.delete_dir(TEMP_DIR)
+    return orphans
+
+
+_REVISION = re.compile(r"-r\d+$")
+
+
+def revised_name(rel: str, revision: int) -> str:
+    """The name of ``rel``'s replacement at ``revision``: ``<stem>-r<revision>.parquet``."""
+    stem = _REVISION.sub("", rel.rsplit(".", 1)[0])
+    return f"{stem}-r{revision}.parquet"
+
+
+def replace_files(folder: OutputFolder, manifest: Manifest, new_files: dict[str, pa.Table],
+                  replaced: list[str], counts: RowCounts, scored_with: str | None = None
+                  ) -> Manifest:
+    """Commit ``new_files`` (relative name -> rows) in place of ``replaced``.
+
+    New files are written first, then the manifest is switched in one write, then the
+    replaced files are deleted. Names carry the manifest's next revision, so a pass
+    repeated after a crash writes the same names again."""
+    for rel, table in new_files.items():
+        folder.write_parquet(rel, table)
+    kept = [f for f in manifest.files if f not in set(replaced)]
+    new = Manifest(manifest.attempt, manifest.task, kept + list(new_files), manifest.units,
+                   counts, manifest.revision + 1,
+                   scored_with if scored_with is not None else manifest.scored_with)
+    commit(folder, new)
+    for rel in replaced:
+        folder.delete(rel)
+    return new

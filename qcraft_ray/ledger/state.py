@@ -1,0 +1,176 @@
+"""Start, resume or refuse a run in ``output.path``; what a resumed run may skip.
+
+``_run.json`` records the run id, the mode, the fingerprint
+(:mod:`qcraft_ray.ledger.fingerprint`) and the attempts. Re-running against the same
+folder:
+
+* finished (``_SUCCESS`` present): nothing to do, and the caller says so;
+* same fingerprint: resume. Orphan files are removed, manifests are read, units whose
+  rows are all committed are skipped, and rows already written in other units are
+  dropped before the engine;
+* different fingerprint: refused with the keys that differ, unless
+  ``output.if_exists=overwrite``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import RunConfig
+from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.ledger.fingerprint import differences, fingerprint
+from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
+from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
+from qcraft_ray.store import RUN_FILE, SUCCESS_FILE, OutputFolder
+
+T = TypeVar("T")
+
+
+class OutputPathError(RuntimeError):
+    """output.path cannot be used for this run; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a run: its id and when it started."""
+
+    attempt: str
+    started: str
+
+
+@dataclass
+class RunState:
+    run_id: str
+    attempt: str
+    mode: str
+    resumed: bool = False
+    complete: bool = False  # a finished run: nothing to do
+    done_units: dict[str, int] = field(default_factory=dict)  # unit -> documents
+    written: pa.Table | None = None  # identities already written in unfinished units
+    removed_orphans: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    known_manifests: set[str] = field(default_factory=set)  # committed before this attempt
+
+    def accepts(self, manifest: Manifest) -> bool:
+        """Whether a manifest belongs to this run: committed before this attempt began,
+        or by it. A task of an earlier, killed attempt that committed after the resume
+        started (a zombie) is not accepted: its rows were generated again."""
+        return manifest.attempt == self.attempt or manifest.name in self.known_manifests
+
+    @property
+    def documents_done(self) -> int:
+        return sum(self.done_units.values())
+
+    @property
+    def rows_already_written(self) -> int:
+        return self.written.num_rows if self.written is not None else 0
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def _checked(folder: OutputFolder, what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except OSError as e:
+        raise OutputPathError(f"output.path {folder.path}: cannot {what}: {e}") from e
+
+
+def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
+    """Prepare ``output.path`` for a run: start fresh, resume, or refuse."""
+    out = cfg.output
+    folder = OutputFolder.for_run(out, cfg.storage)
+    kind = _checked(folder, "read it", folder.root_kind)
+    if kind == "file":
+        raise OutputPathError(f"output.path {out.path} is a file, not a folder")
+    entries = _checked(folder, "list it", folder.root_entries) if kind == "folder" else []
+    if entries and out.if_exists == "overwrite":
+        folder.clear()
+        entries = []
+    current = fingerprint(cfg, mode, plan)
+    attempt = Attempt(uuid.uuid4().hex[:6], now_iso())
+    if not entries:
+        _checked(folder, "create it", folder.create)
+        state = RunState(new_run_id(), attempt.attempt, mode, attempts=[attempt])
+        # the first write doubles as the check that output.path is writable, before any
+        # engine starts
+        _checked(folder, "write to it", lambda: save(folder, state, current))
+        return state
+    if out.if_exists == "error":
+        raise OutputPathError(f"output.path {out.path} is not empty (output.if_exists=error)")
+    if not folder.exists(RUN_FILE):
+        raise OutputPathError(
+            f"output.path {out.path} is not empty and holds no qcraft run ({RUN_FILE} is "
+            "missing); choose another path, or set output.if_exists=overwrite to delete it")
+    previous = folder.read_json(RUN_FILE)
+    diffs = differences(previous["fingerprint"], current)
+    if diffs:
+        raise OutputPathError(
+            f"output.path {out.path} holds run {previous['run_id']} made with a different "
+            f"config or input; refusing to mix them. Differences: {'; '.join(diffs)}. "
+            "Set output.if_exists=overwrite to start over, or choose another output.path.")
+    state = RunState(previous["run_id"], attempt.attempt, mode, resumed=True,
+                     attempts=[*(Attempt(**a) for a in previous.get("attempts", [])), attempt])
+    if folder.exists(SUCCESS_FILE):
+        state.complete = True
+        return state
+    manifests = read_manifests(folder)
+    state.known_manifests = {m.name for m in manifests}
+    state.removed_orphans = remove_orphans(folder, manifests)
+    state.done_units, unfinished = _units(manifests)
+    state.written = _written(folder, manifests, unfinished)
+    save(folder, state, current)
+    return state
+
+
+def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None:
+    folder.write_json(RUN_FILE, {"run_id": state.run_id, "mode": state.mode,
+                                 "fingerprint": current,
+                                 "attempts": [asdict(a) for a in state.attempts]})
+
+
+def _units(manifests: list[Manifest]) -> tuple[dict[str, int], set[str]]:
+    done, unfinished = {}, set()
+    for unit, counts in merge_units(m.units for m in manifests).items():
+        if counts.overfull:
+            raise RuntimeError(f"output holds more rows of unit {unit} than it yields "
+                               f"({_describe(counts)}): duplicated rows; start over with "
+                               "output.if_exists=overwrite")
+        if counts.complete:
+            done[unit] = counts.documents
+        else:
+            unfinished.add(unit)
+    return done, unfinished
+
+
+def _describe(c: UnitCounts) -> str:
+    return (f"{c.rows_written} rows written of {c.rows_expected} expected, "
+            f"{c.documents_written} of {c.documents} documents")
+
+
+def _written(folder: OutputFolder, manifests: list[Manifest], unfinished: set[str]
+             ) -> pa.Table | None:
+    """Identities of rows in files that hold rows of unfinished units."""
+    files = sorted({f for m in manifests if unfinished & set(m.units) for f in m.files})
+    if not files:
+        return None
+    return pa.concat_tables([_identity_of(folder, f) for f in files])
+
+
+def _identity_of(folder: OutputFolder, rel: str) -> pa.Table:
+    table = folder.read_parquet(rel, columns=list(S.ROW_IDENTITY))
+    if S.TYPE not in table.column_names:  # passage rows have no type
+        table = table.append_column(S.TYPE, pa.nulls(table.num_rows, pa.string()))
+    return identity(table)

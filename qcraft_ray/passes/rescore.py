@@ -1,0 +1,90 @@
+"""``qcraft score OUTPUT_PATH``: score a finished output, so old runs can be evaluated.
+
+Manifest by manifest, the data files are read, their ``ok`` rows scored
+(:func:`~qcraft_ray.stages.score.score_table`; files from before scoring existed gain
+the column) and committed as new files by the job's own protocol
+(:func:`~qcraft_ray.ledger.manifests.replace_files`): new files, then one manifest
+switch, then the old files go. The manifest records the model it was scored with, so a
+re-run after a crash scores only what is left, and every row is scored once. The run
+report's counters and mean scores then describe the new scores, over the data files.
+Filtering (``score.min_score``) belongs to the pipeline, where dropped rows are committed
+with the rest; here it is refused rather than half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from qcraft_ray import schema as S
+from qcraft_ray.config import ScoreConfig, StorageConfig
+from qcraft_ray.ledger.counts import RowCounts, count_rows
+from qcraft_ray.ledger.manifests import (
+    Manifest,
+    read_manifests,
+    remove_orphans,
+    replace_files,
+    revised_name,
+)
+from qcraft_ray.ledger.state import OutputPathError
+from qcraft_ray.report.model import Rescored, RunReport, read_run
+from qcraft_ray.stages.score import Embedder, load_embedder, score_table
+from qcraft_ray.store import SUCCESS_FILE, OutputFolder
+
+log = logging.getLogger("qcraft")
+
+
+def finished_run(path: str, storage: StorageConfig) -> tuple[OutputFolder, RunReport]:
+    """The output folder of a finished run, and its report."""
+    folder, report = read_run(path, storage)
+    if not folder.exists(SUCCESS_FILE):
+        raise OutputPathError(f"{path} holds run {report.run_id}, which is not finished "
+                              f"({SUCCESS_FILE} is missing): run it to completion first")
+    return folder, report
+
+
+def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
+            embedder: Embedder | None = None) -> RunReport:
+    """Score every data file of the run in ``path``; return the updated run report."""
+    if cfg.min_score is not None:
+        raise ValueError("qcraft score does not filter: run the job with score.enabled and "
+                         "score.min_score to drop low scores as counted rejections")
+    folder, report = finished_run(path, storage)
+    if report.mode != "generate":
+        raise OutputPathError(f"{path} holds passages (qcraft passages), not generated "
+                              "outputs: there is nothing to score")
+    manifests = read_manifests(folder)
+    removed = remove_orphans(folder, manifests)  # left by a rescore that was interrupted
+    if removed:
+        log.info("removed %d files of an interrupted rescore", len(removed))
+    embedder = embedder or load_embedder(cfg)
+    done = []
+    for i, m in enumerate(manifests):
+        if m.scored_with != cfg.model:
+            m = _rescore(folder, m, embedder, cfg)
+        done.append(m)
+        log.info("scored %d/%d manifests", i + 1, len(manifests))
+    report.counts = RowCounts.merge(m.counts for m in done)
+    report.mean_scores = report.counts.mean_scores()
+    report.scored = Rescored(model=cfg.model, files=sum(len(m.data_files) for m in done))
+    report.write(folder)
+    return report
+
+
+def _rescore(folder: OutputFolder, m: Manifest, embedder: Embedder, cfg: ScoreConfig
+             ) -> Manifest:
+    new_files: dict[str, pa.Table] = {}
+    before, after = [], []
+    for rel in m.data_files:
+        table = folder.read_parquet(rel)
+        scored = S.conform(score_table(table, embedder, cfg), S.OUTPUT_SCHEMA)
+        new_files[revised_name(rel, m.revision + 1)] = scored
+        before.append(S.to_stream(table))
+        after.append(S.to_stream(scored))
+    if not before:
+        return replace_files(folder, m, {}, [], m.counts, scored_with=cfg.model)
+    new_rows = count_rows(pa.concat_tables(after))
+    counts = m.counts.minus(count_rows(pa.concat_tables(before))).plus(new_rows)
+    counts.score_sums = new_rows.score_sums  # the new model's scores only, as the means say
+    return replace_files(folder, m, new_files, m.data_files, counts, scored_with=cfg.model)

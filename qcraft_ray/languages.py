@@ -40,11 +40,26 @@ LANGUAGE_TO_SOURCE_CODE: dict[str, str] = {v: k for k, v in SOURCE_CODE_TO_LANGU
 
 # ISO 639-1 codes (FineWeb-Edu writes "en") -> FineWeb2 subset code.
 _ISO1_TO_SOURCE_CODE: dict[str, str] = {
-    "ar": "arb_Arab", "zh": "cmn_Hani", "cs": "ces_Latn", "da": "dan_Latn",
-    "nl": "nld_Latn", "en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn",
-    "el": "ell_Grek", "hu": "hun_Latn", "id": "ind_Latn", "it": "ita_Latn",
-    "ja": "jpn_Jpan", "fa": "fas_Arab", "pl": "pol_Latn", "pt": "por_Latn",
-    "ru": "rus_Cyrl", "es": "spa_Latn", "sv": "swe_Latn", "tr": "tur_Latn",
+    "ar": "arb_Arab",
+    "zh": "cmn_Hani",
+    "cs": "ces_Latn",
+    "da": "dan_Latn",
+    "nl": "nld_Latn",
+    "en": "eng_Latn",
+    "fr": "fra_Latn",
+    "de": "deu_Latn",
+    "el": "ell_Grek",
+    "hu": "hun_Latn",
+    "id": "ind_Latn",
+    "it": "ita_Latn",
+    "ja": "jpn_Jpan",
+    "fa": "fas_Arab",
+    "pl": "pol_Latn",
+    "pt": "por_Latn",
+    "ru": "rus_Cyrl",
+    "es": "spa_Latn",
+    "sv": "swe_Latn",
+    "tr": "tur_Latn",
     "vi": "vie_Latn",
 }
 

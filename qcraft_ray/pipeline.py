@@ -27,24 +27,37 @@ from qcraft_ray.store import OutputFolder
 
 def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
     done = state.done_units if state else None
-    return ray.data.read_datasource(FineWebDatasource(plan, cfg.input, cfg.storage, done),
-                                    num_cpus=cfg.ray.read_cpus)
+    return ray.data.read_datasource(
+        FineWebDatasource(plan, cfg.input, cfg.storage, done), num_cpus=cfg.ray.read_cpus
+    )
 
 
 def _cpu_stage(ds: Dataset, stage: TaskStage, cfg: RunConfig) -> Dataset:
-    return ds.map_batches(functools.partial(run_task_stage, stage=stage),
-                          batch_format="pyarrow",
-                          batch_size=None,  # one read block (one work unit) per call
-                          num_cpus=cfg.ray.passage_cpus)
+    return ds.map_batches(
+        functools.partial(run_task_stage, stage=stage),
+        batch_format="pyarrow",
+        batch_size=None,  # one read block (one work unit) per call
+        num_cpus=cfg.ray.passage_cpus,
+    )
 
 
-def prompts(cfg: RunConfig, plan: InputPlan, state: RunState | None = None,
-            progress: RemoteProgress | None = None) -> Dataset:
+def prompts(
+    cfg: RunConfig,
+    plan: InputPlan,
+    state: RunState | None = None,
+    progress: RemoteProgress | None = None,
+) -> Dataset:
     """read -> passages -> prompts (also what ``qcraft plan`` runs)."""
     gen = cfg.generation
-    stage = TaskStage(PromptStage, passages=cfg.passages, model=cfg.model, types=gen.types,
-                      max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
-                      written=state.written if state else None, progress=progress)
+    stage = TaskStage(
+        PromptStage,
+        passages=cfg.passages,
+        model=cfg.model,
+        types=gen.types,
+        max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
+        written=state.written if state else None,
+        progress=progress,
+    )
     return _cpu_stage(read(cfg, plan, state), stage, cfg)
 
 
@@ -56,11 +69,16 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     ledger = RemoteLedger(ray.remote(AttemptLedger).options(num_cpus=0).remote())
     return ds.map_batches(
         Replica,
-        fn_constructor_kwargs=dict(gen=gen, model=cfg.model, ledger=ledger,
-                                   max_attempts=gen.max_replica_deaths_per_row,
-                                   progress=progress),
-        compute=ActorPoolStrategy(min_size=low, max_size=high,
-                                  max_tasks_in_flight_per_actor=gen.batches_in_flight),
+        fn_constructor_kwargs=dict(
+            gen=gen,
+            model=cfg.model,
+            ledger=ledger,
+            max_attempts=gen.max_replica_deaths_per_row,
+            progress=progress,
+        ),
+        compute=ActorPoolStrategy(
+            min_size=low, max_size=high, max_tasks_in_flight_per_actor=gen.batches_in_flight
+        ),
         batch_format="pyarrow",
         batch_size=gen.batch_size,
         num_gpus=gen.gpus_per_replica,
@@ -73,29 +91,51 @@ def score(ds: Dataset, cfg: RunConfig) -> Dataset:
     """generated rows -> scored rows, on an actor pool of embedding models."""
     sc = cfg.score
     return ds.map_batches(
-        Scorer, fn_constructor_kwargs=dict(cfg=sc),
-        compute=ActorPoolStrategy(size=sc.replicas), batch_format="pyarrow",
-        batch_size=sc.batch_size * 4, num_gpus=sc.gpus_per_replica, num_cpus=sc.cpus_per_replica)
+        Scorer,
+        fn_constructor_kwargs=dict(cfg=sc),
+        compute=ActorPoolStrategy(size=sc.replicas),
+        batch_format="pyarrow",
+        batch_size=sc.batch_size * 4,
+        num_gpus=sc.gpus_per_replica,
+        num_cpus=sc.cpus_per_replica,
+    )
 
 
-def write(ds: Dataset, cfg: RunConfig, state: RunState, progress: RemoteProgress | None,
-          schema: pa.Schema = S.OUTPUT_SCHEMA) -> None:
-    sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
-                      state.run_id, state.attempt, schema=schema, progress=progress)
+def write(
+    ds: Dataset,
+    cfg: RunConfig,
+    state: RunState,
+    progress: RemoteProgress | None,
+    schema: pa.Schema = S.OUTPUT_SCHEMA,
+) -> None:
+    sink = OutputSink(
+        OutputFolder.for_run(cfg.output, cfg.storage),
+        cfg.output,
+        state.run_id,
+        state.attempt,
+        schema=schema,
+        progress=progress,
+    )
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 
 
-def run_passages_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
-                          progress: RemoteProgress | None = None) -> None:
+def run_passages_pipeline(
+    cfg: RunConfig, plan: InputPlan, state: RunState, progress: RemoteProgress | None = None
+) -> None:
     """read -> passages -> write: pre-chunk a corpus without generating."""
-    stage = TaskStage(PassageStage, passages=cfg.passages, model=cfg.model,
-                      written=state.written, progress=progress)
-    write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress,
-          S.PASSAGES_SCHEMA)
+    stage = TaskStage(
+        PassageStage,
+        passages=cfg.passages,
+        model=cfg.model,
+        written=state.written,
+        progress=progress,
+    )
+    write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress, S.PASSAGES_SCHEMA)
 
 
-def run_pipeline(cfg: RunConfig, plan: InputPlan, state: RunState,
-                 progress: RemoteProgress | None = None) -> None:
+def run_pipeline(
+    cfg: RunConfig, plan: InputPlan, state: RunState, progress: RemoteProgress | None = None
+) -> None:
     """read -> passages -> prompts -> generate (+clean) -> [score] -> write."""
     ds = generate(prompts(cfg, plan, state, progress), cfg, progress)
     if cfg.score.enabled:

@@ -55,13 +55,17 @@ class ProgressTracker:
         """Per replica: seconds inside engine calls, the span from its first call's start
         to its last call's end, and their ratio (1.0: the engine never waited for the
         pipeline between calls); overall: the same summed over replicas."""
-        per = {name: {"busy_s": round(busy, 3), "span_s": round(end - start, 3),
-                      "busy_fraction": round(busy / (end - start), 4) if end > start else 1.0}
-               for name, (start, end, busy) in sorted(self._busy.items())}
+        per = {
+            name: {
+                "busy_s": round(busy, 3),
+                "span_s": round(end - start, 3),
+                "busy_fraction": round(busy / (end - start), 4) if end > start else 1.0,
+            }
+            for name, (start, end, busy) in sorted(self._busy.items())
+        }
         busy = sum(b[2] for b in self._busy.values())
         span = sum(b[1] - b[0] for b in self._busy.values())
-        return {"busy_fraction": round(busy / span, 4) if span > 0 else None,
-                "replicas": per}
+        return {"busy_fraction": round(busy / span, 4) if span > 0 else None, "replicas": per}
 
 
 @dataclass
@@ -70,8 +74,7 @@ class FinalProgress:
     :meth:`ProgressTracker.engine_busy`."""
 
     counters: dict[str, float] = field(default_factory=dict)
-    engine: dict[str, Any] = field(
-        default_factory=lambda: {"busy_fraction": None, "replicas": {}})
+    engine: dict[str, Any] = field(default_factory=lambda: {"busy_fraction": None, "replicas": {}})
 
 
 class RemoteProgress:
@@ -91,15 +94,17 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def format_line(snap: dict[str, float], total_documents: int, elapsed: float,
-                already_done: int = 0) -> str:
+def format_line(
+    snap: dict[str, float], total_documents: int, elapsed: float, already_done: int = 0
+) -> str:
     """One progress line from a tracker snapshot (pure; unit-tested). ``already_done``:
     documents a resumed run had finished before, left out of the ETA's rate."""
     get = lambda k: int(snap.get(k, 0))  # noqa: E731
     done, read = get("documents_done"), get("documents_read")
-    parts = [f"documents {done:,}/{total_documents:,} "
-             f"({100 * done / max(total_documents, 1):.1f}%)",
-             f"passages {get('passages'):,}"]
+    parts = [
+        f"documents {done:,}/{total_documents:,} ({100 * done / max(total_documents, 1):.1f}%)",
+        f"passages {get('passages'):,}",
+    ]
     prompts = f"prompts {get('prompts_done'):,}"
     if read >= total_documents:  # every document read: the prompt total is known
         prompts += f"/{get('prompts'):,}"
@@ -115,8 +120,9 @@ def format_line(snap: dict[str, float], total_documents: int, elapsed: float,
 
 
 @contextmanager
-def track_progress(total_documents: int, interval_s: float,
-                   already_done: int = 0) -> Iterator[tuple[RemoteProgress, FinalProgress]]:
+def track_progress(
+    total_documents: int, interval_s: float, already_done: int = 0
+) -> Iterator[tuple[RemoteProgress, FinalProgress]]:
     """Start a tracker actor and a thread that logs progress; yields ``(progress,
     final)``, where ``final`` is filled from the tracker on exit."""
     import ray
@@ -134,8 +140,7 @@ def track_progress(total_documents: int, interval_s: float,
             except Exception as e:  # a progress line must never break the run
                 log.debug("progress unavailable: %s", e)
                 continue
-            log.info("%s", format_line(snap, total_documents, time.monotonic() - t0,
-                                       already_done))
+            log.info("%s", format_line(snap, total_documents, time.monotonic() - t0, already_done))
 
     thread = threading.Thread(target=report, name="qcraft-progress", daemon=True)
     thread.start()
@@ -146,6 +151,7 @@ def track_progress(total_documents: int, interval_s: float,
         thread.join(timeout=5)
         final.counters = ray.get(handle.snapshot.remote(), timeout=30)
         final.engine = ray.get(handle.engine_busy.remote(), timeout=30)
-        log.info("%s", format_line(final.counters, total_documents, time.monotonic() - t0,
-                                   already_done))
+        log.info(
+            "%s", format_line(final.counters, total_documents, time.monotonic() - t0, already_done)
+        )
         ray.kill(handle)

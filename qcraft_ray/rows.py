@@ -13,8 +13,12 @@ def replace(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> p
     return table.set_column(table.schema.get_field_index(name), name, values)
 
 
-def reject(table: pa.Table, mask: pa.Array | pa.ChunkedArray, reason: str,
-           error: str | pa.Array | None = None) -> pa.Table:
+def reject(
+    table: pa.Table,
+    mask: pa.Array | pa.ChunkedArray,
+    reason: str,
+    error: str | pa.Array | None = None,
+) -> pa.Table:
     """Rows where ``mask`` is true become rejections with ``reason`` (and ``error`` when
     given); the others are left as they are. Tables without a status column (documents)
     get the reason and error only."""

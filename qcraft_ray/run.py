@@ -23,8 +23,11 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     """What a run would do: documents, passages, prompts, prompt tokens. No engine."""
     plan = plan or discover(cfg.input, cfg.storage)
     counts = RowCounts.merge(
-        count_rows(b) for b in prompts(cfg, plan).select_columns(COUNTED_COLUMNS)
-        .iter_batches(batch_format="pyarrow", batch_size=None))
+        count_rows(b)
+        for b in prompts(cfg, plan)
+        .select_columns(COUNTED_COLUMNS)
+        .iter_batches(batch_format="pyarrow", batch_size=None)
+    )
     pending = counts.outputs.get("pending", 0)
     est = cfg.estimate
     return {
@@ -43,13 +46,13 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
             "gpu_hours": round(pending / est.prompts_per_gpu_second / 3600, 4),
             "prompts_per_gpu_second": est.prompts_per_gpu_second,
             "passages_per_gpu_second": round(
-                est.prompts_per_gpu_second / len(cfg.generation.types), 2),
+                est.prompts_per_gpu_second / len(cfg.generation.types), 2
+            ),
         },
     }
 
 
-def run(cfg: RunConfig, plan: InputPlan | None = None,
-        passages_only: bool = False) -> RunReport:
+def run(cfg: RunConfig, plan: InputPlan | None = None, passages_only: bool = False) -> RunReport:
     """Run the whole job (or only read -> passages -> write), resuming an unfinished run
     in ``output.path``; write and return the run report. A finished run is left as it
     is (the report says ``already_complete``). Raises
@@ -64,7 +67,8 @@ def run(cfg: RunConfig, plan: InputPlan | None = None,
     tracked = FinalProgress()
     if state.documents_done < plan.total_rows:
         pipeline = run_passages_pipeline if passages_only else run_pipeline
-        with track_progress(plan.total_rows, cfg.report.progress_interval_s,
-                            state.documents_done) as (progress, tracked):
+        with track_progress(
+            plan.total_rows, cfg.report.progress_interval_s, state.documents_done
+        ) as (progress, tracked):
             pipeline(cfg, plan, state, progress)
     return finalise(cfg, plan, state, tracked, started, t0)

@@ -205,8 +205,12 @@ def require_columns(stage: str, needed: Iterable[str], found: Iterable[str]) -> 
 def to_stream(table: pa.Table) -> pa.Table:
     """Output or rejected rows widened to the stream schema (absent columns null;
     rows of a rejected file get status ``rejected``)."""
-    cols = {f.name: (table[f.name] if f.name in table.column_names
-                     else pa.nulls(table.num_rows, f.type)) for f in STREAM_SCHEMA}
+    cols = {
+        f.name: (
+            table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        )
+        for f in STREAM_SCHEMA
+    }
     if STATUS not in table.column_names and REASON in table.column_names:
         cols[STATUS] = pa.array([STATUS_REJECTED] * table.num_rows, pa.string())
     return pa.table(cols, schema=STREAM_SCHEMA)
@@ -225,9 +229,16 @@ def stream_table(rows: list[dict], columns: Iterable[str] | None = None) -> pa.T
     which is slower on passage rows (bench/RESULTS-passages.md)."""
     keep = set(columns) if columns is not None else None
     return pa.Table.from_pydict(
-        {f.name: ([r.get(f.name) for r in rows] if keep is None or f.name in keep
-                  else pa.nulls(len(rows), f.type)) for f in STREAM_SCHEMA},
-        schema=STREAM_SCHEMA)
+        {
+            f.name: (
+                [r.get(f.name) for r in rows]
+                if keep is None or f.name in keep
+                else pa.nulls(len(rows), f.type)
+            )
+            for f in STREAM_SCHEMA
+        },
+        schema=STREAM_SCHEMA,
+    )
 
 
 def empty_stream_table() -> pa.Table:

@@ -75,8 +75,11 @@ def token_starts(tokenizer: Any, text: str, encoding: Any, ids: list[int]) -> li
 
     lengths = _token_byte_lengths(tokenizer)
     ids_arr = np.asarray(ids, np.int64)
-    if (lengths is None or (ids_arr.size and ids_arr.max() >= len(lengths))
-            or not unicodedata.is_normalized("NFC", text)):
+    if (
+        lengths is None
+        or (ids_arr.size and ids_arr.max() >= len(lengths))
+        or not unicodedata.is_normalized("NFC", text)
+    ):
         return [s for s, _ in encoding.offsets]
     raw = np.frombuffer(text.encode("utf-8"), np.uint8)
     token_bytes = lengths[ids_arr]
@@ -110,9 +113,9 @@ def is_stable_split(text: str, pos: int) -> bool:
     return c == " " or not c.isspace()
 
 
-def span_token_ids(text: str, ids: list[int], starts: list[int], start: int, end: int,
-                   reach: int = 48
-                   ) -> tuple[tuple[int, int], list[int], tuple[int, int]] | None:
+def span_token_ids(
+    text: str, ids: list[int], starts: list[int], start: int, end: int, reach: int = 48
+) -> tuple[tuple[int, int], list[int], tuple[int, int]] | None:
     """Reuse a whole-text encoding (its token ``ids`` and each token's ``starts``
     character offset) for ``text[start:end]``.
 
@@ -126,10 +129,22 @@ def span_token_ids(text: str, ids: list[int], starts: list[int], start: int, end
 
     first = bisect.bisect_left(starts, start)
     last = bisect.bisect_left(starts, end)
-    left = next((k for k in range(first + 1, min(first + reach, last))
-                 if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])), None)
-    right = next((k for k in range(last - 1, max(last - reach, first), -1)
-                  if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])), None)
+    left = next(
+        (
+            k
+            for k in range(first + 1, min(first + reach, last))
+            if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])
+        ),
+        None,
+    )
+    right = next(
+        (
+            k
+            for k in range(last - 1, max(last - reach, first), -1)
+            if starts[k] != starts[k - 1] and is_stable_split(text, starts[k])
+        ),
+        None,
+    )
     if left is None or right is None or right <= left:
         return None
     return (start, starts[left]), ids[left:right], (starts[right], end)

@@ -49,8 +49,16 @@ def _common(code: str, i: int, text: str) -> dict:
 
 
 def _edu_rows(texts: list[str]) -> pa.Table:
-    rows = [{**_common("eng_Latn", i, t), "language": "en", "token_count": len(t) // 4,
-             "score": 3.1 + (i % 5) / 10, "int_score": 3} for i, t in enumerate(texts)]
+    rows = [
+        {
+            **_common("eng_Latn", i, t),
+            "language": "en",
+            "token_count": len(t) // 4,
+            "score": 3.1 + (i % 5) / 10,
+            "int_score": 3,
+        }
+        for i, t in enumerate(texts)
+    ]
     return pa.Table.from_pylist(rows)
 
 
@@ -58,9 +66,14 @@ def _fw2_rows(code: str, texts: list[str], hq: bool) -> pa.Table:
     iso, script = code.split("_")
     rows = []
     for i, t in enumerate(texts):
-        row = {**_common(code, i, t), "date": "2024-02-21T10:00:00Z", "language": iso,
-               "language_script": script, "minhash_cluster_size": 1 + i,
-               "top_langs": json.dumps({f"{code}_score": 0.95})}
+        row = {
+            **_common(code, i, t),
+            "date": "2024-02-21T10:00:00Z",
+            "language": iso,
+            "language_script": script,
+            "minhash_cluster_size": 1 + i,
+            "top_langs": json.dumps({f"{code}_score": 0.95}),
+        }
         if hq:
             row["quality_score"] = round(0.5 + i / 100, 3)
         rows.append(row)

@@ -41,17 +41,30 @@ def build_tiny_qwen3(target: str | Path, seed: int = 0, std: float = 0.2) -> Pat
     vocab_size = 151936  # Qwen3's embedding size (covers the added special tokens)
     assert len(vocab["model"]["vocab"]) <= vocab_size
     config = Qwen3Config(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=128,
-        max_position_embeddings=8192, tie_word_embeddings=True, initializer_range=std,
-        bos_token_id=151643, eos_token_id=151645, pad_token_id=151643,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=128,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        initializer_range=std,
+        bos_token_id=151643,
+        eos_token_id=151645,
+        pad_token_id=151643,
         torch_dtype="float32",
     )
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     model.save_pretrained(target, safe_serialization=True)
-    gen = {"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
-           "do_sample": False}
+    gen = {
+        "bos_token_id": 151643,
+        "eos_token_id": [151645, 151643],
+        "pad_token_id": 151643,
+        "do_sample": False,
+    }
     (target / "generation_config.json").write_text(json.dumps(gen), encoding="utf-8")
     marker.write_text("tiny random Qwen3 for tests; not a real model\n", encoding="utf-8")
     return target

@@ -22,8 +22,15 @@ from qcraft_ray.languages import code_from_path
 
 # Source columns read when a file has them, and the column each one feeds.
 # FineWeb-Edu's edu classifier `score` is its quality score.
-OPTIONAL_SOURCE_COLUMNS = ("language", "language_script", S.URL, S.DUMP, S.DATE,
-                           S.QUALITY_SCORE, "score")
+OPTIONAL_SOURCE_COLUMNS = (
+    "language",
+    "language_script",
+    S.URL,
+    S.DUMP,
+    S.DATE,
+    S.QUALITY_SCORE,
+    "score",
+)
 
 _GLOB_CHARS = set("*?[")
 
@@ -71,15 +78,17 @@ def _match(fs: pafs.FileSystem, inner: str) -> list[str]:
         cut = min(inner.index(c) for c in _GLOB_CHARS if c in inner)
         base = inner[:cut].rsplit("/", 1)[0] or "/"
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-        return [i.path for i in infos
-                if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, inner)]
+        return [
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, inner)
+        ]
     info = fs.get_file_info(inner)
     if info.type == pafs.FileType.File:
         return [inner]
     if info.type == pafs.FileType.Directory:
         infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
-        return [i.path for i in infos
-                if i.type == pafs.FileType.File and _is_data_file(i.path)]
+        return [i.path for i in infos if i.type == pafs.FileType.File and _is_data_file(i.path)]
     return []
 
 
@@ -109,13 +118,15 @@ def _inspect(fs: pafs.FileSystem, path: str, name: str, cfg: InputConfig) -> Inp
             raise InputError(f"{name}: field {col!r} has type {fields[col]}, expected a string")
     for col in (S.QUALITY_SCORE, "score"):
         t = fields.get(col)
-        if t is not None and not (pa.types.is_integer(t) or pa.types.is_floating(t)
-                                  or pa.types.is_null(t)):
+        if t is not None and not (
+            pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)
+        ):
             raise InputError(f"{name}: field {col!r} has type {t}, expected a number")
     t = fields.get(cfg.id_column)
     if t is not None and not (_is_string(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
-        raise InputError(f"{name}: id field {cfg.id_column!r} has type {t}, expected a "
-                         "string or an integer")
+        raise InputError(
+            f"{name}: id field {cfg.id_column!r} has type {t}, expected a string or an integer"
+        )
     wanted = [cfg.text_column, cfg.id_column, *OPTIONAL_SOURCE_COLUMNS]
     columns = tuple(dict.fromkeys(c for c in wanted if c in fields))
     groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
@@ -127,8 +138,15 @@ def _inspect(fs: pafs.FileSystem, path: str, name: str, cfg: InputConfig) -> Inp
             if rg.column(j).path_in_schema == cfg.text_column or j == text_idx:
                 text_bytes += rg.column(j).total_uncompressed_size
                 break
-    return InputFile(path=path, display=name, num_rows=meta.num_rows, row_groups=groups,
-                     columns=columns, path_code=code_from_path(path), text_bytes=text_bytes)
+    return InputFile(
+        path=path,
+        display=name,
+        num_rows=meta.num_rows,
+        row_groups=groups,
+        columns=columns,
+        path_code=code_from_path(path),
+        text_bytes=text_bytes,
+    )
 
 
 def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) -> InputPlan:
@@ -144,6 +162,7 @@ def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) ->
         files = list(pool.map(lambda m: _inspect(m[0], m[1], m[2], cfg), unique))
     plan = InputPlan(files=tuple(files))
     if plan.total_rows == 0:
-        raise InputError(f"input has no rows: {len(files)} Parquet file(s) matched "
-                         f"{cfg.paths}, all empty")
+        raise InputError(
+            f"input has no rows: {len(files)} Parquet file(s) matched {cfg.paths}, all empty"
+        )
     return plan

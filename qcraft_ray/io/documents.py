@@ -27,9 +27,7 @@ def _as_string(col: pa.ChunkedArray | None, n: int) -> pa.Array:
     return col.combine_chunks()
 
 
-def to_documents(
-    raw: pa.Table, file: InputFile, first_row: int, cfg: InputConfig
-) -> pa.Table:
+def to_documents(raw: pa.Table, file: InputFile, first_row: int, cfg: InputConfig) -> pa.Table:
     """Turn a slice of a source file into a document table (pure; unit-tested)."""
     n = raw.num_rows
     rows = pa.array(range(first_row, first_row + n), pa.int64())
@@ -50,12 +48,16 @@ def to_documents(
     for lang, script in zip(lang_values, script_values, strict=True):
         code = source_code(lang, script) or file.path_code
         codes.append(code)
-        models.append(cfg.language if cfg.language is not None
-                      else language_for_code(code, cfg.language_map))
+        models.append(
+            cfg.language if cfg.language is not None else language_for_code(code, cfg.language_map)
+        )
 
     quality = get(S.QUALITY_SCORE) if get(S.QUALITY_SCORE) is not None else get("score")
-    quality_arr = (pa.nulls(n, pa.float64()) if quality is None
-                   else pc.cast(quality, pa.float64()).combine_chunks())
+    quality_arr = (
+        pa.nulls(n, pa.float64())
+        if quality is None
+        else pc.cast(quality, pa.float64()).combine_chunks()
+    )
     columns = {
         S.DOC_ID: doc_ids,
         S.TEXT: _as_string(get(cfg.text_column), n),
@@ -100,12 +102,11 @@ def _not_utf8(value: bytes | None) -> bool:
         return True
 
 
-def unreadable_documents(file: InputFile, first_row: int, n: int, cfg: InputConfig,
-                         error: BaseException) -> pa.Table:
+def unreadable_documents(
+    file: InputFile, first_row: int, n: int, cfg: InputConfig, error: BaseException
+) -> pa.Table:
     """Placeholder documents for rows whose data could not be decoded."""
     docs = to_documents(pa.table({"__row": pa.nulls(n)}), file, first_row, cfg)
-    return reject(docs, pa.array([True] * n), S.REASON_UNREADABLE,
-                  f"{type(error).__name__}: {error}")
-
-
-
+    return reject(
+        docs, pa.array([True] * n), S.REASON_UNREADABLE, f"{type(error).__name__}: {error}"
+    )

@@ -45,7 +45,7 @@ def _s3(storage: StorageConfig) -> pafs.S3FileSystem:
 def resolve(path: str, storage: StorageConfig) -> tuple[pafs.FileSystem, str]:
     """Return ``(filesystem, path_inside_it)`` for a local path or a URI."""
     if not is_uri(path) or path.startswith("file://"):
-        local = path[len("file://"):] if path.startswith("file://") else path
+        local = path[len("file://") :] if path.startswith("file://") else path
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local))
     parsed = urlparse(path)
     if parsed.scheme in ("s3", "s3a"):

@@ -57,12 +57,16 @@ def plan_fragments(plan: InputPlan, rows_per_task: int) -> list[Fragment]:
 def fragment_units(fragment: Fragment, rows_per_task: int) -> list[str]:
     """The units (blocks) a fragment yields: pyarrow's ``iter_batches`` cuts exactly
     every ``rows_per_task`` rows, across row-group boundaries."""
-    return [unit_id(fragment.file.display, fragment.first_row + k)
-            for k in range(0, fragment.num_rows, rows_per_task)]
+    return [
+        unit_id(fragment.file.display, fragment.first_row + k)
+        for k in range(0, fragment.num_rows, rows_per_task)
+    ]
 
 
 def read_fragment(
-    fragment: Fragment, cfg: InputConfig, storage: StorageConfig,
+    fragment: Fragment,
+    cfg: InputConfig,
+    storage: StorageConfig,
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[pa.Table]:
     """Yield the fragment's blocks as document tables, except units in ``skip``.
@@ -85,15 +89,21 @@ def read_fragment(
         if _reachable(fs, fragment.file.path):
             data_errors += 1
             if data_errors >= 2:
-                log.warning("%s: unreadable from row %d (%s); recorded as rejected rows",
-                            fragment.file.display, fragment.first_row + done_rows, error)
+                log.warning(
+                    "%s: unreadable from row %d (%s); recorded as rejected rows",
+                    fragment.file.display,
+                    fragment.first_row + done_rows,
+                    error,
+                )
                 yield from _unreadable(fragment, cfg, skip, done_rows, error)
                 return
             continue
         outages += 1
         if outages >= retry.attempts:
-            raise OSError(f"reading {fragment.file.display} rows {fragment.first_row}.."
-                          f"{fragment.first_row + fragment.num_rows}: {error}") from error
+            raise OSError(
+                f"reading {fragment.file.display} rows {fragment.first_row}.."
+                f"{fragment.first_row + fragment.num_rows}: {error}"
+            ) from error
         retry.pause(f"reading {fragment.file.display}", error, outages)
 
 
@@ -103,15 +113,18 @@ class _ProgressError(Exception):
         self.done_rows, self.error = done_rows, error
 
 
-def _read_from(fs, fragment: Fragment, cfg: InputConfig, skip: frozenset[str],
-               start: int) -> Iterator[pa.Table]:
+def _read_from(
+    fs, fragment: Fragment, cfg: InputConfig, skip: frozenset[str], start: int
+) -> Iterator[pa.Table]:
     """Blocks from ``start`` rows into the fragment on; errors carry the progress."""
     done = 0
     try:
         with fs.open_input_file(fragment.file.path) as f:
             for batch in pq.ParquetFile(f).iter_batches(
-                    batch_size=cfg.rows_per_task, row_groups=list(fragment.row_groups),
-                    columns=list(fragment.file.columns)):
+                batch_size=cfg.rows_per_task,
+                row_groups=list(fragment.row_groups),
+                columns=list(fragment.file.columns),
+            ):
                 row = fragment.first_row + done
                 if done >= start and unit_id(fragment.file.display, row) not in skip:
                     yield to_documents(pa.Table.from_batches([batch]), fragment.file, row, cfg)
@@ -129,8 +142,9 @@ def _reachable(fs, path: str) -> bool:
         return False
 
 
-def _unreadable(fragment: Fragment, cfg: InputConfig, skip: frozenset[str], start: int,
-                error: BaseException) -> Iterator[pa.Table]:
+def _unreadable(
+    fragment: Fragment, cfg: InputConfig, skip: frozenset[str], start: int, error: BaseException
+) -> Iterator[pa.Table]:
     """Rejected placeholder documents for the fragment's rows from ``start`` on."""
     step = cfg.rows_per_task
     for k in range(0, fragment.num_rows, step):
@@ -147,8 +161,13 @@ class FineWebDatasource(Datasource):
     made only of such units gets no read task at all; others skip those blocks.
     """
 
-    def __init__(self, plan: InputPlan, cfg: InputConfig, storage: StorageConfig,
-                 done_units: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        plan: InputPlan,
+        cfg: InputConfig,
+        storage: StorageConfig,
+        done_units: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         self._plan = plan
         self._cfg = cfg
@@ -164,8 +183,9 @@ class FineWebDatasource(Datasource):
     def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
         tasks = []
         for frag in plan_fragments(self._plan, self._cfg.rows_per_task):
-            skip = frozenset(u for u in fragment_units(frag, self._cfg.rows_per_task)
-                             if u in self._done)
+            skip = frozenset(
+                u for u in fragment_units(frag, self._cfg.rows_per_task) if u in self._done
+            )
             if sum(self._done[u] for u in skip) == frag.num_rows:
                 continue
             share = frag.num_rows / max(frag.file.num_rows, 1)
@@ -176,6 +196,9 @@ class FineWebDatasource(Datasource):
                 input_files=(frag.file.display,),
             )
             read_fn = functools.partial(read_fragment, frag, self._cfg, self._storage, skip)
-            tasks.append(ReadTask(read_fn, meta, schema=S.DOCUMENT_SCHEMA,
-                                  per_task_row_limit=per_task_row_limit))
+            tasks.append(
+                ReadTask(
+                    read_fn, meta, schema=S.DOCUMENT_SCHEMA, per_task_row_limit=per_task_row_limit
+                )
+            )
         return tasks

@@ -37,9 +37,15 @@ def mark_none_dropped(table: pa.Table) -> pa.Table:
 class OutputSink(Datasink[RowCounts]):
     """Writes stream rows as output and rejected Parquet; commits; returns counters."""
 
-    def __init__(self, folder: OutputFolder, out: OutputConfig, run_id: str, attempt: str,
-                 schema: pa.Schema = S.OUTPUT_SCHEMA,
-                 progress: RemoteProgress | None = None) -> None:
+    def __init__(
+        self,
+        folder: OutputFolder,
+        out: OutputConfig,
+        run_id: str,
+        attempt: str,
+        schema: pa.Schema = S.OUTPUT_SCHEMA,
+        progress: RemoteProgress | None = None,
+    ) -> None:
         self._folder = folder
         self._stem = f"part-{run_id}-{attempt}"
         self._attempt = attempt
@@ -74,14 +80,20 @@ class OutputSink(Datasink[RowCounts]):
         for i in range(0, outputs.num_rows, self._max_rows):
             files.append(f"{stem}-{i // self._max_rows:04d}.parquet")
             self._folder.write_parquet(
-                files[-1], S.conform(outputs.slice(i, self._max_rows), self._schema))
+                files[-1], S.conform(outputs.slice(i, self._max_rows), self._schema)
+            )
         if rejected.num_rows:
             files.append(f"{REJECTED_DIR}/{stem}.parquet")
             self._folder.write_parquet(files[-1], S.conform(rejected, S.REJECTED_SCHEMA))
-        commit(self._folder, Manifest(self._attempt, ctx.task_idx, files, count_units(table),
-                                      counts))
+        commit(
+            self._folder, Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
+        )
         if self._progress:
-            self._progress.add({"documents_done": counts.documents,
-                                "rejected": rejected.num_rows,
-                                "seconds_write": time.perf_counter() - t0})
+            self._progress.add(
+                {
+                    "documents_done": counts.documents,
+                    "rejected": rejected.num_rows,
+                    "seconds_write": time.perf_counter() - t0,
+                }
+            )
         return counts

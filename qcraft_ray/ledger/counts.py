@@ -19,9 +19,20 @@ import pyarrow as pa
 from qcraft_ray import schema as S
 
 # The columns count_rows reads; `qcraft plan` projects to these before counting.
-COUNTED_COLUMNS = [S.STATUS, S.REASON, S.LANGUAGE, S.SOURCE_LANGUAGE, S.TYPE, S.PROMPT_TOKENS,
-                   S.OUTPUT_TOKENS, S.PASSAGE_TOKENS, S.REPLICA, S.SCORE, S.COUNTS_DOCUMENT,
-                   S.COUNTS_PASSAGE]
+COUNTED_COLUMNS = [
+    S.STATUS,
+    S.REASON,
+    S.LANGUAGE,
+    S.SOURCE_LANGUAGE,
+    S.TYPE,
+    S.PROMPT_TOKENS,
+    S.OUTPUT_TOKENS,
+    S.PASSAGE_TOKENS,
+    S.REPLICA,
+    S.SCORE,
+    S.COUNTS_DOCUMENT,
+    S.COUNTS_PASSAGE,
+]
 
 OUTPUT_TOKEN_BINS = (0, 1, 5, 10, 20, 40, 80, 160)
 PASSAGE_TOKEN_BINS = (0, 70, 100, 200, 300, 400, 500, 600, 700, 1000, 2000)
@@ -40,8 +51,11 @@ def bin_label(value: float, edges: tuple) -> str:
 
 def bin_labels(edges: tuple) -> list[str]:
     """Every bin label of ``edges``, in order."""
-    return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)),
-            f">={edges[-1]}"]
+    return [
+        f"<{edges[0]}",
+        *(f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)),
+        f">={edges[-1]}",
+    ]
 
 
 @dataclass
@@ -61,7 +75,8 @@ class RowCounts:
     output_tokens: int = 0
     # every scored row, kept or rejected: {"by_language": {lang: sums}, "by_type": ...}
     score_sums: dict[str, dict[str, dict[str, float]]] = field(
-        default_factory=lambda: {"by_language": {}, "by_type": {}})
+        default_factory=lambda: {"by_language": {}, "by_type": {}}
+    )
     # scored rows in the data files, per "language/type": sums and a histogram
     output_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     score_histogram: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -97,9 +112,10 @@ class RowCounts:
 
     def mean_scores(self) -> dict[str, dict[str, float]]:
         """Mean score per language and per type, over every scored row."""
-        return {group: {k: round(v["sum"] / v["n"], 4) for k, v in sorted(sums.items())
-                        if v["n"]}
-                for group, sums in self.score_sums.items()}
+        return {
+            group: {k: round(v["sum"] / v["n"], 4) for k, v in sorted(sums.items()) if v["n"]}
+            for group, sums in self.score_sums.items()
+        }
 
 
 def _combine(a: Any, b: Any, sign: int) -> Any:
@@ -169,8 +185,11 @@ def count_rows(table: pa.Table) -> RowCounts:
         lang_type = f"{lang}/{type_}"
         _bump(c.by_language_type, lang_type, status)
         if status != S.STATUS_ERROR:
-            _bump(c.output_tokens_histogram, type_,
-                  bin_label(r.get(S.OUTPUT_TOKENS) or 0, OUTPUT_TOKEN_BINS))
+            _bump(
+                c.output_tokens_histogram,
+                type_,
+                bin_label(r.get(S.OUTPUT_TOKENS) or 0, OUTPUT_TOKEN_BINS),
+            )
         if score is not None:
             _add_score(c.output_scores, lang_type, score)
             _bump(c.score_histogram, lang_type, bin_label(score, SCORE_BINS))

@@ -35,8 +35,7 @@ class ReconciliationError(RuntimeError):
     """The output does not account for every input document."""
 
 
-def accepted_manifests(folder: OutputFolder, state: RunState
-                       ) -> tuple[list[Manifest], list[str]]:
+def accepted_manifests(folder: OutputFolder, state: RunState) -> tuple[list[Manifest], list[str]]:
     """The manifests this run accepts (late commits of a killed attempt are deleted:
     their rows were generated again), and the orphan files removed."""
     manifests = []
@@ -53,17 +52,23 @@ def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -
     problems = []
     unit_docs = sum(c.documents for c in units.values())
     if counts.documents != documents or unit_docs != documents:
-        problems.append(f"{documents} input documents but {counts.documents} accounted for "
-                        "in the output")
+        problems.append(
+            f"{documents} input documents but {counts.documents} accounted for in the output"
+        )
     unfinished = sorted(u for u, c in units.items() if not c.complete)
     if unfinished:
-        problems.append(f"{len(unfinished)} work units not fully written "
-                        f"(first: {unfinished[0]})")
+        problems.append(f"{len(unfinished)} work units not fully written (first: {unfinished[0]})")
     return problems
 
 
-def finalise(cfg: RunConfig, plan: InputPlan, state: RunState, tracked: FinalProgress,
-             started: str, t0: float) -> RunReport:
+def finalise(
+    cfg: RunConfig,
+    plan: InputPlan,
+    state: RunState,
+    tracked: FinalProgress,
+    started: str,
+    t0: float,
+) -> RunReport:
     """Settle, reconcile and report the run; raise :class:`ReconciliationError` when rows
     or documents are unaccounted for (the report then says ``incomplete``)."""
     folder = OutputFolder.for_run(cfg.output, cfg.storage)
@@ -82,25 +87,31 @@ def finalise(cfg: RunConfig, plan: InputPlan, state: RunState, tracked: FinalPro
         finished_at=now_iso(),
         wall_seconds=round(wall, 3),
         model=ModelInfo(name=cfg.model.name, revision=cfg.model.revision),
-        stage_seconds={k[len("seconds_"):]: round(v, 3) for k, v in done.items()
-                       if k.startswith("seconds_")},
+        stage_seconds={
+            k[len("seconds_") :]: round(v, 3) for k, v in done.items() if k.startswith("seconds_")
+        },
         throughput=Throughput(
             prompts=int(done.get("prompts_done", 0)),
             outputs_per_second=round(done.get("outputs", 0) / wall, 3),
-            generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3)),
+            generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3),
+        ),
         replicas=len(counts.by_replica),
         engine=EngineBusy.model_validate(tracked.engine),
         attempts=state.attempts,
         resumed=state.resumed,
-        resume=ResumeInfo(units_skipped=len(state.done_units),
-                          rows_already_written=state.rows_already_written,
-                          attempts=len(state.attempts)),
+        resume=ResumeInfo(
+            units_skipped=len(state.done_units),
+            rows_already_written=state.rows_already_written,
+            attempts=len(state.attempts),
+        ),
         versions=package_versions(),
-        input=InputInfo(files=len(plan.files), documents=plan.total_rows,
-                        paths=cfg.input.paths),
-        output=OutputInfo(path=cfg.output.path, rows=sum(counts.outputs.values()),
-                          rejected_rows=sum(counts.rejected.values()),
-                          files=sum(len(m.files) for m in manifests)),
+        input=InputInfo(files=len(plan.files), documents=plan.total_rows, paths=cfg.input.paths),
+        output=OutputInfo(
+            path=cfg.output.path,
+            rows=sum(counts.outputs.values()),
+            rejected_rows=sum(counts.rejected.values()),
+            files=sum(len(m.files) for m in manifests),
+        ),
         documents_accounted=counts.documents,
         orphan_files_removed=len(state.removed_orphans) + len(orphans),
         counts=counts,

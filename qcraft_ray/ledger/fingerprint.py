@@ -51,8 +51,7 @@ def fingerprint(cfg: RunConfig, mode: str, plan: InputPlan) -> dict[str, Any]:
     """The settings and inputs that decide a run's output, as flat dotted keys."""
     free = may_change_keys()
     flat = _flatten(cfg.model_dump(mode="json"))
-    keep = {k: v for k, v in flat.items()
-            if not any(k == r or k.startswith(r + ".") for r in free)}
+    keep = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in free)}
     keep["mode"] = mode
     keep["input.files"] = [[f.display, f.num_rows] for f in plan.files]
     keep["bookkeeping"] = BOOKKEEPING_VERSION
@@ -62,5 +61,8 @@ def fingerprint(cfg: RunConfig, mode: str, plan: InputPlan) -> dict[str, Any]:
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every key whose value differs."""
     keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
-            for k in keys if old.get(k) != new.get(k)]
+    return [
+        f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
+        for k in keys
+        if old.get(k) != new.get(k)
+    ]

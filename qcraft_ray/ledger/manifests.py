@@ -51,20 +51,30 @@ class Manifest:
         return [f for f in self.files if not f.startswith(REJECTED_DIR + "/")]
 
     def to_json(self) -> dict:
-        return {"attempt": self.attempt, "task": self.task, "files": self.files,
-                "units": {u: vars(c) for u, c in self.units.items()},
-                "counts": self.counts.to_json(), "revision": self.revision,
-                "scored_with": self.scored_with}
+        return {
+            "attempt": self.attempt,
+            "task": self.task,
+            "files": self.files,
+            "units": {u: vars(c) for u, c in self.units.items()},
+            "counts": self.counts.to_json(),
+            "revision": self.revision,
+            "scored_with": self.scored_with,
+        }
 
     @classmethod
     def from_json(cls, data: dict, where: str) -> Manifest:
         bad = [f for f in data["files"] if not _inside(f)]
         if bad:  # names are ours; refuse anything that could leave output.path
             raise ValueError(f"manifest {where} names files outside the output folder: {bad}")
-        return cls(data["attempt"], data["task"], list(data["files"]),
-                   {u: UnitCounts(**c) for u, c in data.get("units", {}).items()},
-                   RowCounts.from_json(data.get("counts", {})), data.get("revision", 0),
-                   data.get("scored_with"))
+        return cls(
+            data["attempt"],
+            data["task"],
+            list(data["files"]),
+            {u: UnitCounts(**c) for u, c in data.get("units", {}).items()},
+            RowCounts.from_json(data.get("counts", {})),
+            data.get("revision", 0),
+            data.get("scored_with"),
+        )
 
 
 def _inside(rel: str) -> bool:
@@ -84,8 +94,11 @@ def read_manifests(folder: OutputFolder, max_workers: int = 32) -> list[Manifest
     """Every committed manifest in the folder (read in parallel threads)."""
     names = folder.list_files(MANIFEST_DIR, ".json")
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return list(pool.map(
-            lambda rel: Manifest.from_json(folder.read_json(rel), folder.display(rel)), names))
+        return list(
+            pool.map(
+                lambda rel: Manifest.from_json(folder.read_json(rel), folder.display(rel)), names
+            )
+        )
 
 
 def remove(folder: OutputFolder, manifest: Manifest) -> None:
@@ -94,8 +107,7 @@ def remove(folder: OutputFolder, manifest: Manifest) -> None:
 
 def data_and_rejected_files(folder: OutputFolder) -> list[str]:
     """Parquet files at the top of the folder and in ``_rejected/``, relative."""
-    return sorted(folder.list_files("", ".parquet")
-                  + folder.list_files(REJECTED_DIR, ".parquet"))
+    return sorted(folder.list_files("", ".parquet") + folder.list_files(REJECTED_DIR, ".parquet"))
 
 
 def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]:
@@ -118,9 +130,14 @@ def revised_name(rel: str, revision: int) -> str:
     return f"{stem}-r{revision}.parquet"
 
 
-def replace_files(folder: OutputFolder, manifest: Manifest, new_files: dict[str, pa.Table],
-                  replaced: list[str], counts: RowCounts, scored_with: str | None = None
-                  ) -> Manifest:
+def replace_files(
+    folder: OutputFolder,
+    manifest: Manifest,
+    new_files: dict[str, pa.Table],
+    replaced: list[str],
+    counts: RowCounts,
+    scored_with: str | None = None,
+) -> Manifest:
     """Commit ``new_files`` (relative name -> rows) in place of ``replaced``.
 
     New files are written first, then the manifest is switched in one write, then the
@@ -129,9 +146,15 @@ def replace_files(folder: OutputFolder, manifest: Manifest, new_files: dict[str,
     for rel, table in new_files.items():
         folder.write_parquet(rel, table)
     kept = [f for f in manifest.files if f not in set(replaced)]
-    new = Manifest(manifest.attempt, manifest.task, kept + list(new_files), manifest.units,
-                   counts, manifest.revision + 1,
-                   scored_with if scored_with is not None else manifest.scored_with)
+    new = Manifest(
+        manifest.attempt,
+        manifest.task,
+        kept + list(new_files),
+        manifest.units,
+        counts,
+        manifest.revision + 1,
+        scored_with if scored_with is not None else manifest.scored_with,
+    )
     commit(folder, new)
     for rel in replaced:
         folder.delete(rel)

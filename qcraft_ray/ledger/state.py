@@ -28,7 +28,7 @@ from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.ledger.fingerprint import differences, fingerprint
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
 from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
-from qcraft_ray.store import RUN_FILE, SUCCESS_FILE, OutputFolder
+from qcraft_ray.store import RUN_FILE, SUCCESS_FILE, OutputFolder, RetryPolicy
 
 T = TypeVar("T")
 
@@ -92,37 +92,45 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     """Prepare ``output.path`` for a run: start fresh, resume, or refuse."""
     out = cfg.output
     folder = OutputFolder.for_run(out, cfg.storage)
-    kind = _checked(folder, "read it", folder.root_kind)
+    # the first calls double as the check that output.path can be used, before any
+    # engine starts: a few quick tries, so a wrong path fails in seconds
+    probe = folder.with_retry(RetryPolicy(min(3, cfg.storage.attempts), 2.0))
+    kind = _checked(probe, "read it", probe.root_kind)
     if kind == "file":
         raise OutputPathError(f"output.path {out.path} is a file, not a folder")
-    entries = _checked(folder, "list it", folder.root_entries) if kind == "folder" else []
+    entries = _checked(probe, "list it", probe.root_entries) if kind == "folder" else []
     if entries and out.if_exists == "overwrite":
         folder.clear()
         entries = []
     current = fingerprint(cfg, mode, plan)
     attempt = Attempt(uuid.uuid4().hex[:6], now_iso())
     if not entries:
-        _checked(folder, "create it", folder.create)
+        _checked(probe, "create it", probe.create)
         state = RunState(new_run_id(), attempt.attempt, mode, attempts=[attempt])
-        # the first write doubles as the check that output.path is writable, before any
-        # engine starts
-        _checked(folder, "write to it", lambda: save(folder, state, current))
+        _checked(probe, "write to it", lambda: save(probe, state, current))
         return state
     if out.if_exists == "error":
         raise OutputPathError(f"output.path {out.path} is not empty (output.if_exists=error)")
     if not folder.exists(RUN_FILE):
         raise OutputPathError(
             f"output.path {out.path} is not empty and holds no qcraft run ({RUN_FILE} is "
-            "missing); choose another path, or set output.if_exists=overwrite to delete it")
+            "missing); choose another path, or set output.if_exists=overwrite to delete it"
+        )
     previous = folder.read_json(RUN_FILE)
     diffs = differences(previous["fingerprint"], current)
     if diffs:
         raise OutputPathError(
             f"output.path {out.path} holds run {previous['run_id']} made with a different "
             f"config or input; refusing to mix them. Differences: {'; '.join(diffs)}. "
-            "Set output.if_exists=overwrite to start over, or choose another output.path.")
-    state = RunState(previous["run_id"], attempt.attempt, mode, resumed=True,
-                     attempts=[*(Attempt(**a) for a in previous.get("attempts", [])), attempt])
+            "Set output.if_exists=overwrite to start over, or choose another output.path."
+        )
+    state = RunState(
+        previous["run_id"],
+        attempt.attempt,
+        mode,
+        resumed=True,
+        attempts=[*(Attempt(**a) for a in previous.get("attempts", [])), attempt],
+    )
     if folder.exists(SUCCESS_FILE):
         state.complete = True
         return state
@@ -136,18 +144,26 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
 
 
 def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None:
-    folder.write_json(RUN_FILE, {"run_id": state.run_id, "mode": state.mode,
-                                 "fingerprint": current,
-                                 "attempts": [asdict(a) for a in state.attempts]})
+    folder.write_json(
+        RUN_FILE,
+        {
+            "run_id": state.run_id,
+            "mode": state.mode,
+            "fingerprint": current,
+            "attempts": [asdict(a) for a in state.attempts],
+        },
+    )
 
 
 def _units(manifests: list[Manifest]) -> tuple[dict[str, int], set[str]]:
     done, unfinished = {}, set()
     for unit, counts in merge_units(m.units for m in manifests).items():
         if counts.overfull:
-            raise RuntimeError(f"output holds more rows of unit {unit} than it yields "
-                               f"({_describe(counts)}): duplicated rows; start over with "
-                               "output.if_exists=overwrite")
+            raise RuntimeError(
+                f"output holds more rows of unit {unit} than it yields "
+                f"({_describe(counts)}): duplicated rows; start over with "
+                "output.if_exists=overwrite"
+            )
         if counts.complete:
             done[unit] = counts.documents
         else:
@@ -156,12 +172,15 @@ def _units(manifests: list[Manifest]) -> tuple[dict[str, int], set[str]]:
 
 
 def _describe(c: UnitCounts) -> str:
-    return (f"{c.rows_written} rows written of {c.rows_expected} expected, "
-            f"{c.documents_written} of {c.documents} documents")
+    return (
+        f"{c.rows_written} rows written of {c.rows_expected} expected, "
+        f"{c.documents_written} of {c.documents} documents"
+    )
 
 
-def _written(folder: OutputFolder, manifests: list[Manifest], unfinished: set[str]
-             ) -> pa.Table | None:
+def _written(
+    folder: OutputFolder, manifests: list[Manifest], unfinished: set[str]
+) -> pa.Table | None:
     """Identities of rows in files that hold rows of unfinished units."""
     files = sorted({f for m in manifests if unfinished & set(m.units) for f in m.files})
     if not files:

@@ -36,22 +36,23 @@ class UnitCounts:
     documents: int  # documents in the unit
 
     def __add__(self, other: UnitCounts) -> UnitCounts:
-        return UnitCounts(self.rows_written + other.rows_written,
-                          self.rows_expected + other.rows_expected,
-                          self.documents_written + other.documents_written,
-                          max(self.documents, other.documents))
+        return UnitCounts(
+            self.rows_written + other.rows_written,
+            self.rows_expected + other.rows_expected,
+            self.documents_written + other.documents_written,
+            max(self.documents, other.documents),
+        )
 
     @property
     def complete(self) -> bool:
-        return (self.documents_written == self.documents
-                and self.rows_written == self.rows_expected)
+        return self.documents_written == self.documents and self.rows_written == self.rows_expected
 
     @property
     def overfull(self) -> bool:
         """More rows or documents than the unit can have: rows were written twice."""
         return self.documents_written > self.documents or (
-            self.documents_written == self.documents
-            and self.rows_written > self.rows_expected)
+            self.documents_written == self.documents and self.rows_written > self.rows_expected
+        )
 
 
 def unit_id(source_file: str, first_row: int) -> str:
@@ -93,12 +94,22 @@ def count_units(rows: pa.Table) -> dict[str, UnitCounts]:
     if not rows.num_rows:
         return {}
     counted = pc.fill_null(rows[S.COUNTS_DOCUMENT], False)
-    t = pa.table({"u": rows[S.UNIT], "a": pc.cast(counted, pa.int64()),
-                  "e": pc.if_else(counted, rows[S.DOC_ROWS], 0), "d": rows[S.UNIT_DOCS]})
-    stats = t.group_by("u").aggregate([([], "count_all"), ("e", "sum"), ("a", "sum"),
-                                       ("d", "max")])
-    return {u: UnitCounts(w, e, a, d) for u, w, e, a, d in zip(
-        *(stats[c].to_pylist() for c in ("u", "count_all", "e_sum", "a_sum", "d_max")), strict=True)}
+    t = pa.table(
+        {
+            "u": rows[S.UNIT],
+            "a": pc.cast(counted, pa.int64()),
+            "e": pc.if_else(counted, rows[S.DOC_ROWS], 0),
+            "d": rows[S.UNIT_DOCS],
+        }
+    )
+    stats = t.group_by("u").aggregate([([], "count_all"), ("e", "sum"), ("a", "sum"), ("d", "max")])
+    return {
+        u: UnitCounts(w, e, a, d)
+        for u, w, e, a, d in zip(
+            *(stats[c].to_pylist() for c in ("u", "count_all", "e_sum", "a_sum", "d_max")),
+            strict=True,
+        )
+    }
 
 
 def merge_units(parts: Iterable[dict[str, UnitCounts]]) -> dict[str, UnitCounts]:

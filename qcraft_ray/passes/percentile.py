@@ -23,8 +23,9 @@ from qcraft_ray.rows import reject
 from qcraft_ray.store import REJECTED_DIR, THRESHOLDS_FILE, OutputFolder
 
 
-def thresholds(folder: OutputFolder, manifests: list[Manifest], percentile: float
-               ) -> dict[str, float]:
+def thresholds(
+    folder: OutputFolder, manifests: list[Manifest], percentile: float
+) -> dict[str, float]:
     """Per-language thresholds: saved ones when present, else computed and saved."""
     if folder.exists(THRESHOLDS_FILE):
         saved = folder.read_json(THRESHOLDS_FILE)
@@ -37,34 +38,43 @@ def thresholds(folder: OutputFolder, manifests: list[Manifest], percentile: floa
         for lang in pc.unique(ok[S.LANGUAGE]).to_pylist():
             mine = ok.filter(pc.equal(ok[S.LANGUAGE], lang))[S.SCORE].to_numpy()
             scores.setdefault(lang, []).append(mine)
-    found = {lang: float(np.percentile(np.concatenate(parts), percentile))
-             for lang, parts in sorted(scores.items())}
+    found = {
+        lang: float(np.percentile(np.concatenate(parts), percentile))
+        for lang, parts in sorted(scores.items())
+    }
     folder.write_json(THRESHOLDS_FILE, {"percentile": percentile, "thresholds": found})
     return found
 
 
-def filter_by_percentile(folder: OutputFolder, manifests: list[Manifest], percentile: float
-                         ) -> list[Manifest]:
+def filter_by_percentile(
+    folder: OutputFolder, manifests: list[Manifest], percentile: float
+) -> list[Manifest]:
     """Apply the thresholds to every manifest's data files; return the new manifests."""
     limits = thresholds(folder, manifests, percentile)
     return [_filter(folder, m, limits, percentile) for m in manifests]
 
 
-def _filter(folder: OutputFolder, m: Manifest, limits: dict[str, float],
-            percentile: float) -> Manifest:
+def _filter(
+    folder: OutputFolder, m: Manifest, limits: dict[str, float], percentile: float
+) -> Manifest:
     new_files: dict[str, pa.Table] = {}
     replaced, before, after = [], [], []
     for rel in m.data_files:
         table = folder.read_parquet(rel)
         limit = pa.array([limits.get(lang, -np.inf) for lang in table[S.LANGUAGE].to_pylist()])
-        low = pc.fill_null(pc.and_(pc.equal(table[S.STATUS], S.STATUS_OK),
-                                   pc.less(table[S.SCORE], limit)), False)
+        low = pc.fill_null(
+            pc.and_(pc.equal(table[S.STATUS], S.STATUS_OK), pc.less(table[S.SCORE], limit)), False
+        )
         if not pc.any(low).as_py():
             continue
         moved = S.to_stream(table.filter(low))
-        reasons = pa.array([f"below the {percentile:g}th percentile of {lang} scores "
-                            f"({limits[lang]:.4f})" for lang in moved[S.LANGUAGE].to_pylist()],
-                           pa.string())
+        reasons = pa.array(
+            [
+                f"below the {percentile:g}th percentile of {lang} scores ({limits[lang]:.4f})"
+                for lang in moved[S.LANGUAGE].to_pylist()
+            ],
+            pa.string(),
+        )
         rejected = reject(moved, pa.array([True] * moved.num_rows), S.REASON_LOW_SCORE, reasons)
         new_name = revised_name(rel, m.revision + 1)
         new_files[new_name] = table.filter(pc.invert(low))
@@ -75,7 +85,8 @@ def _filter(folder: OutputFolder, m: Manifest, limits: dict[str, float],
     if not replaced:
         return m
     counts = m.counts.minus(count_rows(pa.concat_tables(before))).plus(
-        count_rows(pa.concat_tables(after)))
+        count_rows(pa.concat_tables(after))
+    )
     # the engine generated these rows whatever happens to them later
     counts.prompt_tokens, counts.output_tokens = m.counts.prompt_tokens, m.counts.output_tokens
     return replace_files(folder, m, new_files, replaced, counts)

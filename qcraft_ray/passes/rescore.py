@@ -39,21 +39,28 @@ def finished_run(path: str, storage: StorageConfig) -> tuple[OutputFolder, RunRe
     """The output folder of a finished run, and its report."""
     folder, report = read_run(path, storage)
     if not folder.exists(SUCCESS_FILE):
-        raise OutputPathError(f"{path} holds run {report.run_id}, which is not finished "
-                              f"({SUCCESS_FILE} is missing): run it to completion first")
+        raise OutputPathError(
+            f"{path} holds run {report.run_id}, which is not finished "
+            f"({SUCCESS_FILE} is missing): run it to completion first"
+        )
     return folder, report
 
 
-def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
-            embedder: Embedder | None = None) -> RunReport:
+def rescore(
+    path: str, storage: StorageConfig, cfg: ScoreConfig, embedder: Embedder | None = None
+) -> RunReport:
     """Score every data file of the run in ``path``; return the updated run report."""
     if cfg.min_score is not None:
-        raise ValueError("qcraft score does not filter: run the job with score.enabled and "
-                         "score.min_score to drop low scores as counted rejections")
+        raise ValueError(
+            "qcraft score does not filter: run the job with score.enabled and "
+            "score.min_score to drop low scores as counted rejections"
+        )
     folder, report = finished_run(path, storage)
     if report.mode != "generate":
-        raise OutputPathError(f"{path} holds passages (qcraft passages), not generated "
-                              "outputs: there is nothing to score")
+        raise OutputPathError(
+            f"{path} holds passages (qcraft passages), not generated "
+            "outputs: there is nothing to score"
+        )
     manifests = read_manifests(folder)
     removed = remove_orphans(folder, manifests)  # left by a rescore that was interrupted
     if removed:
@@ -72,8 +79,7 @@ def rescore(path: str, storage: StorageConfig, cfg: ScoreConfig,
     return report
 
 
-def _rescore(folder: OutputFolder, m: Manifest, embedder: Embedder, cfg: ScoreConfig
-             ) -> Manifest:
+def _rescore(folder: OutputFolder, m: Manifest, embedder: Embedder, cfg: ScoreConfig) -> Manifest:
     new_files: dict[str, pa.Table] = {}
     before, after = [], []
     for rel in m.data_files:

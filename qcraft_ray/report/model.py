@@ -130,7 +130,8 @@ def read_run(path: str, storage: StorageConfig) -> tuple[OutputFolder, RunReport
     """The output folder of a run (with the run's compression) and its report."""
     folder = OutputFolder(path, storage)
     if not folder.exists(REPORT_FILE):
-        raise OutputPathError(f"{path} holds no run report ({REPORT_FILE}); is it the "
-                              "output.path of a finished run?")
+        raise OutputPathError(
+            f"{path} holds no run report ({REPORT_FILE}); is it the output.path of a finished run?"
+        )
     report = RunReport.read(folder)
     return folder.with_compression(report.config.output.compression), report

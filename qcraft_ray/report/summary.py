@@ -72,23 +72,30 @@ def summarize(path: str, counts: RowCounts) -> Summary:
     rates = {}
     for lang, c in sorted(per_language.items()):
         rows = sum(c.values())
-        rates[lang] = LanguageRates(rows, round(c.get(S.STATUS_NONE, 0) / max(rows, 1), 4),
-                                    round(c.get(S.STATUS_EMPTY, 0) / max(rows, 1), 4))
+        rates[lang] = LanguageRates(
+            rows,
+            round(c.get(S.STATUS_NONE, 0) / max(rows, 1), 4),
+            round(c.get(S.STATUS_EMPTY, 0) / max(rows, 1), 4),
+        )
     scores = {}
     for key, sums in sorted(counts.output_scores.items()):
         if sums["n"]:
-            scores[key] = ScoreStats(int(sums["n"]), round(sums["sum"] / sums["n"], 4),
-                                     _ordered(counts.score_histogram.get(key, {}), SCORE_BINS))
+            scores[key] = ScoreStats(
+                int(sums["n"]),
+                round(sums["sum"] / sums["n"], 4),
+                _ordered(counts.score_histogram.get(key, {}), SCORE_BINS),
+            )
     return Summary(
         path=path,
         rows=sum(r.rows for r in rates.values()),
         passages=counts.passages,
         by_language_type=lt,
         language_rates=rates,
-        output_tokens_histogram={t: _ordered(h, OUTPUT_TOKEN_BINS)
-                                 for t, h in sorted(counts.output_tokens_histogram.items())},
+        output_tokens_histogram={
+            t: _ordered(h, OUTPUT_TOKEN_BINS)
+            for t, h in sorted(counts.output_tokens_histogram.items())
+        },
         passage_tokens_histogram=_ordered(counts.passage_tokens_histogram, PASSAGE_TOKEN_BINS),
         rejected=dict(sorted(counts.rejected.items())),
         scores=scores,
     )
-

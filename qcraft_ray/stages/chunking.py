@@ -27,7 +27,8 @@ _SPECIAL = _SENTENCE_END | _CLAUSE | _CLOSERS
 # is a word boundary.
 _NO_SPACE_SCRIPT = re.compile(
     "[\u1100-\u11ff\u3040-\u30ff\u31f0-\u31ff\u3130-\u318f\u3400-\u4dbf"
-    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
+)
 
 # Boundary strength, and how much one max-length of distance from the ideal cut costs.
 _WEIGHT = {"paragraph": 3.0, "line": 2.5, "sentence": 2.0, "clause": 1.0, "word": 0.4, "hard": 0.0}
@@ -45,9 +46,9 @@ class Span:
 
 def boundary_kind(text: str, pos: int) -> str:
     """How strong a boundary a cut at character ``pos`` would be."""
-    before = text[max(0, pos - 48):pos]  # a local window is enough and keeps this O(1)
+    before = text[max(0, pos - 48) : pos]  # a local window is enough and keeps this O(1)
     stripped = before.rstrip(" \t\r\u3000")
-    gap = before[len(stripped):]
+    gap = before[len(stripped) :]
     if stripped.endswith("\n\n") or (stripped.endswith("\n") and "\n" in gap):
         return "paragraph"
     if stripped.endswith("\n"):
@@ -57,7 +58,7 @@ def boundary_kind(text: str, pos: int) -> str:
     while trail and trail[-1] in _CLOSERS:
         trail = trail[:-1]
     last = trail[-1:] if trail else ""
-    next_char = text[pos:pos + 1]
+    next_char = text[pos : pos + 1]
     spaced = bool(gap) or next_char.isspace() or not next_char
     if last in _SENTENCE_END and (spaced or last in _NO_SPACE_NEEDED):
         if last == "." and not spaced:
@@ -86,19 +87,24 @@ def _char_flags() -> np.ndarray:
     other code point and one for the astral CJK ideographs: is space, is a boundary mark
     (sentence, clause, closer), is a no-space script, ends a sentence, ends a clause.
     Built once per process (~50 ms)."""
+
     def flags(ch: str) -> int:
-        return ((_SPACE if ch.isspace() else 0) | (_MARK if ch in _SPECIAL else 0)
-                | (_NO_SPACE if _NO_SPACE_SCRIPT.match(ch) else 0)
-                | (_ENDS_SENTENCE if ch in _SENTENCE_END else 0)
-                | (_ENDS_CLAUSE if ch in _CLAUSE else 0))
+        return (
+            (_SPACE if ch.isspace() else 0)
+            | (_MARK if ch in _SPECIAL else 0)
+            | (_NO_SPACE if _NO_SPACE_SCRIPT.match(ch) else 0)
+            | (_ENDS_SENTENCE if ch in _SENTENCE_END else 0)
+            | (_ENDS_CLAUSE if ch in _CLAUSE else 0)
+        )
 
     table = np.fromiter((flags(chr(c)) for c in range(0x10000)), np.uint8, 0x10000)
     return np.concatenate([table, np.array([0, _NO_SPACE], np.uint8)])
 
 
 def _flags_of(cps: np.ndarray) -> np.ndarray:
-    slot = np.where(cps < 0x10000, cps,
-                    np.where((cps >= 0x20000) & (cps <= 0x2FFFF), _ASTRAL_CJK, _ASTRAL))
+    slot = np.where(
+        cps < 0x10000, cps, np.where((cps >= 0x20000) & (cps <= 0x2FFFF), _ASTRAL_CJK, _ASTRAL)
+    )
     return _char_flags()[slot]
 
 
@@ -205,7 +211,7 @@ def _best_cut(weights: CutWeights, pos: int, lo: int, hi: int) -> int:
         first, last = pos + lo, pos + hi
     cuts = np.arange(first, last + 1)
     distance = _DISTANCE_COST * np.abs(cuts - ideal) / hi
-    window = weights.weights[first:last + 1]  # a view: resolved weights are cached
+    window = weights.weights[first : last + 1]  # a view: resolved weights are cached
     while True:
         i = int(np.argmax(np.where(np.isnan(window), _MAX_WEIGHT, window) - distance))
         if not np.isnan(window[i]):

@@ -1,8 +1,9 @@
 """The engine replica: one vLLM engine per Ray actor, fed whole batches of prompts.
 
 Each ``__call__`` hands every pending prompt of its batch (as token ids: nothing is
-tokenized twice) to ``LLM.generate`` in one call, so vLLM's continuous batching keeps the accelerator full; Ray Data queues
-``batches_in_flight`` batches per replica so the next batch is always waiting.
+tokenized twice) to ``LLM.generate`` in one call, so vLLM's continuous batching keeps
+the accelerator full; Ray Data queues ``batches_in_flight`` batches per replica so the
+next batch is always waiting.
 
 Errors: a batch that fails with an input error (``ValueError``/``TypeError``, what vLLM
 raises for a bad request) is retried prompt by prompt and only the failing rows get
@@ -102,8 +103,7 @@ class VLLMEngine:
         return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
 
 
-def _generate_rows(engine: Engine, prompts: list[list[int]]
-                   ) -> list[Generated | BaseException]:
+def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated | BaseException]:
     """Generate for ``prompts``; on an input error, isolate the failing prompts."""
     try:
         return list(engine.generate(prompts))
@@ -131,10 +131,15 @@ class Replica:
     retried forever.
     """
 
-    def __init__(self, gen: GenerationConfig, model: ModelConfig,
-                 engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine,
-                 ledger: AttemptLedger | RemoteLedger | None = None, max_attempts: int = 3,
-                 progress: RemoteProgress | None = None) -> None:
+    def __init__(
+        self,
+        gen: GenerationConfig,
+        model: ModelConfig,
+        engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine,
+        ledger: AttemptLedger | RemoteLedger | None = None,
+        max_attempts: int = 3,
+        progress: RemoteProgress | None = None,
+    ) -> None:
         t0 = time.monotonic()
         self._progress = progress
         self._ledger = ledger
@@ -144,8 +149,11 @@ class Replica:
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
-        print(f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s"
-              f"{threads})", file=sys.stderr, flush=True)
+        print(
+            f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s{threads})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         S.require_columns("generate", NEEDED, batch.column_names)
@@ -157,24 +165,31 @@ class Replica:
         results = self._generate(prompts, keys) if todo else []
         if self._progress and todo:
             seconds = time.perf_counter() - t0
-            self._progress.add({
-                "prompts_done": len(todo), "outputs": len(todo),
-                "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
-                "seconds_generate": seconds}, busy=(self._name, started, started + seconds))
+            self._progress.add(
+                {
+                    "prompts_done": len(todo),
+                    "outputs": len(todo),
+                    "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
+                    "seconds_generate": seconds,
+                },
+                busy=(self._name, started, started + seconds),
+            )
         for i, result in zip(todo, results, strict=True):
             row = rows[i]
             row[S.REPLICA] = self._name
             row[S.PROMPT_TOKEN_IDS] = None  # not needed downstream; keeps blocks small
             if isinstance(result, BaseException):
-                row.update({S.STATUS: S.STATUS_ERROR,
-                            S.ERROR: f"{type(result).__name__}: {result}"})
+                row.update(
+                    {S.STATUS: S.STATUS_ERROR, S.ERROR: f"{type(result).__name__}: {result}"}
+                )
                 continue
             output, status = clean_output(result.text)
             row.update({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: result.tokens})
         return S.stream_table(rows)
 
-    def _generate(self, prompts: list[list[int]], keys: list[str]
-                  ) -> list[Generated | BaseException]:
+    def _generate(
+        self, prompts: list[list[int]], keys: list[str]
+    ) -> list[Generated | BaseException]:
         ledger = self._ledger
         if ledger is None:
             return _generate_rows(self._engine, prompts)
@@ -189,8 +204,11 @@ class Replica:
         out: list[Generated | BaseException] = []
         for prompt, key, tries in zip(prompts, keys, before, strict=True):
             if tries >= self._max_attempts:
-                out.append(ReplicaDiedOnRow(
-                    f"the engine replica died {tries} times while generating this row"))
+                out.append(
+                    ReplicaDiedOnRow(
+                        f"the engine replica died {tries} times while generating this row"
+                    )
+                )
                 continue
             ledger.mark([key])
             out.extend(_generate_rows(self._engine, [prompt]))

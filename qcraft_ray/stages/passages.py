@@ -32,10 +32,28 @@ _MARGIN = 2
 # which bounds the stage's memory for large blocks (sizes measured in
 # bench/RESULTS-passages.md and bench/RESULTS-memory.md).
 _ENCODE_BATCH = 1000
-_CARRIED = (S.DOC_ID, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW,
-            *S.PROVENANCE_COLUMNS, S.UNIT, S.UNIT_DOCS)
-_COLUMNS = (*_CARRIED, S.CHUNK_INDEX, S.CHUNK_START, S.CHUNK_END, S.STATUS, S.REASON, S.ERROR,
-            S.PASSAGE, S.PASSAGE_TOKENS, S.PASSAGE_TOKEN_IDS)  # what this stage's rows hold
+_CARRIED = (
+    S.DOC_ID,
+    S.LANGUAGE,
+    S.SOURCE_LANGUAGE,
+    S.SOURCE_FILE,
+    S.SOURCE_ROW,
+    *S.PROVENANCE_COLUMNS,
+    S.UNIT,
+    S.UNIT_DOCS,
+)
+_COLUMNS = (
+    *_CARRIED,
+    S.CHUNK_INDEX,
+    S.CHUNK_START,
+    S.CHUNK_END,
+    S.STATUS,
+    S.REASON,
+    S.ERROR,
+    S.PASSAGE,
+    S.PASSAGE_TOKENS,
+    S.PASSAGE_TOKEN_IDS,
+)  # what this stage's rows hold
 
 
 def _row(doc: dict[str, Any], index: int, start: int, end: int, **values: Any) -> dict:
@@ -44,14 +62,21 @@ def _row(doc: dict[str, Any], index: int, start: int, end: int, **values: Any) -
     return row
 
 
-def _rejected(doc: dict, index: int, start: int, end: int, reason: str,
-              tokens: int | None = None) -> dict:
-    return _row(doc, index, start, end, **{S.STATUS: S.STATUS_REJECTED, S.REASON: reason,
-                                           S.PASSAGE_TOKENS: tokens})
+def _rejected(
+    doc: dict, index: int, start: int, end: int, reason: str, tokens: int | None = None
+) -> dict:
+    return _row(
+        doc,
+        index,
+        start,
+        end,
+        **{S.STATUS: S.STATUS_REJECTED, S.REASON: reason, S.PASSAGE_TOKENS: tokens},
+    )
 
 
-def _split_doc(text: str, enc: Any, cfg: PassageConfig, language: str, tokenizer: Any
-               ) -> tuple[list[Span], list[Span], tuple[list[int], list[int]] | None]:
+def _split_doc(
+    text: str, enc: Any, cfg: PassageConfig, language: str, tokenizer: Any
+) -> tuple[list[Span], list[Span], tuple[list[int], list[int]] | None]:
     """(kept spans, too-short spans, (token ids, token start offsets) if needed)."""
     hi = cfg.max_tokens_for(language)
     n = len(enc)  # not len(enc.ids): that builds a Python list just to count it
@@ -110,7 +135,7 @@ def _make_passages(docs: pa.Table, cfg: PassageConfig, tokenizer: Any) -> pa.Tab
             work.append((doc, text[:limit]))
 
     for i in range(0, len(work), _ENCODE_BATCH):
-        out.extend(_tokenized(work[i:i + _ENCODE_BATCH], cfg, tokenizer))
+        out.extend(_tokenized(work[i : i + _ENCODE_BATCH], cfg, tokenizer))
     out.sort(key=lambda r: (r[S.SOURCE_ROW], r[S.SOURCE_FILE], r[S.CHUNK_INDEX]))
     return _marked(S.stream_table(out, columns=_COLUMNS))
 
@@ -131,9 +156,13 @@ class PassageStage:
     """Documents -> passage rows (``qcraft passages``); a resumed run drops rows it
     already wrote. Loads the tokenizer once."""
 
-    def __init__(self, passages: PassageConfig, model: ModelConfig,
-                 written: pa.Table | None = None, progress: RemoteProgress | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        passages: PassageConfig,
+        model: ModelConfig,
+        written: pa.Table | None = None,
+        progress: RemoteProgress | None = None,
+    ) -> None:
         self._cfg = passages
         self._tokenizer = load_tokenizer(model)
         self._written = written
@@ -141,17 +170,21 @@ class PassageStage:
 
     def __call__(self, docs: pa.Table) -> pa.Table:
         t0 = time.perf_counter()
-        rows = drop_written(with_doc_rows(make_passages(docs, self._cfg, self._tokenizer)),
-                            self._written)
+        rows = drop_written(
+            with_doc_rows(make_passages(docs, self._cfg, self._tokenizer)), self._written
+        )
         if self._progress:
-            self._progress.add({"documents_read": docs.num_rows,
-                                "passages": pending_rows(rows),
-                                "seconds_passages": time.perf_counter() - t0})
+            self._progress.add(
+                {
+                    "documents_read": docs.num_rows,
+                    "passages": pending_rows(rows),
+                    "seconds_passages": time.perf_counter() - t0,
+                }
+            )
         return rows
 
 
-def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any
-               ) -> list[dict]:
+def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any) -> list[dict]:
     """Rows for documents with text: tokenize, filter, chunk, re-count."""
     out: list[dict] = []
     encodings = encode(tokenizer, [t for _, t in work])
@@ -159,14 +192,26 @@ def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any
     pending: list[tuple[dict, Span, str, Any]] = []
     for (doc, text), enc in zip(work, encodings, strict=True):
         kept, short, tokens = _split_doc(text, enc, cfg, doc[S.LANGUAGE], tokenizer)
-        spans = sorted([(s, True) for s in kept] + [(s, False) for s in short],
-                       key=lambda x: x[0].start)
+        spans = sorted(
+            [(s, True) for s in kept] + [(s, False) for s in short], key=lambda x: x[0].start
+        )
         index = -1
         for index, (span, keep) in enumerate(spans):
             if keep:
-                pending.append((_row(doc, index, span.start, span.end,
-                                     **{S.PASSAGE: text[span.start:span.end]}), span, text,
-                                (enc, tokens)))
+                pending.append(
+                    (
+                        _row(
+                            doc,
+                            index,
+                            span.start,
+                            span.end,
+                            **{S.PASSAGE: text[span.start : span.end]},
+                        ),
+                        span,
+                        text,
+                        (enc, tokens),
+                    )
+                )
             else:
                 reason = S.REASON_TOO_SHORT if not kept else S.REASON_CHUNK_REMAINDER
                 out.append(_rejected(doc, index, span.start, span.end, reason, span.tokens))
@@ -178,8 +223,7 @@ def _tokenized(work: list[tuple[dict, str]], cfg: PassageConfig, tokenizer: Any
     return out
 
 
-def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any
-                 ) -> list[list[int]]:
+def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any) -> list[list[int]]:
     """Exact token ids of each passage as if tokenized on its own.
 
     A passage equal to its whole document keeps the document's ids. A chunk reuses the
@@ -210,7 +254,9 @@ def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any
             (a, b), middle, (c, d) = split
             plans.append((i, middle))
             edges += [text[a:b], text[c:d]]
-    for i, fresh in zip(whole, encode(tokenizer, [pending[i][0][S.PASSAGE] for i in whole]), strict=True):
+    for i, fresh in zip(
+        whole, encode(tokenizer, [pending[i][0][S.PASSAGE] for i in whole]), strict=True
+    ):
         ids[i] = fresh.ids
     encoded = encode(tokenizer, edges)
     for n, (i, middle) in enumerate(plans):
@@ -218,8 +264,9 @@ def _passage_ids(pending: list[tuple[dict, Span, str, Any]], tokenizer: Any
     return ids  # type: ignore[return-value]
 
 
-def _recount(pending: list[tuple[dict, Span, str, Any]], cfg: PassageConfig,
-             tokenizer: Any) -> list[dict]:
+def _recount(
+    pending: list[tuple[dict, Span, str, Any]], cfg: PassageConfig, tokenizer: Any
+) -> list[dict]:
     """Count each passage on its own tokens; the whole-text count can differ at the edges.
 
     The token ids go downstream so the engine never tokenizes the passage again.
@@ -232,11 +279,23 @@ def _recount(pending: list[tuple[dict, Span, str, Any]], cfg: PassageConfig,
         hi = cfg.max_tokens_for(row[S.LANGUAGE])
         if tokens < cfg.min_tokens or tokens > hi:
             row.pop(S.PASSAGE)
-            rows.append({**row, S.STATUS: S.STATUS_REJECTED, S.PASSAGE_TOKENS: tokens,
-                         S.REASON: S.REASON_CHUNK_REMAINDER if tokens < cfg.min_tokens
-                         else S.REASON_TOO_LONG})
+            rows.append(
+                {
+                    **row,
+                    S.STATUS: S.STATUS_REJECTED,
+                    S.PASSAGE_TOKENS: tokens,
+                    S.REASON: S.REASON_CHUNK_REMAINDER
+                    if tokens < cfg.min_tokens
+                    else S.REASON_TOO_LONG,
+                }
+            )
         else:
-            rows.append({**row, S.STATUS: S.STATUS_PENDING, S.PASSAGE_TOKENS: tokens,
-                         S.PASSAGE_TOKEN_IDS: ids})
+            rows.append(
+                {
+                    **row,
+                    S.STATUS: S.STATUS_PENDING,
+                    S.PASSAGE_TOKENS: tokens,
+                    S.PASSAGE_TOKEN_IDS: ids,
+                }
+            )
     return rows
-

@@ -60,7 +60,8 @@ class PromptRenderer:
         probe = "  a probe\n with spaces \n"
         head, tail = self._split("english", "query")
         self._verbatim = self.render_with_template(probe, "english", "query") == (
-            head + probe + tail)
+            head + probe + tail
+        )
 
     def render_with_template(self, passage: str, language: str, type_: str) -> str:
         text = self._tokenizer.apply_chat_template(
@@ -90,8 +91,9 @@ class PromptRenderer:
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def render_ids(self, passage: str, passage_ids: list[int], language: str,
-                   type_: str) -> list[int]:
+    def render_ids(
+        self, passage: str, passage_ids: list[int], language: str, type_: str
+    ) -> list[int]:
         """Token ids of :meth:`render`, reusing the passage's own token ids.
 
         The template's head ends in a newline and its tail starts with the special token
@@ -116,8 +118,9 @@ class PromptBuilder:
     A passage row's counting marks (``counts_document``, ``counts_passage``) stay on its
     first type's row only, so each document and passage is still counted once."""
 
-    def __init__(self, tokenizer: Any, types: list[str], model_name: str,
-                 max_prompt_tokens: int) -> None:
+    def __init__(
+        self, tokenizer: Any, types: list[str], model_name: str, max_prompt_tokens: int
+    ) -> None:
         self._renderer = PromptRenderer(tokenizer)
         self._types = list(types)
         self._model = model_name
@@ -137,8 +140,7 @@ class PromptBuilder:
                 continue
             passage_ids = row.pop(S.PASSAGE_TOKEN_IDS)
             for i, type_ in enumerate(self._types):
-                ids = self._renderer.render_ids(row[S.PASSAGE], passage_ids, row[S.LANGUAGE],
-                                                type_)
+                ids = self._renderer.render_ids(row[S.PASSAGE], passage_ids, row[S.LANGUAGE], type_)
                 item = {**row, S.TYPE: type_, S.PROMPT_TOKENS: len(ids)}
                 if i:
                     item.update({S.COUNTS_DOCUMENT: False, S.COUNTS_PASSAGE: False})
@@ -154,9 +156,15 @@ class PromptStage:
     """Documents -> passages -> prompts in one task; a resumed run drops rows it already
     wrote. Loads the tokenizer and renders the chat template's parts once."""
 
-    def __init__(self, passages: PassageConfig, model: ModelConfig, types: list[str],
-                 max_prompt_tokens: int, written: pa.Table | None = None,
-                 progress: RemoteProgress | None = None) -> None:
+    def __init__(
+        self,
+        passages: PassageConfig,
+        model: ModelConfig,
+        types: list[str],
+        max_prompt_tokens: int,
+        written: pa.Table | None = None,
+        progress: RemoteProgress | None = None,
+    ) -> None:
         self._cfg = passages
         self._tokenizer = load_tokenizer(model)
         self.builder = PromptBuilder(self._tokenizer, types, model.name, max_prompt_tokens)
@@ -168,7 +176,12 @@ class PromptStage:
         chunks = make_passages(docs, self._cfg, self._tokenizer)
         rows = drop_written(with_doc_rows(self.builder(chunks)), self._written)
         if self._progress:
-            self._progress.add({"documents_read": docs.num_rows, "passages": pending_rows(chunks),
-                                "prompts": pending_rows(rows),
-                                "seconds_passages_prompts": time.perf_counter() - t0})
+            self._progress.add(
+                {
+                    "documents_read": docs.num_rows,
+                    "passages": pending_rows(chunks),
+                    "prompts": pending_rows(rows),
+                    "seconds_passages_prompts": time.perf_counter() - t0,
+                }
+            )
         return rows

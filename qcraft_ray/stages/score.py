@@ -31,15 +31,21 @@ class Embedder(Protocol):
 def load_embedder(cfg: ScoreConfig) -> Embedder:
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(cfg.model, device=cfg.device,
-                               trust_remote_code=cfg.trust_remote_code)
+    return SentenceTransformer(
+        cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code
+    )
 
 
-def cosine_scores(embedder: Embedder, outputs: list[str], passages: list[str],
-                  batch_size: int) -> np.ndarray:
+def cosine_scores(
+    embedder: Embedder, outputs: list[str], passages: list[str], batch_size: int
+) -> np.ndarray:
     """cos(output_i, passage_i) for each i."""
-    kw = dict(batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-              show_progress_bar=False)
+    kw = dict(
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     a = embedder.encode(outputs, **kw)
     b = embedder.encode(passages, **kw)
     return np.einsum("ij,ij->i", a, b).astype(np.float64)
@@ -71,8 +77,9 @@ def score_table(rows: pa.Table, embedder: Embedder, cfg: ScoreConfig) -> pa.Tabl
 class Scorer:
     """Ray Data UDF (actor): one embedding model per actor."""
 
-    def __init__(self, cfg: ScoreConfig,
-                 factory: Callable[[ScoreConfig], Embedder] = load_embedder) -> None:
+    def __init__(
+        self, cfg: ScoreConfig, factory: Callable[[ScoreConfig], Embedder] = load_embedder
+    ) -> None:
         self._cfg = cfg
         self._embedder = factory(cfg)
 

@@ -56,9 +56,13 @@ def check_relative(rel: str) -> str:
 class OutputFolder:
     """``output.path`` as a filesystem, a root, retries and atomic puts."""
 
-    def __init__(self, path: str, storage: StorageConfig | None = None,
-                 compression: str = "zstd", filesystem: pafs.FileSystem | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        path: str,
+        storage: StorageConfig | None = None,
+        compression: str = "zstd",
+        filesystem: pafs.FileSystem | None = None,
+    ) -> None:
         """``filesystem``: use this one (``path`` is then a path inside it) instead of
         resolving ``path`` with ``storage``."""
         self.path = path
@@ -67,7 +71,8 @@ class OutputFolder:
         self.retry = RetryPolicy(self._storage.attempts, self._storage.retry_max_backoff_s)
         self._given = filesystem
         self._resolved: tuple[pafs.FileSystem, str] | None = (
-            (filesystem, path.rstrip("/")) if filesystem is not None else None)
+            (filesystem, path.rstrip("/")) if filesystem is not None else None
+        )
 
     @classmethod
     def for_run(cls, output: OutputConfig, storage: StorageConfig) -> OutputFolder:
@@ -75,6 +80,12 @@ class OutputFolder:
 
     def with_compression(self, compression: str) -> OutputFolder:
         return OutputFolder(self.path, self._storage, compression, self._given)
+
+    def with_retry(self, retry: RetryPolicy) -> OutputFolder:
+        """The same folder, its calls retried by ``retry``."""
+        copy = OutputFolder(self.path, self._storage, self.compression, self._given)
+        copy.retry = retry
+        return copy
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -116,8 +127,10 @@ class OutputFolder:
 
     def root_entries(self) -> list[str]:
         """Names directly under the root (empty when it does not exist)."""
-        infos = self._call(lambda: self._fs.get_file_info(
-            pafs.FileSelector(self.root, allow_not_found=True)), "listing")
+        infos = self._call(
+            lambda: self._fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)),
+            "listing",
+        )
         return [i.path.rsplit("/", 1)[-1] for i in infos]
 
     def create(self) -> None:
@@ -125,8 +138,7 @@ class OutputFolder:
 
     def clear(self) -> None:
         """Delete everything under the root."""
-        self._call(lambda: self._fs.delete_dir_contents(self.root, missing_dir_ok=True),
-                   "clearing")
+        self._call(lambda: self._fs.delete_dir_contents(self.root, missing_dir_ok=True), "clearing")
 
     # --- files ---
 
@@ -138,11 +150,15 @@ class OutputFolder:
     def list_files(self, rel_dir: str = "", suffix: str = "") -> list[str]:
         """Files directly in ``rel_dir`` ending in ``suffix``, relative to the root, sorted."""
         folder = self._abs(rel_dir) if rel_dir else self.root
-        infos = self._call(lambda: self._fs.get_file_info(
-            pafs.FileSelector(folder, allow_not_found=True)), "listing", rel_dir)
+        infos = self._call(
+            lambda: self._fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)),
+            "listing",
+            rel_dir,
+        )
         cut = len(self.root.rstrip("/")) + 1
-        return sorted(i.path[cut:] for i in infos
-                      if i.type == pafs.FileType.File and i.path.endswith(suffix))
+        return sorted(
+            i.path[cut:] for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix)
+        )
 
     def read_bytes(self, rel: str) -> bytes:
         path = self._abs(rel)
@@ -150,6 +166,7 @@ class OutputFolder:
         def get() -> bytes:
             with self._fs.open_input_stream(path) as f:
                 return bytes(f.read())
+
         return self._call(get, "reading", rel)
 
     def read_json(self, rel: str) -> Any:
@@ -165,6 +182,7 @@ class OutputFolder:
                 names = source.schema_arrow.names
                 wanted = None if columns is None else [c for c in columns if c in names]
                 return source.read(columns=wanted)
+
         return self._call(get, "reading", rel)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
@@ -184,17 +202,18 @@ class OutputFolder:
                 return
             with self._fs.open_output_stream(final) as f:  # one object, whole or nothing
                 f.write(data)
+
         self._call(put, "writing", rel)
 
     def write_json(self, rel: str, data: Any) -> None:
-        self.write_bytes(rel, json.dumps(data, indent=2, sort_keys=True,
-                                         default=str).encode())
+        self.write_bytes(rel, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
     def write_parquet(self, rel: str, table: pa.Table) -> None:
         """``table`` as one Parquet file with the folder's compression."""
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink,
-                       compression=None if self.compression == "none" else self.compression)
+        pq.write_table(
+            table, sink, compression=None if self.compression == "none" else self.compression
+        )
         self.write_bytes(rel, sink.getvalue().to_pybytes())
 
     def delete(self, rel: str) -> None:
@@ -204,6 +223,7 @@ class OutputFolder:
         def rm() -> None:
             with contextlib.suppress(FileNotFoundError):
                 self._fs.delete_file(path)
+
         self._call(rm, "deleting", rel)
 
     def delete_dir(self, rel: str) -> None:
@@ -213,4 +233,5 @@ class OutputFolder:
         def rm() -> None:
             if self._fs.get_file_info(path).type == pafs.FileType.Directory:
                 self._fs.delete_dir(path)
+
         self._call(rm, "deleting", rel)

@@ -1,7 +1,7 @@
 """How storage calls ride out short outages: waits of 1, 2, 4 ... s, capped, a fixed
 number of tries. ``OSError`` is what pyarrow filesystems raise for I/O and network
-failures; ``FileNotFoundError`` (also an ``OSError``) is an answer, not an outage, and is
-never retried."""
+failures. Its subclasses that describe the state of a path (not found, already there, not
+a folder, not allowed) are answers, not outages, and are never retried."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ from typing import TypeVar
 log = logging.getLogger("qcraft")
 
 T = TypeVar("T")
+
+ANSWERS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,14 @@ class RetryPolicy:
     def pause(self, what: str, error: BaseException, failures: int) -> None:
         """Log the failure and sleep before the next try."""
         wait = self.wait_s(failures)
-        log.warning("%s: %s; retrying in %.0f s (try %d of %d)", what, error, wait,
-                    failures + 1, self.attempts)
+        log.warning(
+            "%s: %s; retrying in %.0f s (try %d of %d)",
+            what,
+            error,
+            wait,
+            failures + 1,
+            self.attempts,
+        )
         time.sleep(wait)
 
     def call(self, fn: Callable[[], T], what: str) -> T:
@@ -39,11 +53,10 @@ class RetryPolicy:
         for failures in range(1, self.attempts + 1):
             try:
                 return fn()
-            except FileNotFoundError:
+            except ANSWERS:
                 raise
             except OSError as e:
                 if failures == self.attempts:
-                    raise OSError(f"{what}: failed {self.attempts} times; last error: {e}"
-                                  ) from e
+                    raise OSError(f"{what}: failed {self.attempts} times; last error: {e}") from e
                 self.pause(what, e, failures)
         raise AssertionError("unreachable")

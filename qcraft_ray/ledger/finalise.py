@@ -28,7 +28,7 @@ from qcraft_ray.report.model import (
     Throughput,
     package_versions,
 )
-from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, OutputFolder
+from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
 
 
 class ReconciliationError(RuntimeError):
@@ -123,4 +123,5 @@ def finalise(
     if problems:
         raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")
     folder.write_bytes(SUCCESS_FILE, b"")
+    folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
     return report

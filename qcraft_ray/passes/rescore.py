@@ -30,7 +30,7 @@ from qcraft_ray.ledger.manifests import (
 from qcraft_ray.ledger.state import OutputPathError
 from qcraft_ray.report.model import Rescored, RunReport, read_run
 from qcraft_ray.stages.score import Embedder, load_embedder, score_table
-from qcraft_ray.store import SUCCESS_FILE, OutputFolder
+from qcraft_ray.store import SUCCESS_FILE, TEMP_DIR, OutputFolder
 
 log = logging.getLogger("qcraft")
 
@@ -76,6 +76,7 @@ def rescore(
     report.mean_scores = report.counts.mean_scores()
     report.scored = Rescored(model=cfg.model, files=sum(len(m.data_files) for m in done))
     report.write(folder)
+    folder.delete_dir(TEMP_DIR)
     return report
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from qcraft_ray.config import RunConfig, StorageConfig
 from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.fingerprint import BOOKKEEPING_VERSION
 from qcraft_ray.ledger.state import Attempt, OutputPathError
 from qcraft_ray.store import REPORT_FILE, OutputFolder
 
@@ -85,6 +86,7 @@ class Rescored(_Part):
 
 
 class RunReport(_Part):
+    bookkeeping: int = BOOKKEEPING_VERSION  # the shape of the run's bookkeeping files
     run_id: str
     mode: Literal["generate", "passages"]
     status: Literal["complete", "incomplete"]
@@ -123,7 +125,15 @@ class RunReport(_Part):
 
     @classmethod
     def read(cls, folder: OutputFolder) -> RunReport:
-        return cls.model_validate(folder.read_json(REPORT_FILE))
+        data = folder.read_json(REPORT_FILE)
+        version = data.get("bookkeeping", 1)
+        if version != BOOKKEEPING_VERSION:
+            raise OutputPathError(
+                f"{folder.display(REPORT_FILE)} was written by a qcraft with bookkeeping "
+                f"version {version} (this one reads {BOOKKEEPING_VERSION}); run the job again "
+                "with output.if_exists=overwrite to rebuild it"
+            )
+        return cls.model_validate(data)
 
 
 def read_run(path: str, storage: StorageConfig) -> tuple[OutputFolder, RunReport]:

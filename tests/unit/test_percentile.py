@@ -4,10 +4,12 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig
 from qcraft_ray.io.write import OutputSink
+from qcraft_ray.ledger.counts import RowCounts, count_rows
 from qcraft_ray.ledger.manifests import data_and_rejected_files, read_manifests
 from qcraft_ray.ledger.units import merge_units
 from qcraft_ray.passes.percentile import filter_by_percentile
@@ -58,6 +60,16 @@ def test_moves_rows_below_language_percentile_once(tmp_path):
     assert sum(m.counts.documents for m in after) == sum(m.counts.documents for m in before)
     assert merge_units(m.units for m in after) == merge_units(m.units for m in before)
     assert sum(m.counts.output_tokens for m in after) == 3 * 13
+    # the adjusted counters are what counting the files afresh gives
+    merged = RowCounts.merge(m.counts for m in after)
+    fresh = count_rows(pa.concat_tables([S.to_stream(out), S.to_stream(rej)]))
+    for field in ("outputs", "rejected", "by_language", "by_type", "by_language_type",
+                  "output_tokens_histogram", "score_histogram"):
+        assert getattr(merged, field) == getattr(fresh, field), field
+    assert merged.output_scores.keys() == fresh.output_scores.keys()
+    for key, sums in merged.output_scores.items():
+        assert sums["n"] == fresh.output_scores[key]["n"]
+        assert sums["sum"] == pytest.approx(fresh.output_scores[key]["sum"])
     # the manifests on storage are the new ones, and the old data files are gone
     on_disk = read_manifests(folder)
     assert sorted(f for m in on_disk for f in m.files) == data_and_rejected_files(folder)

@@ -156,6 +156,8 @@ def run_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """Print the summary table and write the self-contained HTML page. No Ray."""
     from qcraft_ray.config import StorageConfig
+    from qcraft_ray.ledger.counts import RowCounts
+    from qcraft_ray.ledger.manifests import read_manifests
     from qcraft_ray.ledger.state import OutputPathError
     from qcraft_ray.report.html import render_html, render_text
     from qcraft_ray.report.model import read_run
@@ -168,7 +170,8 @@ def report_command(args: argparse.Namespace) -> int:
             f"{args.path} holds passages (qcraft passages), not generated "
             "outputs; its _report.json has the counts"
         )
-    summary = summarize(args.path, run.counts)
+    # the accepted manifests are what the output is
+    summary = summarize(args.path, RowCounts.merge(m.counts for m in read_manifests(folder)))
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")
     if args.html:

@@ -22,7 +22,6 @@ from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import PassageStage
 from qcraft_ray.stages.prompts import PromptStage
 from qcraft_ray.stages.score import Scorer
-from qcraft_ray.store import OutputFolder
 
 
 def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
@@ -109,7 +108,7 @@ def write(
     schema: pa.Schema = S.OUTPUT_SCHEMA,
 ) -> None:
     sink = OutputSink(
-        OutputFolder.for_run(cfg.output, cfg.storage),
+        state.folder,
         cfg.output,
         state.run_id,
         state.attempt,

@@ -16,7 +16,6 @@ from qcraft_ray.ledger.state import now_iso, open_run
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.progress import FinalProgress, track_progress
 from qcraft_ray.report.model import RunReport
-from qcraft_ray.store import OutputFolder
 
 
 def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
@@ -62,7 +61,7 @@ def run(cfg: RunConfig, plan: InputPlan | None = None, passages_only: bool = Fal
     plan = plan or discover(cfg.input, cfg.storage)  # bad input fails before any engine
     state = open_run(cfg, plan, "passages" if passages_only else "generate")
     if state.complete:
-        report = RunReport.read(OutputFolder.for_run(cfg.output, cfg.storage))
+        report = RunReport.read(state.folder)
         return report.model_copy(update={"already_complete": True})
     tracked = FinalProgress()
     if state.documents_done < plan.total_rows:

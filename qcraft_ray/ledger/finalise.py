@@ -71,7 +71,7 @@ def finalise(
 ) -> RunReport:
     """Settle, reconcile and report the run; raise :class:`ReconciliationError` when rows
     or documents are unaccounted for (the report then says ``incomplete``)."""
-    folder = OutputFolder.for_run(cfg.output, cfg.storage)
+    folder = state.folder
     manifests, orphans = accepted_manifests(folder, state)
     if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode == "generate":
         manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile)

@@ -50,6 +50,7 @@ class RunState:
     run_id: str
     attempt: str
     mode: str
+    folder: OutputFolder  # output.path: built once here, used by every step of the run
     resumed: bool = False
     complete: bool = False  # a finished run: nothing to do
     done_units: dict[str, int] = field(default_factory=dict)  # unit -> documents
@@ -106,7 +107,7 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     attempt = Attempt(uuid.uuid4().hex[:6], now_iso())
     if not entries:
         _checked(probe, "create it", probe.create)
-        state = RunState(new_run_id(), attempt.attempt, mode, attempts=[attempt])
+        state = RunState(new_run_id(), attempt.attempt, mode, folder, attempts=[attempt])
         _checked(probe, "write to it", lambda: save(probe, state, current))
         return state
     if out.if_exists == "error":
@@ -128,6 +129,7 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
         previous["run_id"],
         attempt.attempt,
         mode,
+        folder,
         resumed=True,
         attempts=[*(Attempt(**a) for a in previous.get("attempts", [])), attempt],
     )

@@ -1,7 +1,7 @@
 """What a finished output holds, for ``qcraft report``'s table and HTML page.
 
-Built from the counters of the accepted manifests (summed in the run report), not by
-scanning the data files: outputs per language and type by status, NONE and empty rates
+Built from the counters committed with the accepted manifests, not by scanning the data
+files: outputs per language and type by status, NONE and empty rates
 per language, output and passage token histograms, rejections by reason, and score
 statistics when outputs were scored.
 """

@@ -203,10 +203,17 @@ class EngineConfig(_Section):
         "VLLM_CPU_KVCACHE_SPACE on CPU).",
         json_schema_extra=MAY_CHANGE,
     )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto",
+        description="Where the engine runs: 'cuda' (the vllm build) or 'cpu' (vllm-cpu). "
+        "'auto': cuda when generation.gpus_per_replica > 0, else cpu. 'cpu' with "
+        "gpus_per_replica > 0 runs a CPU engine in a replica that holds a (logical) GPU, "
+        "one replica per GPU: a GPU cluster's layout without GPUs, for tests.",
+    )
     cpu_threads: int | None = Field(
         None,
         ge=1,
-        description="Threads of a CPU engine (gpus_per_replica: 0). null: every "
+        description="Threads of a CPU engine (device cpu). null: every "
         "core the replica process may run on (Ray otherwise gives a fractional-CPU actor "
         "OMP_NUM_THREADS=1, one thread). An OMP_NUM_THREADS in env wins.",
     )
@@ -274,6 +281,13 @@ class GenerationConfig(_Section):
         if lo < 1 or hi < lo:
             raise ValueError(f"generation.replicas must be >= 1 or 'MIN..MAX'; got {v!r}")
         return v
+
+    @property
+    def device(self) -> Literal["cuda", "cpu"]:
+        """Where the engine runs, ``engine.device`` resolved."""
+        if self.engine.device != "auto":
+            return self.engine.device
+        return "cuda" if self.gpus_per_replica > 0 else "cpu"
 
     @property
     def replica_range(self) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger.state import RunState
-from qcraft_ray.progress import RemoteProgress
+from qcraft_ray.progress import RemoteProgress, on_this_node
 from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.base import TaskStage, run_task_stage
 from qcraft_ray.stages.generate import Replica
@@ -65,7 +65,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
     low, high = gen.replica_range
-    ledger = RemoteLedger(ray.remote(AttemptLedger).options(num_cpus=0).remote())
+    ledger = RemoteLedger(on_this_node(AttemptLedger))
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(

@@ -30,7 +30,15 @@ from typing import Any
 log = logging.getLogger("qcraft")
 
 
-Busy = tuple[str, float, float]  # (engine replica, call start, call end), wall clock
+@dataclass(frozen=True)
+class EngineCall:
+    """One engine call of a replica: wall-clock start and end, and where it ran."""
+
+    replica: str
+    start: float
+    end: float
+    node_id: str | None = None
+    node_address: str | None = None
 
 
 class ProgressTracker:
@@ -40,13 +48,27 @@ class ProgressTracker:
     def __init__(self) -> None:
         self._counts: Counter = Counter()
         self._busy: dict[str, list[float]] = {}  # replica -> [first start, last end, busy s]
+        self._nodes: dict[str, tuple[str | None, str | None]] = {}  # replica -> node
+        self._commits: set[str] = set()
 
-    def add(self, counters: dict[str, float], busy: Busy | None = None) -> None:
+    def add(
+        self,
+        counters: dict[str, float],
+        call: EngineCall | None = None,
+        commit: str | None = None,
+    ) -> None:
+        """Add ``counters``. ``commit``: the manifest a write task committed them with;
+        a task that Ray runs again commits the same manifest, and is counted once."""
+        if commit is not None:
+            if commit in self._commits:
+                return
+            self._commits.add(commit)
         self._counts.update(counters)
-        if busy is not None:
-            name, start, end = busy
-            b = self._busy.setdefault(name, [start, end, 0.0])
-            b[0], b[1], b[2] = min(b[0], start), max(b[1], end), b[2] + (end - start)
+        if call is not None:
+            b = self._busy.setdefault(call.replica, [call.start, call.end, 0.0])
+            b[0], b[1] = min(b[0], call.start), max(b[1], call.end)
+            b[2] += call.end - call.start
+            self._nodes[call.replica] = (call.node_id, call.node_address)
 
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
@@ -60,6 +82,8 @@ class ProgressTracker:
                 "busy_s": round(busy, 3),
                 "span_s": round(end - start, 3),
                 "busy_fraction": round(busy / (end - start), 4) if end > start else 1.0,
+                "node_id": self._nodes[name][0],
+                "node_address": self._nodes[name][1],
             }
             for name, (start, end, busy) in sorted(self._busy.items())
         }
@@ -83,8 +107,23 @@ class RemoteProgress:
     def __init__(self, handle: Any) -> None:
         self._handle = handle
 
-    def add(self, counters: dict[str, float], busy: Busy | None = None) -> None:
-        self._handle.add.remote(counters, busy)
+    def add(
+        self,
+        counters: dict[str, float],
+        call: EngineCall | None = None,
+        commit: str | None = None,
+    ) -> None:
+        self._handle.add.remote(counters, call, commit)
+
+
+def on_this_node(cls: type) -> Any:
+    """Start ``cls`` as a Ray actor on this process's node (the driver's, usually the
+    head): the run's bookkeeping actors must outlive any worker node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(cls).options(num_cpus=0, scheduling_strategy=here).remote()
 
 
 def _duration(seconds: float) -> str:
@@ -105,15 +144,24 @@ def format_line(
         f"documents {done:,}/{total_documents:,} ({100 * done / max(total_documents, 1):.1f}%)",
         f"passages {get('passages'):,}",
     ]
-    prompts = f"prompts {get('prompts_done'):,}"
-    if read >= total_documents:  # every document read: the prompt total is known
-        prompts += f"/{get('prompts'):,}"
-    parts.append(prompts)
-    rate = get("outputs") / elapsed if elapsed > 0 else 0.0
-    parts.append(f"outputs {get('outputs'):,} ({rate:.1f}/s)")
+    repeated = get("prompts_repeated")  # generated twice: each prompt is counted once
+    prompts_done, prompts_total = get("prompts_done") - repeated, get("prompts")
+    known = read >= total_documents  # every document read: the prompt total is known
+    parts.append(f"prompts {prompts_done:,}" + (f"/{prompts_total:,}" if known else ""))
+    outputs = get("outputs") - repeated
+    rate = outputs / elapsed if elapsed > 0 else 0.0
+    parts.append(f"outputs {outputs:,} ({rate:.1f}/s)")
     parts.append(f"generated tokens {get('output_tokens') / max(elapsed, 1e-9):.0f}/s")
     parts.append(f"rejected {get('rejected'):,}")
-    if already_done < done < total_documents:
+    if get("replicas_lost") or repeated:
+        parts.append(
+            f"retried: {get('replicas_lost')} replicas lost, "
+            f"{get('prompts_retried'):,} prompts retried, {repeated:,} generated again"
+        )
+    if known and 0 < prompts_done < prompts_total:
+        eta = elapsed * (prompts_total - prompts_done) / prompts_done
+        parts.append(f"ETA {_duration(eta)}")
+    elif already_done < done < total_documents:
         eta = elapsed * (total_documents - done) / (done - already_done)
         parts.append(f"ETA {_duration(eta)}")
     return "qcraft progress: " + " | ".join(parts)
@@ -127,7 +175,7 @@ def track_progress(
     final)``, where ``final`` is filled from the tracker on exit."""
     import ray
 
-    handle: Any = ray.remote(ProgressTracker).options(num_cpus=0).remote()
+    handle: Any = on_this_node(ProgressTracker)
     progress, final, stop = RemoteProgress(handle), FinalProgress(), threading.Event()
     if already_done:
         progress.add({"documents_done": already_done, "documents_read": already_done})

@@ -85,15 +85,15 @@ class OutputSink(Datasink[RowCounts]):
         if rejected.num_rows:
             files.append(f"{REJECTED_DIR}/{stem}.parquet")
             self._folder.write_parquet(files[-1], S.conform(rejected, S.REJECTED_SCHEMA))
-        commit(
-            self._folder, Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
-        )
+        manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
+        commit(self._folder, manifest)
         if self._progress:
             self._progress.add(
                 {
                     "documents_done": counts.documents,
                     "rejected": rejected.num_rows,
                     "seconds_write": time.perf_counter() - t0,
-                }
+                },
+                commit=manifest.name,
             )
         return counts

@@ -24,6 +24,7 @@ from qcraft_ray.report.model import (
     ModelInfo,
     OutputInfo,
     ResumeInfo,
+    Retries,
     RunReport,
     Throughput,
     package_versions,
@@ -79,6 +80,7 @@ def finalise(
     problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
     wall = time.monotonic() - t0
     done = tracked.counters
+    repeated = done.get("prompts_repeated", 0)  # generated twice: counted once below
     report = RunReport(
         run_id=state.run_id,
         mode=state.mode,
@@ -91,12 +93,17 @@ def finalise(
             k[len("seconds_") :]: round(v, 3) for k, v in done.items() if k.startswith("seconds_")
         },
         throughput=Throughput(
-            prompts=int(done.get("prompts_done", 0)),
-            outputs_per_second=round(done.get("outputs", 0) / wall, 3),
+            prompts=int(done.get("prompts_done", 0) - repeated),
+            outputs_per_second=round((done.get("outputs", 0) - repeated) / wall, 3),
             generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3),
         ),
         replicas=len(counts.by_replica),
         engine=EngineBusy.model_validate(tracked.engine),
+        retries=Retries(
+            replicas_lost=int(done.get("replicas_lost", 0)),
+            prompts_retried=int(done.get("prompts_retried", 0)),
+            prompts_repeated=int(repeated),
+        ),
         attempts=state.attempts,
         resumed=state.resumed,
         resume=ResumeInfo(

@@ -50,6 +50,16 @@ class ReplicaBusy(_Part):
     busy_s: float  # seconds inside engine calls
     span_s: float  # from the first call's start to the last call's end
     busy_fraction: float  # their ratio: below 1, the engine waited for the pipeline
+    node_id: str | None = None  # the Ray node the replica ran on
+    node_address: str | None = None  # that node's IP address
+
+
+class Retries(_Part):
+    """Work this attempt did more than once, counted apart from the work itself."""
+
+    replicas_lost: int = 0  # engine replicas that died while generating (process or node)
+    prompts_retried: int = 0  # prompts of the batches those replicas were generating
+    prompts_repeated: int = 0  # prompts generated again after their result was lost
 
 
 class EngineBusy(_Part):
@@ -99,6 +109,7 @@ class RunReport(_Part):
     throughput: Throughput
     replicas: int
     engine: EngineBusy
+    retries: Retries = Retries()
     attempts: list[Attempt]
     resumed: bool
     resume: ResumeInfo

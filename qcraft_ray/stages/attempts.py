@@ -8,19 +8,31 @@ A batch that finds any of its rows already noted was interrupted before: it is r
 row by row, each row noted on its own, and a row noted ``max_attempts`` times is not
 tried again but returned as an error row with the reason. Rows are keyed by their
 :data:`~qcraft_ray.schema.ROW_IDENTITY`.
+
+The ledger also keeps a digest of every batch finished in this attempt, so a batch that
+Ray runs again after finishing it (its result was lost with a node) is told apart, and
+progress counts each prompt once. The ledger lives on the driver's node.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Any
 
 
+def batch_digest(keys: list[str]) -> int:
+    """A 64-bit digest of a batch's row keys: the same batch, the same digest."""
+    return int.from_bytes(hashlib.blake2b("\n".join(keys).encode(), digest_size=8).digest(), "big")
+
+
 class AttemptLedger:
-    """Attempts in flight per row key (a plain class; run as a Ray actor by the pipeline)."""
+    """Attempts in flight per row key, and the batches finished in this run attempt
+    (a plain class; run as a Ray actor by the pipeline)."""
 
     def __init__(self) -> None:
         self._attempts: Counter = Counter()
+        self._finished: set[int] = set()  # digests: 8 bytes of key per batch
 
     def get(self, keys: list[str]) -> list[int]:
         return [self._attempts.get(k, 0) for k in keys]
@@ -28,9 +40,17 @@ class AttemptLedger:
     def mark(self, keys: list[str]) -> None:
         self._attempts.update(keys)
 
-    def clear(self, keys: list[str]) -> None:
+    def clear(self, keys: list[str], batch: int | None = None) -> bool:
+        """Clear ``keys``; with ``batch`` (its :func:`batch_digest`), note the batch as
+        finished and say whether it had finished before: generated again, because Ray
+        re-ran a task whose result was lost (a node died after it finished)."""
         for k in keys:
             self._attempts.pop(k, None)
+        if batch is None:
+            return False
+        again = batch in self._finished
+        self._finished.add(batch)
+        return again
 
 
 class RemoteLedger:
@@ -49,10 +69,10 @@ class RemoteLedger:
 
         ray.get(self._handle.mark.remote(keys))
 
-    def clear(self, keys: list[str]) -> None:
+    def clear(self, keys: list[str], batch: int | None = None) -> bool:
         import ray
 
-        ray.get(self._handle.clear.remote(keys))
+        return bool(ray.get(self._handle.clear.remote(keys, batch)))
 
 
 class ReplicaDiedOnRow(RuntimeError):

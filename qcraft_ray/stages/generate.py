@@ -26,8 +26,13 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
-from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger, ReplicaDiedOnRow
+from qcraft_ray.progress import EngineCall, RemoteProgress
+from qcraft_ray.stages.attempts import (
+    AttemptLedger,
+    RemoteLedger,
+    ReplicaDiedOnRow,
+    batch_digest,
+)
 from qcraft_ray.stages.clean import clean_output
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
@@ -51,7 +56,7 @@ def cpu_engine_threads(gen: GenerationConfig, usable_cores: int) -> int | None:
     or ``OMP_NUM_THREADS`` set in ``engine.env``). Ray sets ``OMP_NUM_THREADS`` to the
     actor's whole CPUs, at least 1, so a fractional-CPU replica would run vLLM-CPU's
     matmuls on one thread however many cores the machine has."""
-    if gen.gpus_per_replica > 0 or "OMP_NUM_THREADS" in gen.engine.env:
+    if gen.device != "cpu" or "OMP_NUM_THREADS" in gen.engine.env:
         return None
     return gen.engine.cpu_threads or usable_cores
 
@@ -78,7 +83,7 @@ class VLLMEngine:
             max_num_seqs=eng.max_num_seqs,
             enable_prefix_caching=eng.enable_prefix_caching,
             enforce_eager=eng.enforce_eager,
-            tensor_parallel_size=max(1, int(gen.gpus_per_replica)),
+            tensor_parallel_size=max(1, int(gen.gpus_per_replica)) if gen.device == "cuda" else 1,
             seed=gen.seed if gen.seed is not None else 0,
         )
         if eng.max_num_batched_tokens is not None:
@@ -119,6 +124,15 @@ def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated |
         return out
 
 
+def node_identity() -> tuple[str | None, str | None]:
+    """(Ray node id, node IP address) of this process; (None, None) outside Ray."""
+    import ray
+
+    if not ray.is_initialized():
+        return None, None
+    return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+
+
 def row_key(row: dict) -> str:
     return "\x1f".join(str(row.get(c)) for c in S.ROW_IDENTITY)
 
@@ -146,6 +160,7 @@ class Replica:
         self._max_attempts = max_attempts
         self._engine = engine_factory(gen, model)
         self._name = f"{socket.gethostname()}:{os.getpid()}"
+        self._node = node_identity()
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
@@ -162,7 +177,7 @@ class Replica:
         prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
         keys = [row_key(rows[i]) for i in todo]
         t0, started = time.perf_counter(), time.time()
-        results = self._generate(prompts, keys) if todo else []
+        results, retried, again = self._generate(prompts, keys) if todo else ([], False, False)
         if self._progress and todo:
             seconds = time.perf_counter() - t0
             self._progress.add(
@@ -171,8 +186,11 @@ class Replica:
                     "outputs": len(todo),
                     "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
                     "seconds_generate": seconds,
+                    # work done twice: counted apart, so progress counts each prompt once
+                    "prompts_retried": len(todo) if retried else 0,
+                    "prompts_repeated": len(todo) if again else 0,
                 },
-                busy=(self._name, started, started + seconds),
+                call=EngineCall(self._name, started, started + seconds, *self._node),
             )
         for i, result in zip(todo, results, strict=True):
             row = rows[i]
@@ -189,18 +207,28 @@ class Replica:
 
     def _generate(
         self, prompts: list[list[int]], keys: list[str]
-    ) -> list[Generated | BaseException]:
+    ) -> tuple[list[Generated | BaseException], bool, bool]:
+        """Results, whether a replica died on this batch before, and whether the batch
+        had been generated before (its finished result was lost and Ray re-ran it)."""
         ledger = self._ledger
         if ledger is None:
-            return _generate_rows(self._engine, prompts)
+            return _generate_rows(self._engine, prompts), False, False
         before = ledger.get(keys)
         if not any(before):  # the usual case: one engine call for the whole batch
             ledger.mark(keys)
             results = _generate_rows(self._engine, prompts)
-            ledger.clear(keys)
-            return results
-        # A replica died on this batch before: go row by row, so only the row that
-        # kills the process is charged for it.
+            return results, False, ledger.clear(keys, batch_digest(keys))
+        if self._progress:  # the replica that was generating this batch died
+            self._progress.add({"replicas_lost": 1})
+        return self._generate_rows_apart(prompts, keys, before), True, False
+
+    def _generate_rows_apart(
+        self, prompts: list[list[int]], keys: list[str], before: list[int]
+    ) -> list[Generated | BaseException]:
+        """A replica died on this batch before: go row by row, so only the row that
+        kills the process is charged for it."""
+        ledger = self._ledger
+        assert ledger is not None
         out: list[Generated | BaseException] = []
         for prompt, key, tries in zip(prompts, keys, before, strict=True):
             if tries >= self._max_attempts:
@@ -213,4 +241,5 @@ class Replica:
             ledger.mark([key])
             out.extend(_generate_rows(self._engine, [prompt]))
             ledger.clear([key])
+        ledger.clear([], batch_digest(keys))
         return out

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 S3_KEY, S3_SECRET, S3_BUCKET = "qcraft-test-key", "qcraft-test-secret", "qcraft-test"
@@ -172,6 +172,94 @@ def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
             cluster.stop()
             raise RuntimeError("Ray dashboard (job API) did not come up")
         time.sleep(0.5)
+    return cluster
+
+
+@dataclass
+class WorkerNode:
+    manager_port: int  # --node-manager-port: on the raylet's command line, to find it
+    gpus: int
+
+
+@dataclass
+class MultiNodeCluster(RayCluster):
+    """A head without GPUs plus worker nodes, each its own `ray start` on this machine."""
+
+    head_port: int = 0
+    workers: list[WorkerNode] = field(default_factory=list)
+
+    def add_worker(self, gpus: int = 2, cpus: int = 2) -> WorkerNode:
+        node = WorkerNode(free_port(), gpus)
+        # each node its own temp dir (under the head's, so stop() finds its processes):
+        # nodes sharing one would unpack the job's working dir into the same folder at
+        # once, and a driver saw half of it
+        temp_dir = tempfile.mkdtemp(prefix="node-", dir=self.temp_dir)
+        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start",
+               f"--address=127.0.0.1:{self.head_port}", f"--num-cpus={cpus}",
+               f"--num-gpus={gpus}", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+               f"--node-manager-port={node.manager_port}", f"--temp-dir={temp_dir}",
+               *_agent_ports()]
+        res = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
+        if res.returncode != 0:
+            raise RuntimeError(f"ray start (worker) failed:\n{res.stdout}\n{res.stderr}")
+        self.workers.append(node)
+        return node
+
+    def kill_worker(self, node: WorkerNode) -> None:
+        """SIGKILL the node: its raylet and every process under it (workers, agents)."""
+        import psutil
+
+        flag = f"--node_manager_port={node.manager_port}"
+        raylets = [p for p in psutil.process_iter(["cmdline"])
+                   if flag in (p.info["cmdline"] or [])]
+        assert raylets, f"no raylet with {flag}"
+        procs = [q for p in raylets for q in [p, *p.children(recursive=True)]]
+        for p in procs:
+            with suppress(psutil.Error):
+                p.kill()
+        self.workers.remove(node)
+
+
+def _agent_ports() -> list[str]:
+    """Ray's fixed default agent ports (52365 for the job agent...) would clash with any
+    other Ray on the host, and the job API then finds "no available agent"."""
+    return [f"--{flag}={free_port()}" for flag in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        "runtime-env-agent-port", "metrics-export-port")]
+
+
+def start_multinode(extra_env: dict[str, str], worker_gpus: tuple[int, ...] = (2, 2),
+                    head_cpus: int = 2, worker_cpus: int = 2) -> MultiNodeCluster:
+    """A head (no GPUs) and one worker node per entry of ``worker_gpus``, with logical
+    GPUs, token auth and free ports. Several nodes on one machine need Ray's multi-node
+    switch on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1), so some of Ray's ports listen beyond
+    loopback (ENVIRONMENT.md)."""
+    temp_dir = tempfile.mkdtemp(prefix="qray-mn-", dir="/tmp")
+    port, dash = free_port(), free_port()
+    env = {**os.environ, **extra_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+           f"--num-cpus={head_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+           f"--node-manager-port={free_port()}", *_agent_ports()]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    if res.returncode != 0:
+        raise RuntimeError(f"ray start (head) failed:\n{res.stdout}\n{res.stderr}")
+    cluster = MultiNodeCluster(f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env,
+                               temp_dir, head_port=port)
+    try:
+        for gpus in worker_gpus:
+            cluster.add_worker(gpus, worker_cpus)
+        deadline = time.monotonic() + 60
+        while not _dashboard_up(cluster.dashboard):
+            if time.monotonic() > deadline:
+                raise RuntimeError("Ray dashboard (job API) did not come up")
+            time.sleep(0.5)
+    except BaseException:
+        cluster.stop()
+        raise
     return cluster
 
 

@@ -89,10 +89,10 @@ class DyingEngine(FakeEngine):
         return super().generate(prompts)
 
 
-def keyed_batch(prompts):
+def keyed_batch(prompts, first_row=0):
     rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}",
              S.SOURCE_FILE: "f", S.SOURCE_ROW: i, S.CHUNK_INDEX: 0, S.TYPE: "query"}
-            for i, p in enumerate(prompts)]
+            for i, p in enumerate(prompts, start=first_row)]
     return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
 
 
@@ -138,3 +138,30 @@ def test_cpu_engine_threads():
     assert cpu_engine_threads(GenerationConfig(**cpu, engine={"env": {"OMP_NUM_THREADS": "2"}}),
                               8) is None
     assert cpu_engine_threads(GenerationConfig(gpus_per_replica=1), 8) is None
+
+
+def test_work_done_twice_is_counted_apart():
+    from qcraft_ray.progress import ProgressTracker
+    from qcraft_ray.stages.attempts import AttemptLedger
+
+    ledger, progress = AttemptLedger(), ProgressTracker()
+    b = keyed_batch([[1], [POISON], [5]])
+    while True:  # a replica dies on the batch, Ray restarts it and retries
+        rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
+                      ledger=ledger, max_attempts=2, progress=progress)
+        try:
+            rep(b)
+            break
+        except SystemExit:
+            pass
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
+            progress=progress)(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
+    again = keyed_batch([[1], [2]], 10)                       # its result was lost
+
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
+            progress=progress)(again)
+    snap = progress.snapshot()
+    assert snap["prompts_done"] == 3 + 2 + 2
+    assert snap["replicas_lost"] == 2  # it died on the batch, then on the POISON row
+    assert snap["prompts_retried"] == 3  # the batch a dead replica had started
+    assert snap["prompts_repeated"] == 2  # generated again after it had finished

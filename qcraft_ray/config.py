@@ -260,6 +260,16 @@ class GenerationConfig(_Section):
         "generating it is recorded with status 'error' instead of being retried again.",
         json_schema_extra=MAY_CHANGE,
     )
+    call_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="An engine call running longer than this is hung (a stuck accelerator "
+        "call never returns): its replica is ended, Ray restarts it and retries the batch, "
+        "and a row that hangs every time becomes an error row after "
+        "max_replica_deaths_per_row. Keep it well above one batch's time (seconds on a "
+        "GPU, up to minutes on CPU).",
+        json_schema_extra=MAY_CHANGE,
+    )
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (temperature > 0).")

@@ -19,8 +19,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -34,78 +32,11 @@ from qcraft_ray.stages.attempts import (
     batch_digest,
 )
 from qcraft_ray.stages.clean import clean_output
+from qcraft_ray.stages.engine import Engine, Generated, VLLMEngine
+from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
 ROW_ERRORS = (ValueError, TypeError)
-
-
-@dataclass(frozen=True)
-class Generated:
-    text: str
-    tokens: int
-
-
-class Engine(Protocol):
-    """What the replica needs from an engine (vLLM, or a seeded fake in unit tests)."""
-
-    def generate(self, prompts: list[list[int]]) -> list[Generated]: ...
-
-
-def cpu_engine_threads(gen: GenerationConfig, usable_cores: int) -> int | None:
-    """OMP threads for a CPU engine, or None to leave the environment alone (GPU engines,
-    or ``OMP_NUM_THREADS`` set in ``engine.env``). Ray sets ``OMP_NUM_THREADS`` to the
-    actor's whole CPUs, at least 1, so a fractional-CPU replica would run vLLM-CPU's
-    matmuls on one thread however many cores the machine has."""
-    if gen.device != "cpu" or "OMP_NUM_THREADS" in gen.engine.env:
-        return None
-    return gen.engine.cpu_threads or usable_cores
-
-
-class VLLMEngine:
-    """A vLLM offline engine configured from :class:`GenerationConfig`."""
-
-    def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
-        threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
-        if threads is not None:
-            # This process belongs to the replica: set before torch/vLLM read it.
-            os.environ["OMP_NUM_THREADS"] = str(threads)
-        from vllm import LLM, SamplingParams
-
-        eng = gen.engine
-        args: dict[str, Any] = dict(
-            model=model.name,
-            tokenizer=model.tokenizer,
-            revision=model.revision,
-            trust_remote_code=model.trust_remote_code,
-            dtype=eng.dtype,
-            max_model_len=eng.max_model_len,
-            gpu_memory_utilization=eng.gpu_memory_utilization,
-            max_num_seqs=eng.max_num_seqs,
-            enable_prefix_caching=eng.enable_prefix_caching,
-            enforce_eager=eng.enforce_eager,
-            tensor_parallel_size=max(1, int(gen.gpus_per_replica)) if gen.device == "cuda" else 1,
-            seed=gen.seed if gen.seed is not None else 0,
-        )
-        if eng.max_num_batched_tokens is not None:
-            args["max_num_batched_tokens"] = eng.max_num_batched_tokens
-        if args["tensor_parallel_size"] > 1:
-            # The actor already holds its GPUs: keep the tensor-parallel workers in local
-            # processes rather than letting vLLM ask Ray for another placement group.
-            args["distributed_executor_backend"] = "mp"
-        args.update(eng.kwargs)
-        self._llm = LLM(**args)
-        self._params = SamplingParams(
-            temperature=gen.temperature,
-            top_p=gen.top_p if gen.temperature > 0 else 1.0,
-            max_tokens=gen.max_new_tokens,
-            seed=gen.seed if gen.temperature > 0 else None,
-            skip_special_tokens=True,
-        )
-
-    def generate(self, prompts: list[list[int]]) -> list[Generated]:
-        requests = [{"prompt_token_ids": ids} for ids in prompts]
-        results = self._llm.generate(requests, self._params, use_tqdm=False)
-        return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
 
 
 def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated | BaseException]:
@@ -159,6 +90,8 @@ class Replica:
         self._ledger = ledger
         self._max_attempts = max_attempts
         self._engine = engine_factory(gen, model)
+        # every engine call is watched: one that hangs ends this replica (Ray restarts it)
+        self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._node = node_identity()
         # print, not logging: Ray forwards worker stderr to the driver and the job log
@@ -212,11 +145,11 @@ class Replica:
         had been generated before (its finished result was lost and Ray re-ran it)."""
         ledger = self._ledger
         if ledger is None:
-            return _generate_rows(self._engine, prompts), False, False
+            return _generate_rows(self._calls, prompts), False, False
         before = ledger.get(keys)
         if not any(before):  # the usual case: one engine call for the whole batch
             ledger.mark(keys)
-            results = _generate_rows(self._engine, prompts)
+            results = _generate_rows(self._calls, prompts)
             return results, False, ledger.clear(keys, batch_digest(keys))
         if self._progress:  # the replica that was generating this batch died
             self._progress.add({"replicas_lost": 1})
@@ -239,7 +172,7 @@ class Replica:
                 )
                 continue
             ledger.mark([key])
-            out.extend(_generate_rows(self._engine, [prompt]))
+            out.extend(_generate_rows(self._calls, [prompt]))
             ledger.clear([key])
         ledger.clear([], batch_digest(keys))
         return out

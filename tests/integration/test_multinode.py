@@ -33,10 +33,10 @@ def cluster(seaweed):
 
 
 def nodes(cluster) -> list[dict]:
-    """Ray's view of the cluster's nodes: id, GPUs, alive."""
+    """Ray's view of the cluster's nodes: id, GPUs, alive, node manager port."""
     code = (f"import json, ray; ray.init(address='{cluster.address}', logging_level='ERROR'); "
             "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0), "
-            "'alive': n['Alive']} for n in ray.nodes()]))")
+            "'alive': n['Alive'], 'port': n['NodeManagerPort']} for n in ray.nodes()]))")
     res = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -95,3 +95,62 @@ def test_one_replica_per_gpu_on_the_workers(cluster, tiny_model, tokenizer, tmp_
     assert all(n == 2 for n in by_node.values())  # two each, none on the head
     assert all(r["node_address"] for r in replicas.values())
     assert set(report["counts"]["by_replica"]) == set(replicas)
+
+
+def wait_for(what: str, predicate, proc: subprocess.Popen, log, timeout: float = 600) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"job ended before {what}:\n{log.read_text()[-5000:]}"
+        assert time.monotonic() < deadline, f"no {what}:\n{log.read_text()[-5000:]}"
+        time.sleep(0.2)
+
+
+def progress_outputs(text: str) -> int:
+    import re
+
+    found = re.findall(r"qcraft progress: .*\| outputs ([\d,]+) \(", text)
+    return int(found[-1].replace(",", "")) if found else 0
+
+
+def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_path):
+    """SIGKILL one worker node (raylet and all its processes) while replicas generate:
+    the run ends on the other node with every row exactly once, no re-submission, and
+    work done twice is counted apart from the work."""
+    wait_for_job_agent(cluster)
+    out_dir = str(tmp_path / "out")
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS, "generation.replicas=4",
+            "report.progress_interval_s=1"]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", cluster.dashboard, "--working-dir", str(REPO), "--",
+           "python", "jobs/generate_queries.py", "--config", "configs/local.yaml",
+           *sum((["--set", o] for o in sets), [])]
+    log = tmp_path / "job.log"
+    proc = subprocess.Popen(cmd, env=cluster.env, cwd=REPO, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
+    wait_for("generated outputs", lambda: progress_outputs(log.read_text()) > 0, proc, log)
+    victim = cluster.workers[0]
+    ids = {n["port"]: n["id"] for n in nodes(cluster)}
+    cluster.kill_worker(victim)
+    at_kill = progress_outputs(log.read_text())
+    assert proc.wait(timeout=900) == 0, log.read_text()[-5000:]
+    text = log.read_text()
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, 75, TYPES)
+    keys = output_keys(out)
+    assert max(keys.values()) == 1 and set(keys) == expected_keys(tokenizer)
+    # progress and report count each prompt once, whatever was done twice
+    prompts = len(out)
+    assert at_kill < prompts  # the node died mid-generation
+    assert report["throughput"]["prompts"] == prompts, report["retries"]
+    last = [line for line in text.splitlines() if "qcraft progress:" in line][-1]
+    assert f"prompts {prompts:,}/{prompts:,}" in last, last
+    assert f"outputs {prompts:,} (" in last, last
+    survivor = ids[cluster.workers[0].manager_port]
+    assert survivor != ids[victim.manager_port]
+    on = collections.Counter(r["node_id"] for r in report["engine"]["replicas"].values())
+    assert on[survivor] == 2, on  # the surviving worker's replicas finished the run
+    print("retries:", report["retries"], "replicas per node:", dict(on))
+    print(last)
+    cluster.add_worker(2)  # back to two workers for the tests that follow

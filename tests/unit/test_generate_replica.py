@@ -128,7 +128,7 @@ def test_ledger_untouched_batches_use_one_engine_call():
 
 
 def test_cpu_engine_threads():
-    from qcraft_ray.stages.generate import cpu_engine_threads
+    from qcraft_ray.stages.engine import cpu_engine_threads
 
     cpu = dict(gpus_per_replica=0, cpus_per_replica=0.5)
     # Ray would give a 0.5-CPU actor OMP_NUM_THREADS=1: a CPU engine takes every core
@@ -165,3 +165,44 @@ def test_work_done_twice_is_counted_apart():
     assert snap["replicas_lost"] == 2  # it died on the batch, then on the POISON row
     assert snap["prompts_retried"] == 3  # the batch a dead replica had started
     assert snap["prompts_repeated"] == 2  # generated again after it had finished
+
+
+class HangingEngine(FakeEngine):
+    """Blocks (a real wait, nothing mocked) on prompts holding the POISON token."""
+
+    def __init__(self, gen, model, seed=0):
+        super().__init__(gen, model, seed)
+        import threading
+
+        self.released = threading.Event()
+
+    def generate(self, prompts):
+        if any(POISON in p for p in prompts):
+            self.released.wait(30)
+        return super().generate(prompts)
+
+
+def test_watchdog_ends_a_hung_call_only():
+    import time
+
+    from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
+
+    engine = HangingEngine(None, None)
+    fired = []
+
+    def end_replica():  # in a replica: the process ends here and Ray restarts it
+        fired.append(time.monotonic())
+        engine.released.set()
+
+    watched = WatchedEngine(engine, CallWatchdog(0.5, on_timeout=end_replica))
+    assert len(watched.generate([[1], [2]])) == 2 and not fired  # a call in time
+    t0 = time.monotonic()
+    watched.generate([[POISON]])
+    assert len(fired) == 1 and 0.5 <= fired[0] - t0 < 3
+    time.sleep(0.3)
+    assert len(fired) == 1  # a returned call is no longer watched
+
+
+def test_hang_timeout_setting_reaches_the_replica():
+    rep = Replica(GenerationConfig(call_timeout_s=7), ModelConfig(), engine_factory=FakeEngine)
+    assert rep._calls._watchdog._timeout_s == 7

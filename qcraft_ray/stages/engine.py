@@ -1,0 +1,79 @@
+"""The engine behind a replica: vLLM configured from the generation settings, or any
+object with the same ``generate`` (a seeded fake in unit tests)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qcraft_ray.config import GenerationConfig, ModelConfig
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    tokens: int
+
+
+class Engine(Protocol):
+    """What the replica needs from an engine (vLLM, or a seeded fake in unit tests)."""
+
+    def generate(self, prompts: list[list[int]]) -> list[Generated]: ...
+
+
+def cpu_engine_threads(gen: GenerationConfig, usable_cores: int) -> int | None:
+    """OMP threads for a CPU engine, or None to leave the environment alone (GPU engines,
+    or ``OMP_NUM_THREADS`` set in ``engine.env``). Ray sets ``OMP_NUM_THREADS`` to the
+    actor's whole CPUs, at least 1, so a fractional-CPU replica would run vLLM-CPU's
+    matmuls on one thread however many cores the machine has."""
+    if gen.device != "cpu" or "OMP_NUM_THREADS" in gen.engine.env:
+        return None
+    return gen.engine.cpu_threads or usable_cores
+
+
+class VLLMEngine:
+    """A vLLM offline engine configured from :class:`GenerationConfig`."""
+
+    def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
+        threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
+        if threads is not None:
+            # This process belongs to the replica: set before torch/vLLM read it.
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        from vllm import LLM, SamplingParams
+
+        eng = gen.engine
+        args: dict[str, Any] = dict(
+            model=model.name,
+            tokenizer=model.tokenizer,
+            revision=model.revision,
+            trust_remote_code=model.trust_remote_code,
+            dtype=eng.dtype,
+            max_model_len=eng.max_model_len,
+            gpu_memory_utilization=eng.gpu_memory_utilization,
+            max_num_seqs=eng.max_num_seqs,
+            enable_prefix_caching=eng.enable_prefix_caching,
+            enforce_eager=eng.enforce_eager,
+            tensor_parallel_size=max(1, int(gen.gpus_per_replica)) if gen.device == "cuda" else 1,
+            seed=gen.seed if gen.seed is not None else 0,
+        )
+        if eng.max_num_batched_tokens is not None:
+            args["max_num_batched_tokens"] = eng.max_num_batched_tokens
+        if args["tensor_parallel_size"] > 1:
+            # The actor already holds its GPUs: keep the tensor-parallel workers in local
+            # processes rather than letting vLLM ask Ray for another placement group.
+            args["distributed_executor_backend"] = "mp"
+        args.update(eng.kwargs)
+        self._llm = LLM(**args)
+        self._params = SamplingParams(
+            temperature=gen.temperature,
+            top_p=gen.top_p if gen.temperature > 0 else 1.0,
+            max_tokens=gen.max_new_tokens,
+            seed=gen.seed if gen.temperature > 0 else None,
+            skip_special_tokens=True,
+        )
+
+    def generate(self, prompts: list[list[int]]) -> list[Generated]:
+        requests = [{"prompt_token_ids": ids} for ids in prompts]
+        results = self._llm.generate(requests, self._params, use_tqdm=False)
+        return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]

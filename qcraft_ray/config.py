@@ -117,6 +117,15 @@ class OutputConfig(_Section):
         "this many rows per write in flight.",
         json_schema_extra=MAY_CHANGE,
     )
+    lease_ttl_s: float = Field(
+        120.0,
+        gt=0,
+        description="A running job holds output.path through a lease (_lease.json) that "
+        "it renews every quarter of this; another job on the same path is refused while "
+        "the lease is live. A job whose driver died is taken over once its lease expires "
+        "(at once from the same host).",
+        json_schema_extra=MAY_CHANGE,
+    )
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."
     )

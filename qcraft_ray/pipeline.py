@@ -114,6 +114,7 @@ def write(
         state.attempt,
         schema=schema,
         progress=progress,
+        lease_attempt=state.attempt,
     )
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 

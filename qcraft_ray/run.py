@@ -10,6 +10,7 @@ from typing import Any
 
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io.discover import InputPlan, discover
+from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
 from qcraft_ray.ledger.finalise import finalise
 from qcraft_ray.ledger.state import now_iso, open_run
@@ -63,11 +64,16 @@ def run(cfg: RunConfig, plan: InputPlan | None = None, passages_only: bool = Fal
     if state.complete:
         report = RunReport.read(state.folder)
         return report.model_copy(update={"already_complete": True})
+    assert state.lease is not None
     tracked = FinalProgress()
-    if state.documents_done < plan.total_rows:
-        pipeline = run_passages_pipeline if passages_only else run_pipeline
-        with track_progress(
-            plan.total_rows, cfg.report.progress_interval_s, state.documents_done
-        ) as (progress, tracked):
-            pipeline(cfg, plan, state, progress)
-    return finalise(cfg, plan, state, tracked, started, t0)
+    try:
+        with lease.renewing(state.folder, state.lease):
+            if state.documents_done < plan.total_rows:
+                pipeline = run_passages_pipeline if passages_only else run_pipeline
+                with track_progress(
+                    plan.total_rows, cfg.report.progress_interval_s, state.documents_done
+                ) as (progress, tracked):
+                    pipeline(cfg, plan, state, progress)
+            return finalise(cfg, plan, state, tracked, started, t0)
+    finally:
+        lease.release(state.folder, state.attempt)

@@ -21,6 +21,7 @@ from ray.data import Datasink
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig
+from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts, count_rows
 from qcraft_ray.ledger.manifests import Manifest, commit
 from qcraft_ray.ledger.units import count_units
@@ -45,7 +46,9 @@ class OutputSink(Datasink[RowCounts]):
         attempt: str,
         schema: pa.Schema = S.OUTPUT_SCHEMA,
         progress: RemoteProgress | None = None,
+        lease_attempt: str | None = None,
     ) -> None:
+        """``lease_attempt``: the attempt that must hold the folder's lease for a commit."""
         self._folder = folder
         self._stem = f"part-{run_id}-{attempt}"
         self._attempt = attempt
@@ -54,6 +57,7 @@ class OutputSink(Datasink[RowCounts]):
         self._drop_none = out.drop_none
         self._schema = schema
         self._progress = progress
+        self._lease_attempt = lease_attempt
 
     def get_name(self) -> str:
         return "WriteQcraft"
@@ -86,6 +90,8 @@ class OutputSink(Datasink[RowCounts]):
             files.append(f"{REJECTED_DIR}/{stem}.parquet")
             self._folder.write_parquet(files[-1], S.conform(rejected, S.REJECTED_SCHEMA))
         manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
+        if self._lease_attempt is not None:  # a driver that lost its lease commits nothing
+            lease.check(self._folder, self._lease_attempt)
         commit(self._folder, manifest)
         if self._progress:
             self._progress.add(

@@ -12,6 +12,7 @@ import time
 
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
 from qcraft_ray.ledger.state import RunState, now_iso
@@ -73,6 +74,7 @@ def finalise(
     """Settle, reconcile and report the run; raise :class:`ReconciliationError` when rows
     or documents are unaccounted for (the report then says ``incomplete``)."""
     folder = state.folder
+    lease.check(folder, state.attempt)  # a driver that lost its lease writes nothing more
     manifests, orphans = accepted_manifests(folder, state)
     if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode == "generate":
         manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile)

@@ -14,6 +14,7 @@ folder:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.ledger.fingerprint import differences, fingerprint
+from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
 from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
 from qcraft_ray.store import RUN_FILE, SUCCESS_FILE, OutputFolder, RetryPolicy
@@ -58,6 +60,7 @@ class RunState:
     removed_orphans: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     known_manifests: set[str] = field(default_factory=set)  # committed before this attempt
+    lease: Lease | None = None  # this attempt's hold on the folder (none: nothing to do)
 
     def accepts(self, manifest: Manifest) -> bool:
         """Whether a manifest belongs to this run: committed before this attempt began,
@@ -100,6 +103,8 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     if kind == "file":
         raise OutputPathError(f"output.path {out.path} is a file, not a folder")
     entries = _checked(probe, "list it", probe.root_entries) if kind == "folder" else []
+    if entries:
+        _refuse_if_held(folder)
     if entries and out.if_exists == "overwrite":
         folder.clear()
         entries = []
@@ -108,7 +113,12 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     if not entries:
         _checked(probe, "create it", probe.create)
         state = RunState(new_run_id(), attempt.attempt, mode, folder, attempts=[attempt])
-        _checked(probe, "write to it", lambda: save(probe, state, current))
+        state.lease = _checked(
+            probe,
+            "write to it",
+            lambda: _take_lease(probe, state.run_id, state.attempt, out.lease_ttl_s),
+        )
+        save(folder, state, current)
         return state
     if out.if_exists == "error":
         raise OutputPathError(f"output.path {out.path} is not empty (output.if_exists=error)")
@@ -136,6 +146,7 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     if folder.exists(SUCCESS_FILE):
         state.complete = True
         return state
+    state.lease = _take_lease(folder, state.run_id, state.attempt, out.lease_ttl_s)
     manifests = read_manifests(folder)
     state.known_manifests = {m.name for m in manifests}
     state.removed_orphans = remove_orphans(folder, manifests)
@@ -143,6 +154,25 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     state.written = _written(folder, manifests, unfinished)
     save(folder, state, current)
     return state
+
+
+_HELD = "; wait for it to finish, or stop it (its lease then expires) and run again"
+
+
+def _refuse_if_held(folder: OutputFolder) -> None:
+    """A live driver's folder is neither overwritten nor resumed."""
+    current = holder(folder)
+    if current is not None and current.live(time.time()):
+        raise OutputPathError(
+            f"output.path {folder.path} is in use by {current.describe()}" + _HELD
+        )
+
+
+def _take_lease(folder: OutputFolder, run_id: str, attempt: str, ttl_s: float) -> Lease:
+    try:
+        return acquire(folder, run_id, attempt, ttl_s)
+    except LeaseHeld as e:
+        raise OutputPathError(f"{e}{_HELD}") from e
 
 
 def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """The output folder (:class:`OutputFolder`): the only code that touches storage for output."""
 
 from qcraft_ray.store.folder import (
+    LEASE_FILE,
     MANIFEST_DIR,
     REJECTED_DIR,
     REPORT_FILE,
@@ -14,6 +15,7 @@ from qcraft_ray.store.folder import (
 from qcraft_ray.store.retry import RetryPolicy
 
 __all__ = [
+    "LEASE_FILE",
     "MANIFEST_DIR",
     "REJECTED_DIR",
     "REPORT_FILE",

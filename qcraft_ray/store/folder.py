@@ -40,6 +40,7 @@ REPORT_FILE = "_report.json"
 REPORT_HTML = "_report.html"
 SUCCESS_FILE = "_SUCCESS"
 THRESHOLDS_FILE = "_thresholds.json"
+LEASE_FILE = "_lease.json"
 
 # Filesystems (pyarrow type names) whose objects appear only once their upload completes:
 # written in place. Every other filesystem gets a temporary file and a rename.

@@ -9,8 +9,10 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
+from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.manifests import read_manifests
-from qcraft_ray.ledger.state import OutputPathError, open_run
+from qcraft_ray.ledger.state import OutputPathError
+from qcraft_ray.ledger.state import open_run as open_and_hold
 from qcraft_ray.ledger.units import (
     UnitCounts,
     count_units,
@@ -58,6 +60,14 @@ def test_count_and_merge_units_complete_only_when_every_row_is_in():
     for missing in range(3):  # lose any one row: not complete
         assert not merge_units(p for i, p in enumerate(parts) if i != missing)["f@0"].complete
     assert merge_units([*parts, parts[1], parts[0]])["f@0"].overfull
+
+
+def open_run(*args):
+    """open_run by a driver that then dies: its lease goes (tests/unit/test_lease.py
+    covers a live driver's lease)."""
+    state = open_and_hold(*args)
+    lease.release(state.folder, state.attempt)
+    return state
 
 
 def plan(n=2):

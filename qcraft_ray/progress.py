@@ -41,6 +41,16 @@ class EngineCall:
     node_address: str | None = None
 
 
+@dataclass(frozen=True)
+class ReplicaReady:
+    """A replica whose engine came up: where, and how long it took to load."""
+
+    replica: str
+    load_s: float
+    node_id: str | None = None
+    node_address: str | None = None
+
+
 class ProgressTracker:
     """Counters added by stages, and how busy each engine replica kept its engine
     (a plain class; run as a Ray actor)."""
@@ -49,20 +59,21 @@ class ProgressTracker:
         self._counts: Counter = Counter()
         self._busy: dict[str, list[float]] = {}  # replica -> [first start, last end, busy s]
         self._nodes: dict[str, tuple[str | None, str | None]] = {}  # replica -> node
-        self._commits: set[str] = set()
+        self._ready: dict[str, ReplicaReady] = {}
+        self._seen: set[str] = set()  # keys of counters already counted
 
     def add(
         self,
         counters: dict[str, float],
         call: EngineCall | None = None,
-        commit: str | None = None,
+        once: str | None = None,
     ) -> None:
-        """Add ``counters``. ``commit``: the manifest a write task committed them with;
-        a task that Ray runs again commits the same manifest, and is counted once."""
-        if commit is not None:
-            if commit in self._commits:
+        """Add ``counters``. ``once``: what they count (a work unit read, a manifest
+        committed); a task that Ray runs again sends the same key, and is counted once."""
+        if once is not None:
+            if once in self._seen:
                 return
-            self._commits.add(commit)
+            self._seen.add(once)
         self._counts.update(counters)
         if call is not None:
             b = self._busy.setdefault(call.replica, [call.start, call.end, 0.0])
@@ -73,20 +84,32 @@ class ProgressTracker:
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
 
+    def replica_ready(self, ready: ReplicaReady) -> None:
+        """A replica's engine is up (it may never get work: it is listed all the same)."""
+        self._ready[ready.replica] = ready
+        self._nodes[ready.replica] = (ready.node_id, ready.node_address)
+
     def engine_busy(self) -> dict[str, Any]:
-        """Per replica: seconds inside engine calls, the span from its first call's start
-        to its last call's end, and their ratio (1.0: the engine never waited for the
-        pipeline between calls); overall: the same summed over replicas."""
-        per = {
-            name: {
+        """Per replica (every one that came up): where it ran, how long its engine took to
+        load, seconds inside engine calls, the span from its first call's start to its
+        last call's end, and their ratio (1.0: the engine never waited for the pipeline
+        between calls; null: it got no work); overall: the same summed over replicas."""
+        per = {}
+        for name in sorted(set(self._busy) | set(self._ready)):
+            start, end, busy = self._busy.get(name, (0.0, 0.0, 0.0))
+            ready = self._ready.get(name)
+            per[name] = {
                 "busy_s": round(busy, 3),
                 "span_s": round(end - start, 3),
-                "busy_fraction": round(busy / (end - start), 4) if end > start else 1.0,
+                "busy_fraction": (
+                    round(busy / (end - start), 4)
+                    if end > start
+                    else (1.0 if name in self._busy else None)
+                ),
                 "node_id": self._nodes[name][0],
                 "node_address": self._nodes[name][1],
+                "load_s": round(ready.load_s, 3) if ready else None,
             }
-            for name, (start, end, busy) in sorted(self._busy.items())
-        }
         busy = sum(b[2] for b in self._busy.values())
         span = sum(b[1] - b[0] for b in self._busy.values())
         return {"busy_fraction": round(busy / span, 4) if span > 0 else None, "replicas": per}
@@ -111,9 +134,12 @@ class RemoteProgress:
         self,
         counters: dict[str, float],
         call: EngineCall | None = None,
-        commit: str | None = None,
+        once: str | None = None,
     ) -> None:
-        self._handle.add.remote(counters, call, commit)
+        self._handle.add.remote(counters, call, once)
+
+    def replica_ready(self, ready: ReplicaReady) -> None:
+        self._handle.replica_ready.remote(ready)
 
 
 def on_this_node(cls: type) -> Any:

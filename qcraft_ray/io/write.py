@@ -100,6 +100,6 @@ class OutputSink(Datasink[RowCounts]):
                     "rejected": rejected.num_rows,
                     "seconds_write": time.perf_counter() - t0,
                 },
-                commit=manifest.name,
+                once=f"commit:{manifest.name}",
             )
         return counts

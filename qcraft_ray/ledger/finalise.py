@@ -133,4 +133,5 @@ def finalise(
         raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")
     folder.write_bytes(SUCCESS_FILE, b"")
     folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
+    lease.release(folder, state.attempt)
     return report

@@ -14,11 +14,13 @@ with the rest; here it is refused rather than half-applied.
 from __future__ import annotations
 
 import logging
+import uuid
 
 import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
+from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts, count_rows
 from qcraft_ray.ledger.manifests import (
     Manifest,
@@ -61,14 +63,29 @@ def rescore(
             f"{path} holds passages (qcraft passages), not generated "
             "outputs: there is nothing to score"
         )
+    attempt = f"score-{uuid.uuid4().hex[:6]}"
+    try:
+        held = lease.acquire(folder, report.run_id, attempt, report.config.output.lease_ttl_s)
+    except lease.LeaseHeld as e:
+        raise OutputPathError(str(e)) from e
+    try:
+        with lease.renewing(folder, held):
+            return _rescore_all(folder, report, embedder or load_embedder(cfg), cfg, attempt)
+    finally:
+        lease.release(folder, attempt)
+
+
+def _rescore_all(
+    folder: OutputFolder, report: RunReport, embedder: Embedder, cfg: ScoreConfig, attempt: str
+) -> RunReport:
     manifests = read_manifests(folder)
     removed = remove_orphans(folder, manifests)  # left by a rescore that was interrupted
     if removed:
         log.info("removed %d files of an interrupted rescore", len(removed))
-    embedder = embedder or load_embedder(cfg)
     done = []
     for i, m in enumerate(manifests):
         if m.scored_with != cfg.model:
+            lease.check(folder, attempt)
             m = _rescore(folder, m, embedder, cfg)
         done.append(m)
         log.info("scored %d/%d manifests", i + 1, len(manifests))

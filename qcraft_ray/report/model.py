@@ -49,9 +49,11 @@ class Throughput(_Part):
 class ReplicaBusy(_Part):
     busy_s: float  # seconds inside engine calls
     span_s: float  # from the first call's start to the last call's end
-    busy_fraction: float  # their ratio: below 1, the engine waited for the pipeline
+    busy_fraction: float | None  # their ratio (below 1, the engine waited for the
+    # pipeline); null for a replica that came up but got no work
     node_id: str | None = None  # the Ray node the replica ran on
     node_address: str | None = None  # that node's IP address
+    load_s: float | None = None  # from the replica's start to its engine being ready
 
 
 class Retries(_Part):

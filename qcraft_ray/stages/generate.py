@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
-from qcraft_ray.progress import EngineCall, RemoteProgress
+from qcraft_ray.progress import EngineCall, RemoteProgress, ReplicaReady
 from qcraft_ray.stages.attempts import (
     AttemptLedger,
     RemoteLedger,
@@ -94,11 +94,14 @@ class Replica:
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._node = node_identity()
+        load_s = time.monotonic() - t0
+        if progress:
+            progress.replica_ready(ReplicaReady(self._name, load_s, *self._node))
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
         print(
-            f"qcraft: engine replica {self._name} ready ({time.monotonic() - t0:.1f} s{threads})",
+            f"qcraft: engine replica {self._name} ready ({load_s:.1f} s{threads})",
             file=sys.stderr,
             flush=True,
         )

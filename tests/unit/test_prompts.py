@@ -76,3 +76,27 @@ def test_prompt_stage_built_once_per_worker():
     other = TaskStage(PromptStage, passages=PassageConfig(), model=model, types=["title"],
                       max_prompt_tokens=1000)
     assert other.instance() is not first
+
+
+def test_a_block_run_twice_counts_once(tmp_path):
+    """Ray re-runs a prompt task whose result was lost with a node: progress counts the
+    unit's documents, passages and prompts once."""
+    import pyarrow as pa
+
+    from qcraft_ray.config import InputConfig, ModelConfig, PassageConfig
+    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
+    from qcraft_ray.io.discover import InputFile
+    from qcraft_ray.io.documents import to_documents
+    from qcraft_ray.progress import ProgressTracker
+    from qcraft_ray.stages.prompts import PromptStage
+
+    text = "A passage long enough to keep. " * 20
+    file = InputFile("f", "f", 2, (2,), ("text",), "eng_Latn", 1)
+    docs = to_documents(pa.table({"text": [text, text]}), file, 0, InputConfig(paths=["f"]))
+    tracker = ProgressTracker()
+    stage = PromptStage(PassageConfig(), ModelConfig(name=str(tokenizer_files_dir())),
+                        ["query", "title"], 4000, progress=tracker)
+    first = stage(docs)
+    assert stage(docs).equals(first)  # run again: the same rows
+    snap = tracker.snapshot()
+    assert (snap["documents_read"], snap["passages"], snap["prompts"]) == (2, 2, 4)

@@ -119,8 +119,8 @@ def test_progress_line():
     assert "prompts 78/180 | outputs 68 (6.8/s)" in line
     assert "retried: 1 replicas lost, 8 prompts retried, 8 generated again" in line
     # a write task that Ray runs again commits the same manifest: counted once
-    t.add({"documents_done": 5}, commit="a1-000001.json")
-    t.add({"documents_done": 5}, commit="a1-000001.json")
+    t.add({"documents_done": 5}, once="commit:a1-000001.json")
+    t.add({"documents_done": 5}, once="commit:a1-000001.json")
     assert t.snapshot()["documents_done"] == 55
     # not every document read yet: no prompt total; a resumed run's ETA leaves out
     # the documents finished before it
@@ -130,7 +130,7 @@ def test_progress_line():
 
 
 def test_engine_busy_fraction():
-    from qcraft_ray.progress import EngineCall, ProgressTracker
+    from qcraft_ray.progress import EngineCall, ProgressTracker, ReplicaReady
 
     t = ProgressTracker()
     assert t.engine_busy() == {"busy_fraction": None, "replicas": {}}
@@ -142,8 +142,14 @@ def test_engine_busy_fraction():
     got = t.engine_busy()
     assert got["replicas"] == {
         "a": {"busy_s": 9.0, "span_s": 10.0, "busy_fraction": 0.9, "node_id": "n1",
-              "node_address": "10.0.0.1"},
+              "node_address": "10.0.0.1", "load_s": None},
         "b": {"busy_s": 2.0, "span_s": 2.0, "busy_fraction": 1.0, "node_id": None,
-              "node_address": None}}
+              "node_address": None, "load_s": None}}
     assert got["busy_fraction"] == round(11 / 12, 4)
+    # a replica that came up but got no work is listed, with where it ran
+    t.replica_ready(ReplicaReady("c", 21.5, "n2", "10.0.0.2"))
+    assert t.engine_busy()["replicas"]["c"] == {
+        "busy_s": 0.0, "span_s": 0.0, "busy_fraction": None, "node_id": "n2",
+        "node_address": "10.0.0.2", "load_s": 21.5}
+    assert t.engine_busy()["busy_fraction"] == round(11 / 12, 4)
     assert t.snapshot() == {"outputs": 3}

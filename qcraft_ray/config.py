@@ -132,13 +132,25 @@ class OutputConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: str = Field(DEFAULT_MODEL, description="Hub id or local folder of the model.")
+    name: str = Field(
+        DEFAULT_MODEL,
+        description="Hub id, local folder, or object-store folder (s3://..., gs://...) of the "
+        "model. From object storage, each node copies it once to model.cache_dir and loads "
+        "it from there.",
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     tokenizer: str | None = Field(
         None, description="Tokenizer hub id or folder. Default: the model's own."
     )
     trust_remote_code: bool = Field(
         False, description="Allow model code from the hub. The model needs none."
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Node-local folder for models staged from object storage. null: "
+        "$QCRAFT_MODEL_CACHE, else ~/.cache/qcraft/models. Needs room for the model (3.4 GB "
+        "for the 1.7B model in bf16).",
+        json_schema_extra=MAY_CHANGE,
     )
 
 

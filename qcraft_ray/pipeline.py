@@ -56,6 +56,7 @@ def prompts(
         max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
         written=state.written if state else None,
         progress=progress,
+        storage=cfg.storage,
     )
     return _cpu_stage(read(cfg, plan, state), stage, cfg)
 
@@ -74,6 +75,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
             ledger=ledger,
             max_attempts=gen.max_replica_deaths_per_row,
             progress=progress,
+            storage=cfg.storage,
         ),
         compute=ActorPoolStrategy(
             min_size=low, max_size=high, max_tasks_in_flight_per_actor=gen.batches_in_flight
@@ -129,6 +131,7 @@ def run_passages_pipeline(
         model=cfg.model,
         written=state.written,
         progress=progress,
+        storage=cfg.storage,
     )
     write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress, S.PASSAGES_SCHEMA)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from qcraft_ray.config import StorageConfig
@@ -53,7 +54,7 @@ def resolve(path: str, storage: StorageConfig) -> tuple[pafs.FileSystem, str]:
     try:
         fs, inner = pafs.FileSystem.from_uri(path)
         return fs, inner.rstrip("/")
-    except (pafs.ArrowInvalid, pafs.ArrowNotImplementedError, ValueError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
         import fsspec  # any fsspec-registered protocol (gcsfs, adlfs, hf://, ...)
 
         fs_obj, inner = fsspec.core.url_to_fs(path)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import GenerationConfig, ModelConfig
+from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
+from qcraft_ray.model_cache import staged
 from qcraft_ray.progress import EngineCall, RemoteProgress, ReplicaReady
 from qcraft_ray.stages.attempts import (
     AttemptLedger,
@@ -84,12 +85,14 @@ class Replica:
         ledger: AttemptLedger | RemoteLedger | None = None,
         max_attempts: int = 3,
         progress: RemoteProgress | None = None,
+        storage: StorageConfig | None = None,
     ) -> None:
+        """``storage``: how to reach a model on object storage (staged to this node)."""
         t0 = time.monotonic()
         self._progress = progress
         self._ledger = ledger
         self._max_attempts = max_attempts
-        self._engine = engine_factory(gen, model)
+        self._engine = engine_factory(gen, staged(model, storage) if storage else model)
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._name = f"{socket.gethostname()}:{os.getpid()}"

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import ModelConfig, PassageConfig
+from qcraft_ray.config import ModelConfig, PassageConfig, StorageConfig
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
+from qcraft_ray.model_cache import staged
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import replace
 from qcraft_ray.stages.chunking import Span, plan_chunks, trim
@@ -167,9 +168,12 @@ class PassageStage:
         model: ModelConfig,
         written: pa.Table | None = None,
         progress: RemoteProgress | None = None,
+        storage: StorageConfig | None = None,
     ) -> None:
         self._cfg = passages
-        self._tokenizer = load_tokenizer(model)
+        self._tokenizer = load_tokenizer(
+            staged(model, storage, weights=False) if storage else model
+        )
         self._written = written
         self._progress = progress
 

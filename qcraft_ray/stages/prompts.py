@@ -20,9 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import ModelConfig, PassageConfig
+from qcraft_ray.config import ModelConfig, PassageConfig, StorageConfig
 from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
+from qcraft_ray.model_cache import staged
 from qcraft_ray.output_types import normalize_type
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.stages.passages import make_passages, pending_rows, unit_of
@@ -164,9 +165,13 @@ class PromptStage:
         max_prompt_tokens: int,
         written: pa.Table | None = None,
         progress: RemoteProgress | None = None,
+        storage: StorageConfig | None = None,
     ) -> None:
+        """``storage``: how to reach a model on object storage (its tokenizer is staged)."""
         self._cfg = passages
-        self._tokenizer = load_tokenizer(model)
+        self._tokenizer = load_tokenizer(
+            staged(model, storage, weights=False) if storage else model
+        )
         self.builder = PromptBuilder(self._tokenizer, types, model.name, max_prompt_tokens)
         self._written = written
         self._progress = progress

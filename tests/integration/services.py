@@ -125,9 +125,7 @@ class RayCluster:
     env: dict[str, str]
     temp_dir: str
 
-    def stop(self) -> None:
-        """Stop this cluster only (not `ray stop`, which would end every Ray on the host):
-        the processes whose command line names this cluster's temp dir, and their children."""
+    def _processes(self) -> list:
         import psutil
 
         procs = []
@@ -135,6 +133,22 @@ class RayCluster:
             if any(self.temp_dir in part for part in (proc.info["cmdline"] or [])):
                 procs.append(proc)
                 procs.extend(proc.children(recursive=True))
+        return procs
+
+    def kill(self) -> None:
+        """SIGKILL the whole cluster at once (a lost head: its driver dies with it)."""
+        import psutil
+
+        for proc in self._processes():
+            with suppress(psutil.Error):
+                proc.kill()
+
+    def stop(self) -> None:
+        """Stop this cluster only (not `ray stop`, which would end every Ray on the host):
+        the processes whose command line names this cluster's temp dir, and their children."""
+        import psutil
+
+        procs = self._processes()
         for proc in procs:
             with suppress(psutil.Error):
                 proc.terminate()
@@ -179,6 +193,7 @@ def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
 class WorkerNode:
     manager_port: int  # --node-manager-port: on the raylet's command line, to find it
     gpus: int
+    model_cache: str = ""  # this node's QCRAFT_MODEL_CACHE (node-local model copies)
 
 
 @dataclass
@@ -194,12 +209,14 @@ class MultiNodeCluster(RayCluster):
         # nodes sharing one would unpack the job's working dir into the same folder at
         # once, and a driver saw half of it
         temp_dir = tempfile.mkdtemp(prefix="node-", dir=self.temp_dir)
+        node.model_cache = f"{temp_dir}/models"
         cmd = [sys.executable, "-m", "ray.scripts.scripts", "start",
                f"--address=127.0.0.1:{self.head_port}", f"--num-cpus={cpus}",
                f"--num-gpus={gpus}", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
                f"--node-manager-port={node.manager_port}", f"--temp-dir={temp_dir}",
                *_agent_ports()]
-        res = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
+        env = {**self.env, "QCRAFT_MODEL_CACHE": node.model_cache}  # the node's processes'
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
         if res.returncode != 0:
             raise RuntimeError(f"ray start (worker) failed:\n{res.stdout}\n{res.stderr}")
         self.workers.append(node)
@@ -244,7 +261,8 @@ def start_multinode(extra_env: dict[str, str], worker_gpus: tuple[int, ...] = (2
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
            "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}",
            f"--node-manager-port={free_port()}", *_agent_ports()]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    head_env = {**env, "QCRAFT_MODEL_CACHE": f"{temp_dir}/models"}
+    res = subprocess.run(cmd, env=head_env, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         raise RuntimeError(f"ray start (head) failed:\n{res.stdout}\n{res.stderr}")
     cluster = MultiNodeCluster(f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env,

@@ -28,7 +28,9 @@ def overrides(model: str, inputs: list[str], out: str) -> list[str]:
     """Small blocks and files, so a run has many units and many commits."""
     sets = [*base_overrides(model, inputs, out)[:-1], "output.if_exists=resume",
             f"generation.types={json.dumps(TYPES)}", "input.rows_per_task=5",
-            "generation.batch_size=8", "output.min_rows_per_file=8"]
+            "generation.batch_size=8", "output.min_rows_per_file=8",
+            # eager engines start in 4.6 s instead of 11.3 s (no graph compile)
+            "generation.engine.enforce_eager=true"]
     return sum((["--set", o] for o in sets), [])
 
 

@@ -1,50 +1,95 @@
-"""Two drivers on the same output.path, on S3 (SeaweedFS): the second is refused while the
-first runs, naming it; the first finishes and gives the lease up."""
+"""A job on S3 (SeaweedFS), submitted with `ray job submit` to a cluster of its own: a
+second driver on the same output.path is refused while the first runs; then the head
+(and with it the driver) is killed, and the same job submitted to a new cluster resumes
+and ends with every row exactly once."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 
 import pyarrow.fs as pafs
 
-from qcraft_ray import schema as S
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output, run_cli
-from tests.integration.services import S3_BUCKET
-from tests.integration.test_job import LOCAL, SAMPLE, check_accounting, s3fs_for, upload_dir
+from tests.integration.services import S3_BUCKET, start_ray
+from tests.integration.test_job import (
+    LOCAL,
+    SAMPLE,
+    check_accounting,
+    s3fs_for,
+    upload_dir,
+    wait_for_job_agent,
+)
+from tests.integration.test_multinode import expected_keys, output_keys
+
+TYPES = ["query", "title", "keywords"]
 
 
-def test_second_driver_refused_on_s3(ray_cluster, seaweed, tiny_model, tmp_path):
+def submit_cmd(cluster, sets: list[str]) -> list[str]:
+    return [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+            "--address", cluster.dashboard, "--working-dir", str(REPO), "--",
+            "python", "jobs/generate_queries.py", "--config", "configs/local.yaml",
+            *sum((["--set", o] for o in sets), [])]
+
+
+def manifests(fs, out_key: str) -> int:
+    infos = fs.get_file_info(pafs.FileSelector(f"{out_key}/_manifests", allow_not_found=True))
+    return len(infos)
+
+
+def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_model,
+                                                                 tokenizer, tmp_path):
     fs = s3fs_for(seaweed.env)
     upload_dir(SAMPLE, fs, f"{S3_BUCKET}/lease/corpus")
     out_key = f"{S3_BUCKET}/lease/out"
-    args = ["run", LOCAL, "--address", ray_cluster.address,
-            *sum((["--set", o] for o in [
-                *base_overrides(tiny_model, [f"s3://{S3_BUCKET}/lease/corpus"],
-                                f"s3://{out_key}")[:-1],
-                "output.if_exists=resume", "generation.types=[query]"]), [])]
-    log = tmp_path / "first.log"
-    first = subprocess.Popen([sys.executable, "-m", "qcraft_ray.cli", *args],
-                             env=ray_cluster.env, cwd=REPO, stdout=open(log, "w"),
-                             stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while fs.get_file_info(f"{out_key}/_lease.json").type != pafs.FileType.File:
-        assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
-    lease = fs.open_input_stream(f"{out_key}/_lease.json").read().decode()
-    second = run_cli(args, ray_cluster.env)
-    assert second.returncode == 2, second.stderr[-3000:]
-    assert "is in use by run" in second.stderr and "engine replica" not in second.stderr
-    import json
+    sets = [*base_overrides(tiny_model, [f"s3://{S3_BUCKET}/lease/corpus"],
+                            f"s3://{out_key}")[:-1],
+            "output.if_exists=resume", f"generation.types={json.dumps(TYPES)}",
+            "input.rows_per_task=5", "generation.batch_size=8", "output.min_rows_per_file=8",
+            "generation.engine.enforce_eager=true"]
+    first_cluster = start_ray(seaweed.env)
+    try:
+        wait_for_job_agent(first_cluster)
+        log = tmp_path / "first.log"
+        first = subprocess.Popen(submit_cmd(first_cluster, sets), env=first_cluster.env,
+                                 cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while fs.get_file_info(f"{out_key}/_lease.json").type != pafs.FileType.File:
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        held = json.loads(fs.open_input_stream(f"{out_key}/_lease.json").read())
+        # a second driver on the same output.path, while the first runs
+        second = run_cli(["run", LOCAL, "--address", first_cluster.address,
+                          *sum((["--set", o] for o in sets), [])], first_cluster.env)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert f"is in use by run {held['run_id']} attempt {held['attempt']}" in second.stderr
+        assert "engine replica" not in second.stderr
+        while manifests(fs, out_key) < 3:  # some of the output is committed
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        first_cluster.kill()  # the head, its driver and everything on it
+        first.wait(timeout=60)
+    finally:
+        first_cluster.stop()
+    assert fs.get_file_info(f"{out_key}/_SUCCESS").type == pafs.FileType.NotFound
+    committed = manifests(fs, out_key)
 
-    held = json.loads(lease)
-    assert f"attempt {held['attempt']}" in second.stderr
-    assert first.wait(timeout=600) == 0, log.read_text()[-5000:]
+    new_cluster = start_ray(seaweed.env)  # the same job, submitted to a new cluster
+    try:
+        wait_for_job_agent(new_cluster)
+        res = subprocess.run(submit_cmd(new_cluster, sets), env=new_cluster.env, cwd=REPO,
+                             capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
+    finally:
+        new_cluster.stop()
     out, rej, report = read_output(out_key, fs)
-    check_accounting(out, rej, report, 75, ["query"])
-    assert report["attempts"][-1]["attempt"] == held["attempt"]
+    check_accounting(out, rej, report, 75, TYPES)
+    keys = output_keys(out)
+    assert max(keys.values()) == 1 and set(keys) == expected_keys(tokenizer, TYPES)
+    assert report["resumed"] and len(report["attempts"]) == 2
+    assert report["attempts"][0]["attempt"] == held["attempt"]
+    assert committed >= 3 and report["resume"]["units_skipped"] >= 1
     assert fs.get_file_info(f"{out_key}/_lease.json").type == pafs.FileType.NotFound
-    assert out.num_rows == len(set(zip(out[S.DOC_ID].to_pylist(),
-                                       out[S.CHUNK_INDEX].to_pylist(), strict=True)))

@@ -239,3 +239,31 @@ def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_p
     print("retries:", report["retries"], "replicas per node:", dict(on))
     print(last)
     cluster.add_worker(2)  # back to two workers for the tests that follow
+
+
+def test_a_worker_joining_mid_run_gets_replicas(cluster, tiny_model, tmp_path):
+    """Autoscaling: generation.replicas 1..4 with one 2-GPU worker at the start; a second
+    worker that joins mid-run gets replicas, and the report shows both nodes."""
+    while len(cluster.workers) > 1:
+        cluster.kill_worker(cluster.workers[-1])
+    if not cluster.workers:
+        cluster.add_worker(2)
+    wait_for_job_agent(cluster)
+    out_dir = str(tmp_path / "out")
+    types = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS,
+            f"generation.types={json.dumps(types)}", "generation.max_new_tokens=48",
+            "generation.replicas=1..4", "report.progress_interval_s=1"]
+    log = tmp_path / "job.log"
+    proc = subprocess.Popen(submit_cmd(cluster, sets), env=cluster.env, cwd=REPO,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    wait_for("generated outputs", lambda: progress_outputs(log.read_text()) > 0, proc, log)
+    joined = cluster.add_worker(2)
+    assert proc.wait(timeout=900) == 0, log.read_text()[-5000:]
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, 75, types)
+    ids = {n["port"]: n["id"] for n in nodes(cluster) if n["alive"]}
+    on = collections.Counter(r["node_id"] for r in report["engine"]["replicas"].values())
+    assert on[ids[joined.manager_port]] >= 1, (on, log.read_text()[-3000:])
+    assert on[ids[cluster.workers[0].manager_port]] >= 1
+    assert progress_outputs(log.read_text()) == len(out)

@@ -12,8 +12,12 @@ generated tokens count what the engine replicas have produced (written a little 
 once a write task gathers ``output.min_rows_per_file`` rows).
 
 ``prompts`` gets its total once every document has been read (before that the total is
-not known without a second pass). The tracker's final snapshot (seconds spent per stage,
-summed over tasks) goes into the run report.
+not known without a second pass); the ETA then comes from prompts. Work done twice (a
+block or a commit that Ray ran again, a batch a lost replica had started, a finished
+batch generated again after its result was lost with a node) is counted apart, so each
+prompt counts once. The tracker's final snapshot (seconds spent per stage, summed over
+tasks, and where each engine replica ran and how busy it was) goes into the run report.
+The tracker lives on the driver's node, so it outlives any worker node.
 """
 
 from __future__ import annotations

@@ -30,7 +30,14 @@ from qcraft_ray.ledger.fingerprint import differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
 from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
-from qcraft_ray.store import RUN_FILE, SUCCESS_FILE, OutputFolder, RetryPolicy
+from qcraft_ray.store import (
+    LEASE_FILE,
+    RUN_FILE,
+    SUCCESS_FILE,
+    TEMP_DIR,
+    OutputFolder,
+    RetryPolicy,
+)
 
 T = TypeVar("T")
 
@@ -105,6 +112,8 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
     entries = _checked(probe, "list it", probe.root_entries) if kind == "folder" else []
     if entries:
         _refuse_if_held(folder)
+        # what a driver that died before writing its run file leaves is not a run
+        entries = [e for e in entries if e not in (LEASE_FILE, TEMP_DIR)]
     if entries and out.if_exists == "overwrite":
         folder.clear()
         entries = []

@@ -76,3 +76,12 @@ def test_renewal_and_a_lost_lease_stops_commits(tmp_path):
     assert read_manifests(folder) == []  # nothing committed
     lease.release(folder, state.attempt)  # not ours any more: left alone
     assert lease.holder(folder).attempt == "other"
+
+
+def test_a_driver_that_died_before_its_run_file_left_no_run(tmp_path):
+    folder = OutputFolder(str(tmp_path / "out"))
+    folder.create()
+    lease.acquire(folder, "run", "dead", ttl_s=0.1, settle_s=0)
+    time.sleep(0.2)  # expired: its driver is gone
+    state = open_run(cfg(tmp_path / "out"), PLAN, "generate")
+    assert not state.resumed and state.lease.attempt == state.attempt

@@ -170,6 +170,7 @@ class PassageStage:
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
+        """``storage``: how to reach a model on object storage (its tokenizer is staged)."""
         self._cfg = passages
         self._tokenizer = load_tokenizer(
             staged(model, storage, weights=False) if storage else model

@@ -23,11 +23,9 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ModelConfig, PassageConfig, StorageConfig
 from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
-from qcraft_ray.model_cache import staged
 from qcraft_ray.output_types import normalize_type
 from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.passages import make_passages, pending_rows, unit_of
-from qcraft_ray.tokenization import load_tokenizer
+from qcraft_ray.stages.passages import PassageStage, make_passages, pending_rows, unit_of
 
 NEEDED = (S.STATUS, S.PASSAGE, S.PASSAGE_TOKEN_IDS, S.LANGUAGE)
 
@@ -153,7 +151,7 @@ class PromptBuilder:
         return S.stream_table(out)
 
 
-class PromptStage:
+class PromptStage(PassageStage):
     """Documents -> passages -> prompts in one task; a resumed run drops rows it already
     wrote. Loads the tokenizer and renders the chat template's parts once."""
 
@@ -167,14 +165,8 @@ class PromptStage:
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
-        """``storage``: how to reach a model on object storage (its tokenizer is staged)."""
-        self._cfg = passages
-        self._tokenizer = load_tokenizer(
-            staged(model, storage, weights=False) if storage else model
-        )
+        super().__init__(passages, model, written, progress, storage)
         self.builder = PromptBuilder(self._tokenizer, types, model.name, max_prompt_tokens)
-        self._written = written
-        self._progress = progress
 
     def __call__(self, docs: pa.Table) -> pa.Table:
         t0 = time.perf_counter()

@@ -1,0 +1,157 @@
+"""Generation: the engine replicas and how they decode."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from qcraft_ray.config.base import MAY_CHANGE, Section
+from qcraft_ray.output_types import normalize_type
+
+
+class EngineConfig(Section):
+    dtype: str = Field("auto", description="vLLM dtype. 'float32' on CPU (bf16 is slow there).")
+    max_model_len: int = Field(
+        4096, ge=256, description="Context length per sequence (prompt + output)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Fraction of accelerator memory vLLM may use.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    max_num_seqs: int = Field(
+        256, ge=1, description="Sequences the engine batches at once.", json_schema_extra=MAY_CHANGE
+    )
+    max_num_batched_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Token budget per engine step. null: vLLM's default.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="Reuse KV cache of shared prompt prefixes (system message)."
+    )
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs.")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Further vllm.LLM arguments, passed through."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables for the replica processes (e.g. "
+        "VLLM_CPU_KVCACHE_SPACE on CPU).",
+        json_schema_extra=MAY_CHANGE,
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto",
+        description="Where the engine runs: 'cuda' (the vllm build) or 'cpu' (vllm-cpu). "
+        "'auto': cuda when generation.gpus_per_replica > 0, else cpu. 'cpu' with "
+        "gpus_per_replica > 0 runs a CPU engine in a replica that holds a (logical) GPU, "
+        "one replica per GPU: a GPU cluster's layout without GPUs, for tests.",
+    )
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads of a CPU engine (device cpu). null: every "
+        "core the replica process may run on (Ray otherwise gives a fractional-CPU actor "
+        "OMP_NUM_THREADS=1, one thread). An OMP_NUM_THREADS in env wins.",
+    )
+
+
+_RANGE_RE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+
+
+class GenerationConfig(Section):
+    types: list[str] = Field(
+        default_factory=lambda: ["query"],
+        min_length=1,
+        description="Output types to generate per passage: query, alt_query, keywords, "
+        "synonym_keywords, title, faq, summary.",
+    )
+    replicas: int | str = Field(
+        1,
+        description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
+        "autoscales within.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    gpus_per_replica: float = Field(
+        1,
+        ge=0,
+        description="GPUs per replica; above 1 it is the tensor-parallel size. "
+        "0 runs on CPU (vllm-cpu).",
+    )
+    cpus_per_replica: float = Field(
+        1, gt=0, description="CPUs reserved per replica.", json_schema_extra=MAY_CHANGE
+    )
+    batch_size: int = Field(
+        256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE
+    )
+    batches_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Batches queued per replica so it never waits for the next.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    max_replica_deaths_per_row: int = Field(
+        3,
+        ge=1,
+        description="A row whose engine replica died this many times while "
+        "generating it is recorded with status 'error' instead of being retried again.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    call_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="An engine call running longer than this is hung (a stuck accelerator "
+        "call never returns): its replica is ended, Ray restarts it and retries the batch, "
+        "and a row that hangs every time becomes an error row after "
+        "max_replica_deaths_per_row. Keep it well above one batch's time (seconds on a "
+        "GPU, up to minutes on CPU).",
+        json_schema_extra=MAY_CHANGE,
+    )
+    max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
+    temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (temperature > 0).")
+    seed: int | None = Field(0, description="Sampling seed (temperature > 0).")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="vLLM engine.")
+
+    @field_validator("types")
+    @classmethod
+    def _check_types(cls, v: list[str]) -> list[str]:
+        out = [normalize_type(t) for t in v]
+        if len(set(out)) != len(out):
+            raise ValueError(f"generation.types has duplicates: {v}")
+        return out
+
+    @field_validator("replicas")
+    @classmethod
+    def _check_replicas(cls, v: int | str) -> int | str:
+        lo, hi = _replica_range(v)
+        if lo < 1 or hi < lo:
+            raise ValueError(f"generation.replicas must be >= 1 or 'MIN..MAX'; got {v!r}")
+        return v
+
+    @property
+    def device(self) -> Literal["cuda", "cpu"]:
+        """Where the engine runs, ``engine.device`` resolved."""
+        if self.engine.device != "auto":
+            return self.engine.device
+        return "cuda" if self.gpus_per_replica > 0 else "cpu"
+
+    @property
+    def replica_range(self) -> tuple[int, int]:
+        return _replica_range(self.replicas)
+
+
+def _replica_range(v: int | str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    if str(v).strip().isdigit():
+        return int(v), int(v)
+    m = _RANGE_RE.match(str(v))
+    if not m:
+        raise ValueError(f"generation.replicas must be a number or 'MIN..MAX'; got {v!r}")
+    return int(m.group(1)), int(m.group(2))

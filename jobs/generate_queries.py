@@ -23,6 +23,7 @@ def to_cli_args(argv: list[str]) -> list[str]:
     p.add_argument("--config", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--address", default=None)
+    p.add_argument("--shard", default=None)
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(argv)
     out = ["run", args.config]
@@ -30,6 +31,8 @@ def to_cli_args(argv: list[str]) -> list[str]:
         out += ["--set", item]
     if args.address:
         out += ["--address", args.address]
+    if args.shard:
+        out += ["--shard", args.shard]
     if args.dry_run:
         out.append("--dry-run")
     return out

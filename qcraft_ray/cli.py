@@ -1,7 +1,7 @@
 """The ``qcraft`` command: the only place that starts or joins Ray.
 
-qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--dry-run]
-qcraft plan CONFIG.yaml [--set ...] [--address ADDR]
+qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/N] [--dry-run]
+qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft report OUTPUT_PATH [--html FILE]
 qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
@@ -30,9 +30,10 @@ EXIT_USAGE = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from qcraft_ray.io.discover import InputError
+    from qcraft_ray.lake.commit import TableMismatchError
     from qcraft_ray.ledger.state import OutputPathError
 
-    return (ConfigError, InputError, OutputPathError)
+    return (ConfigError, InputError, OutputPathError, TableMismatchError)
 
 
 def cluster_address(cfg: RunConfig, address: str | None) -> str | None:
@@ -71,6 +72,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         help="override a config key (value parsed as YAML)",
     )
     p.add_argument("--address", default=None, help="Ray cluster address to join")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="this job's share of the input, one of N (same as --set input.shard=I/N)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -112,11 +119,12 @@ def _print(data: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from qcraft_ray.io.discover import discover
+    from qcraft_ray.ledger.state import plan_input
 
     t0 = time.monotonic()
-    cfg = load_config(args.config, args.overrides)
-    plan = discover(cfg.input, cfg.storage)  # bad input fails here, before Ray starts
+    shard = [f"input.shard={args.shard}"] if args.shard else []
+    cfg = load_config(args.config, [*args.overrides, *shard])
+    plan = plan_input(cfg)  # bad input fails here, before Ray starts
     log.info(
         "inputs checked: %d files, %d documents (%.1f s)",
         len(plan.files),

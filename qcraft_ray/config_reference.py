@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,9 +28,11 @@ def _rows(model: type[BaseModel], prefix: str, may_change: bool = False) -> list
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        ann = field.annotation
+        ann = _section(field.annotation)
         free = may_change or field.json_schema_extra == MAY_CHANGE
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if ann is not None:
+            if field.default is None:  # an optional section: say so, then its keys
+                rows.append(f"| `{key}` | `null` | {field.description} |")
             rows.extend(_rows(ann, key + ".", free))
             continue
         desc = (field.description or "").replace("|", "\\|")
@@ -37,6 +40,14 @@ def _rows(model: type[BaseModel], prefix: str, may_change: bool = False) -> list
             desc += " *May change when resuming.*"
         rows.append(f"| `{key}` | {_default(field)} | {desc} |")
     return rows
+
+
+def _section(ann: Any) -> type[BaseModel] | None:
+    """The config section a field holds (``Section | None`` included), if any."""
+    for t in (ann, *typing.get_args(ann)):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
 
 
 def markdown() -> str:

@@ -22,6 +22,7 @@ from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import PassageStage
 from qcraft_ray.stages.prompts import PromptStage
 from qcraft_ray.stages.score import Scorer
+from qcraft_ray.store.layout import Layout
 
 
 def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
@@ -109,6 +110,9 @@ def write(
     progress: RemoteProgress | None,
     schema: pa.Schema = S.OUTPUT_SCHEMA,
 ) -> None:
+    layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
+    # every passage yields a row of each type: a task's rows split over the types
+    per_type = len(cfg.generation.types) if S.TYPE in layout.partition_by else 1
     sink = OutputSink(
         state.folder,
         cfg.output,
@@ -117,6 +121,8 @@ def write(
         schema=schema,
         progress=progress,
         lease_attempt=state.attempt,
+        layout=layout,
+        rows_per_write=cfg.output.min_rows_per_file * per_type,
     )
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 

@@ -8,20 +8,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputPlan, discover
+from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.lake.commit import check_table
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
 from qcraft_ray.ledger.finalise import finalise
-from qcraft_ray.ledger.state import now_iso, open_run
+from qcraft_ray.ledger.state import now_iso, open_run, plan_input
 from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
 from qcraft_ray.progress import FinalProgress, track_progress
 from qcraft_ray.report.model import RunReport
+from qcraft_ray.store.layout import Layout
 
 
 def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     """What a run would do: documents, passages, prompts, prompt tokens. No engine."""
-    plan = plan or discover(cfg.input, cfg.storage)
+    plan = plan or plan_input(cfg)
     counts = RowCounts.merge(
         count_rows(b)
         for b in prompts(cfg, plan)
@@ -31,6 +34,7 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     pending = counts.outputs.get("pending", 0)
     est = cfg.estimate
     return {
+        **({"shard": plan.shard.describe()} if plan.shard else {}),
         "files": len(plan.files),
         "documents": plan.total_rows,
         "passages": counts.passages,
@@ -59,12 +63,16 @@ def run(cfg: RunConfig, plan: InputPlan | None = None, passages_only: bool = Fal
     :class:`~qcraft_ray.ledger.finalise.ReconciliationError` when rows or documents are
     unaccounted for."""
     started, t0 = now_iso(), time.monotonic()
-    plan = plan or discover(cfg.input, cfg.storage)  # bad input fails before any engine
+    plan = plan or plan_input(cfg)  # bad input fails before any engine
     state = open_run(cfg, plan, "passages" if passages_only else "generate")
     if state.complete:
         report = RunReport.read(state.folder)
         return report.model_copy(update={"already_complete": True})
     assert state.lease is not None
+    if cfg.output.iceberg is not None:  # a wrong catalog or table fails before any engine
+        schema = S.PASSAGES_SCHEMA if passages_only else S.OUTPUT_SCHEMA
+        layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
+        check_table(cfg.output.iceberg, cfg.storage, schema, layout.partition_by)
     tracked = FinalProgress()
     try:
         with lease.renewing(state.folder, state.lease):

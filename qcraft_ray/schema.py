@@ -99,6 +99,12 @@ ROW_IDENTITY = (SOURCE_FILE, SOURCE_ROW, CHUNK_INDEX, TYPE)
 # Source columns carried into the output when the input has them (null otherwise).
 PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
 
+# The output schema's version: in _report.json and in every file's Parquet metadata
+# (key SCHEMA_VERSION_KEY). Bumped when a column is renamed, removed or changes type or
+# meaning; adding a nullable column bumps it too, so readers can tell files apart.
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_KEY = b"qcraft.schema_version"
+
 OUTPUT_SCHEMA = pa.schema(
     [
         pa.field(DOC_ID, pa.string(), nullable=False),
@@ -219,6 +225,19 @@ def to_stream(table: pa.Table) -> pa.Table:
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` with exactly ``schema``'s columns, in its order and types."""
     return table.select(schema.names).cast(schema)
+
+
+def versioned(table: pa.Table) -> pa.Table:
+    """``table`` with the schema version in its metadata (as every file written has)."""
+    meta = dict(table.schema.metadata or {})
+    meta[SCHEMA_VERSION_KEY] = str(SCHEMA_VERSION).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def schema_version_of(schema: pa.Schema) -> int | None:
+    """The version a file's schema says it was written with (None: not ours)."""
+    value = (schema.metadata or {}).get(SCHEMA_VERSION_KEY)
+    return int(value) if value is not None else None
 
 
 def stream_table(rows: list[dict], columns: Iterable[str] | None = None) -> pa.Table:

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from qcraft_ray.config.base import MAY_CHANGE, Section
+from qcraft_ray.config.iceberg import IcebergInput, IcebergTable
 from qcraft_ray.languages import normalize_language
+
+# Columns the output may be partitioned by: each takes values from a fixed set only.
+Partition = Literal["language", "type", "source_language"]
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_CODE = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; ``ValueError`` otherwise."""
+    m = _SHARD.match(value)
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise ValueError(f"a shard is 'i/n' with 0 <= i < n, e.g. '0/4'; got {value!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 class InputConfig(Section):
     paths: list[str] = Field(
-        min_length=1,
+        default_factory=list,
         description="Parquet files, folders, globs or URIs (s3://, gs://, ...) to read. "
-        "Folders are searched recursively for *.parquet.",
+        "Folders are searched recursively for *.parquet. Either this or input.iceberg.",
+    )
+    iceberg: IcebergInput | None = Field(
+        None,
+        description="Read an Iceberg table's data files instead of paths (a pinned "
+        "snapshot; tables with delete files are refused).",
+    )
+    shard: str | None = Field(
+        None,
+        description="'i/n': this job's share of the input, one of n. The input's read "
+        "units are cut into n contiguous runs balanced by rows, the same for every job "
+        "given the same input, so n jobs cover it exactly once with no coordination. "
+        "Also --shard i/n.",
     )
     language: str | None = Field(
         None,
@@ -47,7 +74,29 @@ class InputConfig(Section):
     @field_validator("language_map")
     @classmethod
     def _check_map(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(code for code in v if not _CODE.match(code))
+        if bad:
+            raise ValueError(f"language_map codes must look like 'zho_Hans' or 'en'; got {bad}")
         return {code: normalize_language(lang) for code, lang in v.items()}
+
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        i, n = parse_shard(v)
+        return f"{i}/{n}"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputConfig:
+        if bool(self.paths) == (self.iceberg is not None):
+            raise ValueError("set exactly one of input.paths and input.iceberg")
+        return self
+
+    @property
+    def shard_of(self) -> tuple[int, int] | None:
+        """``(index, count)`` of this job's shard, or None for the whole input."""
+        return parse_shard(self.shard) if self.shard else None
 
 
 class StorageConfig(Section):
@@ -75,8 +124,31 @@ class StorageConfig(Section):
 
 class OutputConfig(Section):
     path: str = Field(
-        description="Output folder or URI. Data files go at its top level, "
-        "rejected rows under _rejected/, the run report in _report.json."
+        description="Output folder or URI. Data files go at its top level (or in "
+        "partition folders), rejected rows under _rejected/, the run report in "
+        "_report.json."
+    )
+    partition_by: list[Partition] = Field(
+        default_factory=list,
+        description="Hive-style partition folders, in this order, e.g. [language, type] "
+        "gives language=japanese/type=query/part-*.parquet; _rejected/ is then "
+        "partitioned by reason. Values come from fixed sets, never raw data: a "
+        "source_language outside the known codes goes to __HIVE_DEFAULT_PARTITION__, as "
+        "do nulls.",
+    )
+    target_file_mb: float = Field(
+        256.0,
+        gt=0,
+        description="Largest data file, in MB of compressed Parquet: a write task's rows "
+        "of one partition go to one file unless it would be larger (or hold more than "
+        "max_rows_per_file rows).",
+    )
+    iceberg: IcebergTable | None = Field(
+        None,
+        description="Add the run's data files to this Iceberg table in one commit once "
+        "the run is complete and reconciled (the table is created, with the output "
+        "schema and partition_by as its partition spec, when missing). Exactly once: "
+        "the snapshot records the run id.",
     )
     if_exists: Literal["resume", "overwrite", "error"] = Field(
         "resume",
@@ -96,9 +168,10 @@ class OutputConfig(Section):
     min_rows_per_file: int = Field(
         20_000,
         ge=1,
-        description="Rows gathered before a write task commits a file (the last file of "
-        "a run may be smaller). Larger means fewer files; a crash re-generates at most "
-        "this many rows per write in flight.",
+        description="Rows gathered before a write task commits (the last one of a run "
+        "may be smaller); times the number of types when partition_by has type, so each "
+        "type's file still gets about this many. Larger means fewer files; a crash "
+        "re-generates at most this many rows per write in flight.",
         json_schema_extra=MAY_CHANGE,
     )
     lease_ttl_s: float = Field(
@@ -113,3 +186,10 @@ class OutputConfig(Section):
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
         "zstd", description="Parquet compression codec."
     )
+
+    @field_validator("partition_by")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"output.partition_by has duplicates: {v}")
+        return v

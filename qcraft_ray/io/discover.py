@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -18,7 +17,10 @@ import pyarrow.parquet as pq
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io import filesystems
+from qcraft_ray.io.plan import InputFile, InputPlan, select_shard
 from qcraft_ray.languages import code_from_path
+
+__all__ = ["InputError", "InputFile", "InputPlan", "discover"]
 
 # Source columns read when a file has them, and the column each one feeds.
 # FineWeb-Edu's edu classifier `score` is its quality score.
@@ -37,28 +39,6 @@ _GLOB_CHARS = set("*?[")
 
 class InputError(ValueError):
     """The input cannot be read as configured; the message names the file and field."""
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """One Parquet file and what the reader needs to know about it."""
-
-    path: str  # path inside its filesystem
-    display: str  # the name users see (URI for object stores)
-    num_rows: int
-    row_groups: tuple[int, ...]  # rows per row group
-    columns: tuple[str, ...]  # source columns to read from this file
-    path_code: str | None  # FineWeb2 subset code found in the path, if any
-    text_bytes: int  # uncompressed size of the text column (for size estimates)
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    files: tuple[InputFile, ...]
-
-    @property
-    def total_rows(self) -> int:
-        return sum(f.num_rows for f in self.files)
 
 
 def _is_data_file(name: str) -> bool:
@@ -149,9 +129,24 @@ def _inspect(fs: pafs.FileSystem, path: str, name: str, cfg: InputConfig) -> Inp
     )
 
 
-def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) -> InputPlan:
-    """Expand ``cfg.paths`` and inspect every file's footer. Raises :class:`InputError`."""
+def discover(
+    cfg: InputConfig,
+    storage: StorageConfig,
+    max_workers: int = 16,
+    pinned_snapshot: int | None = None,
+) -> InputPlan:
+    """Expand ``cfg.paths`` (or the files of ``cfg.iceberg``'s snapshot: the configured
+    one, else ``pinned_snapshot``, else the current one), inspect every file's footer and
+    keep this job's shard. Raises :class:`InputError`."""
     found: list[tuple[pafs.FileSystem, str, str]] = []
+    snapshot_id = None
+    if cfg.iceberg is not None:
+        from qcraft_ray.lake.source import snapshot_files
+
+        snapshot_id, uris = snapshot_files(cfg.iceberg, storage, pinned_snapshot)
+        for uri in uris:
+            fs, inner = filesystems.resolve(uri, storage)
+            found.append((fs, inner, filesystems.display(uri, inner)))
     for path in cfg.paths:
         matches = _expand(path, storage)
         if not matches:
@@ -160,9 +155,20 @@ def discover(cfg: InputConfig, storage: StorageConfig, max_workers: int = 16) ->
     unique = list({name: (fs, p, name) for fs, p, name in found}.values())
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         files = list(pool.map(lambda m: _inspect(m[0], m[1], m[2], cfg), unique))
-    plan = InputPlan(files=tuple(files))
+    plan = InputPlan(files=tuple(files), snapshot_id=snapshot_id)
+    source = cfg.paths or [cfg.iceberg.table if cfg.iceberg else ""]
     if plan.total_rows == 0:
         raise InputError(
-            f"input has no rows: {len(files)} Parquet file(s) matched {cfg.paths}, all empty"
+            f"input has no rows: {len(files)} Parquet file(s) matched {source}, all empty"
         )
+    if cfg.shard_of is not None:
+        index, count = cfg.shard_of
+        plan = select_shard(plan, cfg.rows_per_task, index, count)
+        if plan.total_rows == 0:
+            assert plan.shard is not None
+            raise InputError(
+                f"shard {cfg.shard} holds no rows: the input has {plan.shard.all_fragments} "
+                f"read units of ~{cfg.rows_per_task} rows; use fewer shards or a smaller "
+                "input.rows_per_task"
+            )
     return plan

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,37 +20,14 @@ from ray.data.block import BlockMetadata
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io import filesystems
-from qcraft_ray.io.discover import InputFile, InputPlan
 from qcraft_ray.io.documents import to_documents, unreadable_documents
+from qcraft_ray.io.plan import Fragment, InputPlan, plan_fragments
 from qcraft_ray.ledger.units import unit_id
 from qcraft_ray.store import RetryPolicy
 
 log = logging.getLogger("qcraft")
 
-
-@dataclass(frozen=True)
-class Fragment:
-    """Consecutive row groups of one file, read by one task."""
-
-    file: InputFile
-    row_groups: tuple[int, ...]
-    first_row: int  # index in the file of the fragment's first row
-    num_rows: int
-
-
-def plan_fragments(plan: InputPlan, rows_per_task: int) -> list[Fragment]:
-    fragments: list[Fragment] = []
-    for f in plan.files:
-        start, groups, rows = 0, [], 0
-        for i, n in enumerate(f.row_groups):
-            groups.append(i)
-            rows += n
-            if rows >= rows_per_task:
-                fragments.append(Fragment(f, tuple(groups), start, rows))
-                start, groups, rows = start + rows, [], 0
-        if groups and rows:
-            fragments.append(Fragment(f, tuple(groups), start, rows))
-    return fragments
+__all__ = ["FineWebDatasource", "Fragment", "plan_fragments", "read_fragment"]
 
 
 def fragment_units(fragment: Fragment, rows_per_task: int) -> list[str]:

@@ -1,9 +1,11 @@
 """The output sink: data files, rejected rows, per-unit commits and counters.
 
-Each Ray Data write task gets at least ``output.min_rows_per_file`` rows (fewer at the
-end), splits them into generated rows (``output.path``, :data:`~qcraft_ray.schema.
+Each Ray Data write task gets at least ``rows_per_write`` rows (fewer at the end),
+splits them into generated rows (``output.path``, :data:`~qcraft_ray.schema.
 OUTPUT_SCHEMA`) and rejected rows (``_rejected/``, :data:`~qcraft_ray.schema.
-REJECTED_SCHEMA`), writes them, then commits a manifest (see
+REJECTED_SCHEMA`), writes one file per partition it holds (more only past
+``output.max_rows_per_file`` or ``output.target_file_mb``; see
+:mod:`qcraft_ray.store.layout`), then commits a manifest (see
 :mod:`qcraft_ray.ledger.manifests`). File names carry the run id, the attempt and the
 task index: a task that Ray retries overwrites its own files, and a resumed run never
 collides with an earlier attempt.
@@ -27,7 +29,8 @@ from qcraft_ray.ledger.manifests import Manifest, commit
 from qcraft_ray.ledger.units import count_units
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject
-from qcraft_ray.store import REJECTED_DIR, OutputFolder
+from qcraft_ray.store import OutputFolder
+from qcraft_ray.store.layout import Layout, sized_files
 
 
 def mark_none_dropped(table: pa.Table) -> pa.Table:
@@ -47,15 +50,20 @@ class OutputSink(Datasink[RowCounts]):
         schema: pa.Schema = S.OUTPUT_SCHEMA,
         progress: RemoteProgress | None = None,
         lease_attempt: str | None = None,
+        layout: Layout | None = None,
+        rows_per_write: int | None = None,
     ) -> None:
-        """``lease_attempt``: the attempt that must hold the folder's lease for a commit."""
+        """``lease_attempt``: the attempt that must hold the folder's lease for a commit;
+        ``rows_per_write``: rows a write task gathers (default output.min_rows_per_file)."""
         self._folder = folder
         self._stem = f"part-{run_id}-{attempt}"
         self._attempt = attempt
         self._max_rows = out.max_rows_per_file
-        self._min_rows = out.min_rows_per_file
+        self._max_bytes = int(out.target_file_mb * 1024 * 1024)
+        self._min_rows = rows_per_write or out.min_rows_per_file
         self._drop_none = out.drop_none
         self._schema = schema
+        self._layout = (layout or Layout()).for_schema(schema)
         self._progress = progress
         self._lease_attempt = lease_attempt
 
@@ -80,15 +88,11 @@ class OutputSink(Datasink[RowCounts]):
         outputs = table.filter(pc.invert(rejected_mask))
         rejected = table.filter(rejected_mask)
         stem = f"{self._stem}-{ctx.task_idx:06d}"
-        files = []
-        for i in range(0, outputs.num_rows, self._max_rows):
-            files.append(f"{stem}-{i // self._max_rows:04d}.parquet")
-            self._folder.write_parquet(
-                files[-1], S.conform(outputs.slice(i, self._max_rows), self._schema)
-            )
-        if rejected.num_rows:
-            files.append(f"{REJECTED_DIR}/{stem}.parquet")
-            self._folder.write_parquet(files[-1], S.conform(rejected, S.REJECTED_SCHEMA))
+        files: list[str] = []
+        for folder, rows in self._layout.data_groups(outputs):
+            self._write(files, folder, stem, S.conform(rows, self._schema), number=len(files))
+        for folder, rows in self._layout.rejected_groups(rejected):
+            self._write(files, folder, stem, S.conform(rows, S.REJECTED_SCHEMA))
         manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
         if self._lease_attempt is not None:  # a driver that lost its lease commits nothing
             lease.check(self._folder, self._lease_attempt)
@@ -103,3 +107,18 @@ class OutputSink(Datasink[RowCounts]):
                 once=f"commit:{manifest.name}",
             )
         return counts
+
+    def _write(
+        self, files: list[str], folder: str, stem: str, rows: pa.Table, number: int | None = None
+    ) -> None:
+        """Write ``rows`` as files of a sane size in ``folder``; add their names.
+        Data files are numbered from ``number``; a rejected file is ``<stem>.parquet``
+        unless its rows need several."""
+        encoded = sized_files(rows, self._folder.encode_parquet, self._max_rows, self._max_bytes)
+        for i, data in enumerate(encoded):
+            if number is not None:
+                name = f"{stem}-{number + i:04d}.parquet"
+            else:
+                name = f"{stem}.parquet" if len(encoded) == 1 else f"{stem}-{i:04d}.parquet"
+            files.append(f"{folder}/{name}" if folder else name)
+            self._folder.write_bytes(files[-1], data)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
 from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.lake.commit import commit_run
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
@@ -31,6 +33,7 @@ from qcraft_ray.report.model import (
     package_versions,
 )
 from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
+from qcraft_ray.store.layout import Layout
 
 
 class ReconciliationError(RuntimeError):
@@ -76,8 +79,9 @@ def finalise(
     folder = state.folder
     lease.check(folder, state.attempt)  # a driver that lost its lease writes nothing more
     manifests, orphans = accepted_manifests(folder, state)
+    layout = Layout.of(cfg.output.partition_by, cfg.input.language_map)
     if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode == "generate":
-        manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile)
+        manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile, layout)
     counts = RowCounts.merge(m.counts for m in manifests)
     problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
     wall = time.monotonic() - t0
@@ -114,9 +118,17 @@ def finalise(
             attempts=len(state.attempts),
         ),
         versions=package_versions(),
-        input=InputInfo(files=len(plan.files), documents=plan.total_rows, paths=cfg.input.paths),
+        input=InputInfo(
+            files=len(plan.files),
+            documents=plan.total_rows,
+            paths=cfg.input.paths,
+            shard=plan.shard.describe() if plan.shard else None,
+            iceberg_snapshot_id=plan.snapshot_id,
+        ),
         output=OutputInfo(
             path=cfg.output.path,
+            partition_by=list(layout.partition_by),
+            data_glob=layout.data_glob(),
             rows=sum(counts.outputs.values()),
             rejected_rows=sum(counts.rejected.values()),
             files=sum(len(m.files) for m in manifests),
@@ -131,6 +143,17 @@ def finalise(
     report.write(folder)
     if problems:
         raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")
+    if cfg.output.iceberg is not None:
+        schema = S.OUTPUT_SCHEMA if state.mode == "generate" else S.PASSAGES_SCHEMA
+        report.iceberg = commit_run(
+            cfg.output.iceberg,
+            cfg.storage,
+            state.run_id,
+            [folder.uri(f) for m in manifests for f in m.data_files],
+            schema,
+            layout.for_schema(schema).partition_by,
+        )
+        report.write(folder)
     folder.write_bytes(SUCCESS_FILE, b"")
     folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
     lease.release(folder, state.attempt)

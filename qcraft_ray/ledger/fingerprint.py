@@ -19,8 +19,11 @@ from qcraft_ray.io.discover import InputPlan
 # then refused (with this key among the differences) instead of misread.
 BOOKKEEPING_VERSION = 2
 
+# The Iceberg snapshot an input.iceberg run reads: pinned by its first attempt.
+SNAPSHOT_KEY = "input.iceberg.snapshot"
+
 # Dict-valued settings compared whole rather than key by key.
-_WHOLE = ("input.language_map",)
+_WHOLE = ("input.language_map", "input.iceberg.catalog", "output.iceberg.catalog")
 
 
 def may_change_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> set[str]:
@@ -54,6 +57,8 @@ def fingerprint(cfg: RunConfig, mode: str, plan: InputPlan) -> dict[str, Any]:
     keep = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in free)}
     keep["mode"] = mode
     keep["input.files"] = [[f.display, f.num_rows] for f in plan.files]
+    if plan.snapshot_id is not None:
+        keep[SNAPSHOT_KEY] = plan.snapshot_id
     keep["bookkeeping"] = BOOKKEEPING_VERSION
     return keep
 

@@ -106,8 +106,10 @@ def remove(folder: OutputFolder, manifest: Manifest) -> None:
 
 
 def data_and_rejected_files(folder: OutputFolder) -> list[str]:
-    """Parquet files at the top of the folder and in ``_rejected/``, relative."""
-    return sorted(folder.list_files("", ".parquet") + folder.list_files(REJECTED_DIR, ".parquet"))
+    """Parquet files in the folder and its partition folders, and in ``_rejected/``
+    (other ``_``- and ``.``-prefixed folders are bookkeeping), relative."""
+    found = folder.list_files("", ".parquet", recursive=True)
+    return [f for f in found if not f.startswith(("_", ".")) or f.startswith(REJECTED_DIR + "/")]
 
 
 def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]:

@@ -25,8 +25,8 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputPlan
-from qcraft_ray.ledger.fingerprint import differences, fingerprint
+from qcraft_ray.io.discover import InputPlan, discover
+from qcraft_ray.ledger.fingerprint import SNAPSHOT_KEY, differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
 from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
@@ -97,6 +97,26 @@ def _checked(folder: OutputFolder, what: str, fn: Callable[[], T]) -> T:
         return fn()
     except OSError as e:
         raise OutputPathError(f"output.path {folder.path}: cannot {what}: {e}") from e
+
+
+def pinned_snapshot(cfg: RunConfig) -> int | None:
+    """The Iceberg snapshot an earlier attempt of the run in ``output.path`` read, so a
+    resume reads the same rows (None: no such run, or its input is not a table)."""
+    if cfg.input.iceberg is None or cfg.input.iceberg.snapshot_id is not None:
+        return None
+    if cfg.output.if_exists != "resume":
+        return None
+    folder = OutputFolder.for_run(cfg.output, cfg.storage)
+    if not folder.exists(RUN_FILE):
+        return None
+    value = folder.read_json(RUN_FILE).get("fingerprint", {}).get(SNAPSHOT_KEY)
+    return int(value) if value is not None else None
+
+
+def plan_input(cfg: RunConfig) -> InputPlan:
+    """The run's input plan (see :func:`~qcraft_ray.io.discover.discover`), reading the
+    Iceberg snapshot an earlier attempt pinned."""
+    return discover(cfg.input, cfg.storage, pinned_snapshot=pinned_snapshot(cfg))
 
 
 def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:

@@ -20,7 +20,8 @@ from qcraft_ray import schema as S
 from qcraft_ray.ledger.counts import count_rows
 from qcraft_ray.ledger.manifests import Manifest, replace_files, revised_name
 from qcraft_ray.rows import reject
-from qcraft_ray.store import REJECTED_DIR, THRESHOLDS_FILE, OutputFolder
+from qcraft_ray.store import THRESHOLDS_FILE, OutputFolder
+from qcraft_ray.store.layout import Layout
 
 
 def thresholds(
@@ -47,15 +48,19 @@ def thresholds(
 
 
 def filter_by_percentile(
-    folder: OutputFolder, manifests: list[Manifest], percentile: float
+    folder: OutputFolder,
+    manifests: list[Manifest],
+    percentile: float,
+    layout: Layout | None = None,
 ) -> list[Manifest]:
-    """Apply the thresholds to every manifest's data files; return the new manifests."""
+    """Apply the thresholds to every manifest's data files; return the new manifests.
+    ``layout`` places the rejected files (partitioned by reason or not)."""
     limits = thresholds(folder, manifests, percentile)
-    return [_filter(folder, m, limits, percentile) for m in manifests]
+    return [_filter(folder, m, limits, percentile, layout or Layout()) for m in manifests]
 
 
 def _filter(
-    folder: OutputFolder, m: Manifest, limits: dict[str, float], percentile: float
+    folder: OutputFolder, m: Manifest, limits: dict[str, float], percentile: float, layout: Layout
 ) -> Manifest:
     new_files: dict[str, pa.Table] = {}
     replaced, before, after = [], [], []
@@ -78,7 +83,9 @@ def _filter(
         rejected = reject(moved, pa.array([True] * moved.num_rows), S.REASON_LOW_SCORE, reasons)
         new_name = revised_name(rel, m.revision + 1)
         new_files[new_name] = table.filter(pc.invert(low))
-        new_files[f"{REJECTED_DIR}/{new_name}"] = S.conform(rejected, S.REJECTED_SCHEMA)
+        new_files[layout.rejected_file(new_name, S.REASON_LOW_SCORE)] = S.conform(
+            rejected, S.REJECTED_SCHEMA
+        )
         replaced.append(rel)
         before.append(moved)
         after.append(rejected)

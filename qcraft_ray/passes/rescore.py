@@ -63,6 +63,12 @@ def rescore(
             f"{path} holds passages (qcraft passages), not generated "
             "outputs: there is nothing to score"
         )
+    if report.iceberg is not None and report.iceberg.files:
+        raise OutputPathError(
+            f"{path}: its data files belong to Iceberg table {report.iceberg.table} "
+            f"(snapshot {report.iceberg.snapshot_id}); rescoring would replace files the "
+            "table references. Score in the run instead (score.enabled)."
+        )
     attempt = f"score-{uuid.uuid4().hex[:6]}"
     try:
         held = lease.acquire(folder, report.run_id, attempt, report.config.output.lease_ttl_s)

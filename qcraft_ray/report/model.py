@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig, StorageConfig
+from qcraft_ray.lake.commit import IcebergCommit
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.fingerprint import BOOKKEEPING_VERSION
 from qcraft_ray.ledger.state import Attempt, OutputPathError
@@ -79,12 +81,16 @@ class ResumeInfo(_Part):
 
 class InputInfo(_Part):
     files: int
-    documents: int
+    documents: int  # this job's (its shard's, with input.shard)
     paths: list[str]
+    shard: dict[str, int | str] | None = None  # this job's share (input.shard)
+    iceberg_snapshot_id: int | None = None  # the snapshot read (input.iceberg)
 
 
 class OutputInfo(_Part):
     path: str
+    partition_by: list[str] = []
+    data_glob: str = "*.parquet"  # matches the data files only, relative to path
     rows: int
     rejected_rows: int
     files: int
@@ -99,6 +105,7 @@ class Rescored(_Part):
 
 class RunReport(_Part):
     bookkeeping: int = BOOKKEEPING_VERSION  # the shape of the run's bookkeeping files
+    schema_version: int = S.SCHEMA_VERSION  # the data files' schema (README: Output schema)
     run_id: str
     mode: Literal["generate", "passages"]
     status: Literal["complete", "incomplete"]
@@ -125,10 +132,11 @@ class RunReport(_Part):
     config: RunConfig
     problems: list[str] | None = None  # why the run is incomplete
     scored: Rescored | None = None
+    iceberg: IcebergCommit | None = None  # the table commit (output.iceberg)
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        for optional in ("problems", "scored"):
+        for optional in ("problems", "scored", "iceberg"):
             if data[optional] is None:
                 del data[optional]
         return data

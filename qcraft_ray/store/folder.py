@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig, StorageConfig
 from qcraft_ray.io import filesystems
 from qcraft_ray.store.retry import RetryPolicy
@@ -114,6 +115,12 @@ class OutputFolder:
         """The name users see for ``rel`` (a URI for object stores)."""
         return filesystems.join(self.path, rel) if rel else self.path
 
+    def uri(self, rel: str) -> str:
+        """A full URI for ``rel`` that other tools can open (``file://`` when local)."""
+        if filesystems.is_uri(self.path) and not self.path.startswith("file://"):
+            return self.display(rel)
+        return "file://" + self._abs(rel)
+
     def _call(self, fn: Callable[[], T], what: str, rel: str = "") -> T:
         return self.retry.call(fn, f"{what} {self.display(rel)}")
 
@@ -148,14 +155,12 @@ class OutputFolder:
         kind = self._call(lambda: self._fs.get_file_info(path).type, "reading", rel)
         return bool(kind != pafs.FileType.NotFound)
 
-    def list_files(self, rel_dir: str = "", suffix: str = "") -> list[str]:
-        """Files directly in ``rel_dir`` ending in ``suffix``, relative to the root, sorted."""
+    def list_files(self, rel_dir: str = "", suffix: str = "", recursive: bool = False) -> list[str]:
+        """Files in ``rel_dir`` (and its subfolders when ``recursive``) ending in
+        ``suffix``, relative to the root, sorted."""
         folder = self._abs(rel_dir) if rel_dir else self.root
-        infos = self._call(
-            lambda: self._fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)),
-            "listing",
-            rel_dir,
-        )
+        selector = pafs.FileSelector(folder, allow_not_found=True, recursive=recursive)
+        infos = self._call(lambda: self._fs.get_file_info(selector), "listing", rel_dir)
         cut = len(self.root.rstrip("/")) + 1
         return sorted(
             i.path[cut:] for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix)
@@ -209,13 +214,20 @@ class OutputFolder:
     def write_json(self, rel: str, data: Any) -> None:
         self.write_bytes(rel, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
-    def write_parquet(self, rel: str, table: pa.Table) -> None:
-        """``table`` as one Parquet file with the folder's compression."""
+    def encode_parquet(self, table: pa.Table) -> bytes:
+        """``table`` as the bytes of one Parquet file with the folder's compression and
+        the output schema's version in its metadata."""
         sink = pa.BufferOutputStream()
         pq.write_table(
-            table, sink, compression=None if self.compression == "none" else self.compression
+            S.versioned(table),
+            sink,
+            compression=None if self.compression == "none" else self.compression,
         )
-        self.write_bytes(rel, sink.getvalue().to_pybytes())
+        return bytes(sink.getvalue().to_pybytes())
+
+    def write_parquet(self, rel: str, table: pa.Table) -> None:
+        """``table`` as one Parquet file with the folder's compression."""
+        self.write_bytes(rel, self.encode_parquet(table))
 
     def delete(self, rel: str) -> None:
         """Delete a file; one already gone is fine."""

@@ -1,0 +1,46 @@
+"""Load a pyiceberg catalog from the config, S3 settings defaulting to ``storage``.
+
+Secrets never come from the config (it refuses them): pyiceberg merges the
+``PYICEBERG_CATALOG__<NAME>__<KEY>`` variables and ``.pyiceberg.yaml`` in, and its
+S3 file IO falls back on the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from qcraft_ray.config import StorageConfig
+from qcraft_ray.config.iceberg import IcebergTable
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+
+def catalog_properties(cfg: IcebergTable, storage: StorageConfig) -> dict[str, str]:
+    """The configured properties plus ``s3.endpoint`` / ``s3.region`` from storage."""
+    props = dict(cfg.catalog)
+    endpoint = (
+        storage.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    region = storage.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if endpoint:
+        props.setdefault("s3.endpoint", endpoint)
+    if region:
+        props.setdefault("s3.region", region)
+    if storage.anonymous:
+        props.setdefault("s3.anonymous", "true")
+    return props
+
+
+def load(cfg: IcebergTable, storage: StorageConfig) -> Catalog:
+    from pyiceberg.catalog import load_catalog
+
+    return load_catalog(cfg.catalog_name, **catalog_properties(cfg, storage))
+
+
+def load_table(cfg: IcebergTable, storage: StorageConfig) -> Table:
+    return load(cfg, storage).load_table(cfg.table)

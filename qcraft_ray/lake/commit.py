@@ -1,0 +1,129 @@
+"""Add a finished run's data files to an Iceberg table, exactly once.
+
+Called by finalise once the run reconciles and before ``_SUCCESS``. The table is
+created when missing (the output schema; ``partition_by`` as identity partitions). The
+files are added in one commit whose snapshot carries the run id
+(:data:`RUN_ID_PROPERTY`): a run that crashed after its commit and before ``_SUCCESS``
+finds that snapshot when it resumes and adds nothing; pyiceberg also refuses files the
+table already references. Another run (another slice or shard of the corpus) appends
+its own commit. A commit that loses a race with another writer is retried on the
+refreshed table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from qcraft_ray.config import StorageConfig
+from qcraft_ray.config.iceberg import IcebergTable
+from qcraft_ray.lake.catalog import load
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+RUN_ID_PROPERTY = "qcraft.run-id"
+COMMIT_ATTEMPTS = 5
+
+
+class IcebergCommit(BaseModel):
+    """What the run added to its table (in ``_report.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str
+    snapshot_id: int | None  # None: the run had no data file to add
+    files: int
+    already_committed: bool = False  # found from an earlier attempt of the run
+
+
+class TableMismatchError(RuntimeError):
+    """The table exists but cannot take this run's files."""
+
+
+def committed_snapshot(table: Table, run_id: str) -> int | None:
+    """The id of the snapshot that added ``run_id``'s files, if the table has one."""
+    for snap in table.snapshots():
+        if snap.summary is not None and snap.summary[RUN_ID_PROPERTY] == run_id:
+            return int(snap.snapshot_id)
+    return None
+
+
+def ensure_table(
+    catalog: Catalog, cfg: IcebergTable, schema: pa.Schema, partition_by: Sequence[str]
+) -> Table:
+    """The table, created (with its partition spec) when missing; checked otherwise."""
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+
+    catalog.create_namespace_if_not_exists(cfg.namespace)
+    try:
+        table = catalog.load_table(cfg.table)
+    except NoSuchTableError:
+        try:
+            table = catalog.create_table(cfg.table, schema=schema)
+        except TableAlreadyExistsError:  # another run created it meanwhile
+            table = catalog.load_table(cfg.table)
+    spec = [table.schema().find_column_name(f.source_id) for f in table.spec().fields]
+    if not spec and partition_by and table.current_snapshot() is None:
+        with table.update_spec() as update:
+            for column in partition_by:
+                update.add_identity(column)
+        table = catalog.load_table(cfg.table)
+        spec = [table.schema().find_column_name(f.source_id) for f in table.spec().fields]
+    extra = [c for c in spec if c not in partition_by]
+    if extra:
+        raise TableMismatchError(
+            f"output.iceberg: table {cfg.table} is partitioned by {spec}, but this run's "
+            f"files are partitioned by {list(partition_by)}: each file must hold one value "
+            f"of {extra}; add them to output.partition_by"
+        )
+    return table
+
+
+def check_table(
+    cfg: IcebergTable, storage: StorageConfig, schema: pa.Schema, partition_by: Sequence[str]
+) -> None:
+    """Before any engine starts: the catalog answers and the table (created when
+    missing) can take this run's files."""
+    ensure_table(load(cfg, storage), cfg, schema, partition_by)
+
+
+def commit_run(
+    cfg: IcebergTable,
+    storage: StorageConfig,
+    run_id: str,
+    file_uris: list[str],
+    schema: pa.Schema,
+    partition_by: Sequence[str],
+) -> IcebergCommit:
+    """Add ``file_uris`` to the table in one commit tagged with ``run_id``, unless a
+    commit of that run is already there."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    catalog = load(cfg, storage)
+    table = ensure_table(catalog, cfg, schema, partition_by)
+    if not file_uris:
+        return IcebergCommit(table=cfg.table, snapshot_id=None, files=0)
+    for attempt in range(COMMIT_ATTEMPTS):
+        found = committed_snapshot(table, run_id)
+        if found is not None:
+            return IcebergCommit(
+                table=cfg.table,
+                snapshot_id=found,
+                files=len(file_uris),
+                already_committed=attempt == 0,
+            )
+        try:
+            table.add_files(file_uris, snapshot_properties={RUN_ID_PROPERTY: run_id})
+        except CommitFailedException:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+        table = catalog.load_table(cfg.table)
+    found = committed_snapshot(table, run_id)
+    if found is None:
+        raise RuntimeError(f"output.iceberg: the commit of run {run_id} is not in {cfg.table}")
+    return IcebergCommit(table=cfg.table, snapshot_id=found, files=len(file_uris))

@@ -103,17 +103,13 @@ def score(ds: Dataset, cfg: RunConfig) -> Dataset:
     )
 
 
-def write(
-    ds: Dataset,
-    cfg: RunConfig,
-    state: RunState,
-    progress: RemoteProgress | None,
-    schema: pa.Schema = S.OUTPUT_SCHEMA,
-) -> None:
+def output_sink(
+    cfg: RunConfig, state: RunState, progress: RemoteProgress | None, schema: pa.Schema
+) -> OutputSink:
     layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
     # every passage yields a row of each type: a task's rows split over the types
     per_type = len(cfg.generation.types) if S.TYPE in layout.partition_by else 1
-    sink = OutputSink(
+    return OutputSink(
         state.folder,
         cfg.output,
         state.run_id,
@@ -124,6 +120,16 @@ def write(
         layout=layout,
         rows_per_write=cfg.output.min_rows_per_file * per_type,
     )
+
+
+def write(
+    ds: Dataset,
+    cfg: RunConfig,
+    state: RunState,
+    progress: RemoteProgress | None,
+    schema: pa.Schema = S.OUTPUT_SCHEMA,
+) -> None:
+    sink = output_sink(cfg, state, progress, schema)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 
 

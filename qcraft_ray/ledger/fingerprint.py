@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import MAY_CHANGE, RunConfig
 from qcraft_ray.io.discover import InputPlan
 
@@ -60,6 +61,7 @@ def fingerprint(cfg: RunConfig, mode: str, plan: InputPlan) -> dict[str, Any]:
     if plan.snapshot_id is not None:
         keep[SNAPSHOT_KEY] = plan.snapshot_id
     keep["bookkeeping"] = BOOKKEEPING_VERSION
+    keep["schema_version"] = S.SCHEMA_VERSION  # a run's files never mix schema versions
     return keep
 
 

@@ -21,6 +21,7 @@ from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
 from qcraft_ray.devtools.sample_corpus import load_passages
 from qcraft_ray.lake.catalog import load, load_table
+from tests.conftest import REPO
 from tests.integration.conftest import run_cli
 from tests.integration.services import S3_BUCKET
 from tests.integration.test_job import LOCAL, s3fs_for
@@ -59,7 +60,7 @@ def keyed(rows: pa.Table) -> dict[tuple, str | None]:
 
 
 @pytest.fixture(scope="module")
-def full_run(ray_cluster, tiny_model, tmp_path_factory):
+def full_run(ray_cluster, tiny_model, embedding_model, tmp_path_factory):
     """The whole corpus from an Iceberg table, partitioned, committed to a local table."""
     root = tmp_path_factory.mktemp("lake")
     catalog = local_catalog(root)
@@ -69,7 +70,9 @@ def full_run(ray_cluster, tiny_model, tmp_path_factory):
     cat.create_table("src.docs", schema=docs_table().schema).append(docs_table())
     out = str(root / "out")
     args = settings(tiny_model, out, catalog, "lake.queries",
-                    "input.paths=[]", f"input.iceberg={json.dumps(src.model_dump())}")
+                    "input.paths=[]", f"input.iceberg={json.dumps(src.model_dump())}",
+                    "score.enabled=true", f"score.model={embedding_model}",
+                    "score.device=cpu", "score.cpus_per_replica=0.5")
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     report = json.loads((Path(out) / "_report.json").read_text())
@@ -115,6 +118,39 @@ def test_partitioned_output_read_by_duckdb_polars_and_pyarrow(full_run):
     ds = pads.dataset(out, format="parquet", partitioning="hive").to_table()
     assert ds.num_rows == rows
     assert ds.schema.field(S.CHUNK_INDEX).type == pa.int32()
+
+
+def readme_examples(language: str) -> list[str]:
+    """The code blocks of the README's "Querying the output" section in ``language``."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Querying the output", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split(f"```{language}\n")[1:]]
+
+
+def test_readme_queries_run_on_the_output(full_run):
+    """The README's DuckDB and Polars examples, exactly as written, on a real run."""
+    root, out, _, _, report = full_run
+    sql, python = readme_examples("sql"), readme_examples("python")
+    assert len(sql) == 4 and len(python) == 1  # the last SQL block is Spark's
+    source = str(root / "wh")  # where the input table's data files are
+    con = duckdb.connect()
+    per_lt, pairs, joined = [
+        con.sql(q.replace("OUTPUT", out).replace("INPUT", source)).to_arrow_table()
+        for q in sql[:3]]
+    ok = report["counts"]["outputs"]["ok"]
+    assert sum(per_lt.column("queries").to_pylist()) == ok
+    scored = pads.dataset(out, format="parquet", partitioning="hive").to_table().to_pylist()
+    expected = [r for r in scored if r[S.STATUS] == "ok" and r[S.TYPE] == "query"
+                and r[S.SCORE] >= 0.2]
+    assert 0 < pairs.num_rows == len(expected) < ok
+    assert joined.num_rows == ok  # every ok output found its source row
+    docs = {r["id"]: r["text"] for r in docs_table().to_pylist()}
+    for r in joined.to_pylist():
+        assert r["text"] == docs[r["id"]]
+    scope: dict = {}
+    exec(python[0].replace("OUTPUT", out), scope)  # noqa: S102 - the README's own example
+    assert scope["pairs"].height == len(
+        [r for r in scored if r[S.STATUS] == "ok" and r[S.SCORE] >= 0.2])
 
 
 def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):

@@ -30,10 +30,11 @@ EXIT_USAGE = 2
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from qcraft_ray.io.discover import InputError
+    from qcraft_ray.lake.catalog import MissingLakeExtraError
     from qcraft_ray.lake.commit import TableMismatchError
     from qcraft_ray.ledger.state import OutputPathError
 
-    return (ConfigError, InputError, OutputPathError, TableMismatchError)
+    return (ConfigError, InputError, OutputPathError, TableMismatchError, MissingLakeExtraError)
 
 
 def cluster_address(cfg: RunConfig, address: str | None) -> str | None:

@@ -36,9 +36,17 @@ def catalog_properties(cfg: IcebergTable, storage: StorageConfig) -> dict[str, s
     return props
 
 
-def load(cfg: IcebergTable, storage: StorageConfig) -> Catalog:
-    from pyiceberg.catalog import load_catalog
+class MissingLakeExtraError(RuntimeError):
+    """An Iceberg setting is used without pyiceberg installed."""
 
+
+def load(cfg: IcebergTable, storage: StorageConfig) -> Catalog:
+    try:
+        from pyiceberg.catalog import load_catalog
+    except ImportError as e:
+        raise MissingLakeExtraError(
+            f"Iceberg table {cfg.table} needs pyiceberg: pip install 'qcraft-ray[lake]'"
+        ) from e
     return load_catalog(cfg.catalog_name, **catalog_properties(cfg, storage))
 
 

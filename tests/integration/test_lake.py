@@ -165,11 +165,17 @@ def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):
     ok = con.execute("select count(*) from queries").fetchone()[0]
     assert ok == report["counts"]["outputs"].get("ok", 0)
     # a crash between the table commit and _SUCCESS: the re-run resumes, finds its
-    # commit by run id and adds nothing
+    # commit by run id and adds nothing; meanwhile the input table moved on, and the
+    # resumed run still reads the snapshot its first attempt pinned (runs after the
+    # README test, whose join reads the input table's files)
     (Path(out) / "_SUCCESS").unlink()
+    load_table(IcebergTable(catalog=catalog, table="src.docs"), StorageConfig()).append(
+        docs_table())
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     again = json.loads((Path(out) / "_report.json").read_text())
+    assert again["input"]["iceberg_snapshot_id"] == report["input"]["iceberg_snapshot_id"]
+    assert again["input"]["documents"] == len(docs_table()) and again["resumed"]
     assert again["iceberg"]["already_committed"] is True
     assert again["iceberg"]["snapshot_id"] == report["iceberg"]["snapshot_id"]
     table = load_table(cfg, StorageConfig())

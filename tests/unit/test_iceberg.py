@@ -102,3 +102,37 @@ def test_a_table_as_input_reads_a_pinned_snapshot(tmp_path):
     assert discover(InputConfig(iceberg=pinned), STORAGE).total_rows == 2
     with pytest.raises(ValueError, match="exactly one of input.paths and input.iceberg"):
         InputConfig(iceberg=cfg, paths=["x"])
+
+
+def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
+    """Through finalise (no Ray): the report names the commit; a second finalise of the
+    same run (a crash before _SUCCESS) adds nothing; qcraft score keeps off the files."""
+    from qcraft_ray.config import RunConfig, ScoreConfig
+    from qcraft_ray.ledger.finalise import finalise
+    from qcraft_ray.ledger.state import OutputPathError, now_iso, open_run
+    from qcraft_ray.passes.rescore import rescore
+    from qcraft_ray.progress import FinalProgress
+    from qcraft_ray.store import SUCCESS_FILE
+    from tests.unit.test_finalise import doc_rows, write
+
+    table = {"catalog": catalog(tmp_path), "table": "lake.q"}
+    cfg = RunConfig.model_validate({
+        "input": {"paths": ["f"]},
+        "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
+    from qcraft_ray.io.discover import InputFile, InputPlan
+
+    plan = InputPlan(files=(InputFile("f", "f", 3, (3,), ("text",), None, 1),))
+    state = open_run(cfg, plan, "generate")
+    for task in range(3):
+        write(cfg, state, task, doc_rows(task))
+    report = finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
+    assert report.iceberg is not None and report.iceberg.files == 3
+    (tmp_path / "out" / SUCCESS_FILE).unlink()
+    state = open_run(cfg, plan, "generate")  # the resume after the crash
+    again = finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
+    assert again.iceberg.already_committed
+    assert again.iceberg.snapshot_id == report.iceberg.snapshot_id
+    iceberg = load_table(IcebergTable(**table), STORAGE)
+    assert len(iceberg.snapshots()) == 1 and iceberg.scan().to_arrow().num_rows == 6
+    with pytest.raises(OutputPathError, match="belong to Iceberg table lake.q"):
+        rescore(cfg.output.path, STORAGE, ScoreConfig())

@@ -20,7 +20,7 @@ from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.base import TaskStage, run_task_stage
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import PassageStage
-from qcraft_ray.stages.prompts import PromptStage
+from qcraft_ray.stages.prompts import PromptStage, TypeDraw
 from qcraft_ray.stages.score import Scorer
 from qcraft_ray.store.layout import Layout
 
@@ -53,7 +53,7 @@ def prompts(
         PromptStage,
         passages=cfg.passages,
         model=cfg.model,
-        types=gen.types,
+        types=TypeDraw.of(gen),
         max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
         written=state.written if state else None,
         progress=progress,
@@ -107,8 +107,8 @@ def output_sink(
     cfg: RunConfig, state: RunState, progress: RemoteProgress | None, schema: pa.Schema
 ) -> OutputSink:
     layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
-    # every passage yields a row of each type: a task's rows split over the types
-    per_type = len(cfg.generation.types) if S.TYPE in layout.partition_by else 1
+    # every passage yields a row per type it gets: a task's rows split over the types
+    per_type = cfg.generation.prompts_per_passage if S.TYPE in layout.partition_by else 1
     return OutputSink(
         state.folder,
         cfg.output,

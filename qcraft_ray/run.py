@@ -42,6 +42,8 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
         "prompt_tokens": counts.prompt_tokens,
         "max_new_tokens_per_prompt": cfg.generation.max_new_tokens,
         "types": cfg.generation.types,
+        "types_per_passage": cfg.generation.types_per_passage,
+        "by_language_type": counts.by_language_type,
         "rejected": counts.rejected,
         "by_language": counts.by_language,
         "estimate": {
@@ -50,7 +52,7 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
             "gpu_hours": round(pending / est.prompts_per_gpu_second / 3600, 4),
             "prompts_per_gpu_second": est.prompts_per_gpu_second,
             "passages_per_gpu_second": round(
-                est.prompts_per_gpu_second / len(cfg.generation.types), 2
+                est.prompts_per_gpu_second / cfg.generation.prompts_per_passage, 2
             ),
         },
     }

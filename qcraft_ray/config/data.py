@@ -142,6 +142,7 @@ class OutputConfig(Section):
         description="Largest data file, in MB of compressed Parquet: a write task's rows "
         "of one partition go to one file unless it would be larger (or hold more than "
         "max_rows_per_file rows).",
+        json_schema_extra=MAY_CHANGE,
     )
     iceberg: IcebergTable | None = Field(
         None,

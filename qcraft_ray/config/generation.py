@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from qcraft_ray.config.base import MAY_CHANGE, Section
 from qcraft_ray.output_types import normalize_type
@@ -71,6 +71,19 @@ class GenerationConfig(Section):
         description="Output types to generate per passage: query, alt_query, keywords, "
         "synonym_keywords, title, faq, summary.",
     )
+    types_per_passage: Literal["all"] | int = Field(
+        "all",
+        description="'all': every passage gets every type. A number k: each passage gets k "
+        "of the types, drawn without replacement (weighted by type_weights) from a hash of "
+        "(doc id, chunk index, types_seed), so a resumed run, a shard and a re-run draw the "
+        "same types. The model was trained on one type per passage.",
+    )
+    type_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Relative weights of the types for the draw (types_per_passage = k); "
+        "types not listed weigh 1.",
+    )
+    types_seed: int = Field(0, description="Seed of the per-passage type draw.")
     replicas: int | str = Field(
         1,
         description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
@@ -125,6 +138,31 @@ class GenerationConfig(Section):
         if len(set(out)) != len(out):
             raise ValueError(f"generation.types has duplicates: {v}")
         return out
+
+    @field_validator("type_weights")
+    @classmethod
+    def _check_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        out = {normalize_type(t): float(w) for t, w in v.items()}
+        if any(w <= 0 for w in out.values()):
+            raise ValueError(f"generation.type_weights must be > 0; got {v}")
+        return out
+
+    @model_validator(mode="after")
+    def _check_draw(self) -> GenerationConfig:
+        k = self.types_per_passage
+        if k != "all" and not 1 <= int(k) <= len(self.types):
+            raise ValueError(
+                f"generation.types_per_passage must be 'all' or 1..{len(self.types)} "
+                f"(the number of types); got {k}"
+            )
+        unknown = sorted(set(self.type_weights) - set(self.types))
+        if unknown:
+            raise ValueError(f"generation.type_weights names types not in types: {unknown}")
+        return self
+
+    @property
+    def prompts_per_passage(self) -> int:
+        return len(self.types) if self.types_per_passage == "all" else int(self.types_per_passage)
 
     @field_validator("replicas")
     @classmethod

@@ -15,15 +15,16 @@ replica. Rejected rows pass through untouched.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import ModelConfig, PassageConfig, StorageConfig
+from qcraft_ray.config import GenerationConfig, ModelConfig, PassageConfig, StorageConfig
 from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
-from qcraft_ray.output_types import normalize_type
+from qcraft_ray.output_types import draw_types, normalize_type
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.stages.passages import PassageStage, make_passages, pending_rows, unit_of
 
@@ -111,17 +112,41 @@ class PromptRenderer:
         return head_ids + list(passage_ids) + tail_ids
 
 
+@dataclass(frozen=True)
+class TypeDraw:
+    """Which types a passage gets: all of them, or ``k`` drawn per passage."""
+
+    types: tuple[str, ...]
+    k: int | None = None  # None: all
+    weights: tuple[tuple[str, float], ...] = ()
+    seed: int = 0
+
+    @classmethod
+    def of(cls, gen: GenerationConfig) -> TypeDraw:
+        k = None if gen.types_per_passage == "all" else int(gen.types_per_passage)
+        return cls(tuple(gen.types), k, tuple(sorted(gen.type_weights.items())), gen.types_seed)
+
+    def __call__(self, doc_id: str, chunk_index: int) -> list[str]:
+        if self.k is None:
+            return list(self.types)
+        return draw_types(doc_id, chunk_index, self.types, self.k, dict(self.weights), self.seed)
+
+
 class PromptBuilder:
-    """Fans passages out over types and renders their prompts (no Ray needed).
+    """Fans passages out over their types and renders their prompts (no Ray needed).
 
     A passage row's counting marks (``counts_document``, ``counts_passage``) stay on its
     first type's row only, so each document and passage is still counted once."""
 
     def __init__(
-        self, tokenizer: Any, types: list[str], model_name: str, max_prompt_tokens: int
+        self,
+        tokenizer: Any,
+        types: list[str] | TypeDraw,
+        model_name: str,
+        max_prompt_tokens: int,
     ) -> None:
         self._renderer = PromptRenderer(tokenizer)
-        self._types = list(types)
+        self._draw = types if isinstance(types, TypeDraw) else TypeDraw(tuple(types))
         self._model = model_name
         self._max_prompt_tokens = max_prompt_tokens
 
@@ -138,7 +163,7 @@ class PromptBuilder:
                 out.append(row)
                 continue
             passage_ids = row.pop(S.PASSAGE_TOKEN_IDS)
-            for i, type_ in enumerate(self._types):
+            for i, type_ in enumerate(self._draw(row[S.DOC_ID], row[S.CHUNK_INDEX])):
                 ids = self._renderer.render_ids(row[S.PASSAGE], passage_ids, row[S.LANGUAGE], type_)
                 item = {**row, S.TYPE: type_, S.PROMPT_TOKENS: len(ids)}
                 if i:
@@ -159,7 +184,7 @@ class PromptStage(PassageStage):
         self,
         passages: PassageConfig,
         model: ModelConfig,
-        types: list[str],
+        types: list[str] | TypeDraw,
         max_prompt_tokens: int,
         written: pa.Table | None = None,
         progress: RemoteProgress | None = None,

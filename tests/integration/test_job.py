@@ -39,7 +39,7 @@ def one_file_corpus(path) -> tuple[str, list[str]]:
     return str(file), [r["text"] for r in rows]
 
 
-def check_accounting(out, rej, report, n_docs, types):
+def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     """Every input document has output rows or rejected rows; counts reconcile."""
     assert report["status"] == "complete"
     assert report["input"]["documents"] == n_docs == report["documents_accounted"]
@@ -53,9 +53,9 @@ def check_accounting(out, rej, report, n_docs, types):
     assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
     # each passage appears once per type
-    per_passage = collections.Counter(zip(out[S.DOC_ID].to_pylist(),
-                                          out[S.CHUNK_INDEX].to_pylist(), strict=False))
-    assert set(per_passage.values()) == {len(types)}
+    rows_per_passage = collections.Counter(zip(out[S.DOC_ID].to_pylist(),
+                                               out[S.CHUNK_INDEX].to_pylist(), strict=False))
+    assert set(rows_per_passage.values()) == {per_passage or len(types)}
 
 
 def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
@@ -184,6 +184,9 @@ def s3fs_for(env):
                              scheme="http", region="us-east-1")
 
 
+DRAWN = ["query", "title", "keywords", "faq"]
+
+
 def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     fs = s3fs_for(seaweed.env)
     upload_dir(SAMPLE, fs, f"{S3_BUCKET}/corpus")
@@ -191,10 +194,19 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
                    *sum((["--set", o] for o in base_overrides(
                        tiny_model, [f"s3://{S3_BUCKET}/corpus"], out_uri)), []),
-                   "--set", "generation.types=[keywords]"], ray_cluster.env)
+                   "--set", f"generation.types={json.dumps(DRAWN)}",
+                   "--set", "generation.types_per_passage=1",
+                   "--set", "generation.types_seed=3"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(f"{S3_BUCKET}/runs/s3-to-s3", fs)
-    check_accounting(out, rej, report, 75, ["keywords"])
+    check_accounting(out, rej, report, 75, DRAWN, per_passage=1)
+    # each passage got the one type its hash draws, the same in any process
+    from qcraft_ray.output_types import draw_types
+
+    assert all([r[S.TYPE]] == draw_types(r[S.DOC_ID], r[S.CHUNK_INDEX], DRAWN, 1, seed=3)
+               for r in out.to_pylist())
+    mix = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist())
+    assert {k: sum(v.values()) for k, v in report["counts"]["by_language_type"].items()} == mix
     assert all(f.startswith(f"s3://{S3_BUCKET}/corpus/") for f in out[S.SOURCE_FILE].to_pylist())
     langs = set(out[S.LANGUAGE].to_pylist())
     assert len(langs) == 21  # every model language made it through

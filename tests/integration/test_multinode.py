@@ -10,6 +10,7 @@ import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from qcraft_ray import schema as S
@@ -151,11 +152,16 @@ def test_kuberay_job_one_replica_per_gpu_model_from_s3(cluster, seaweed, tiny_mo
     out_dir = str(tmp_path / "out")
     entrypoint, runtime_env = kuberay_job()
     res = submit(cluster, [*this_machine(), *base_overrides(model_uri, [SAMPLE], out_dir),
-                           *ON_GPUS, "generation.replicas=4"],
+                           *ON_GPUS, "generation.replicas=4",
+                           'output.partition_by=["language","type"]'],
                  entrypoint=entrypoint, runtime_env=runtime_env)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, TYPES)
+    # write tasks on both workers wrote into the partition folders
+    data = sorted(Path(out_dir).glob(report["output"]["data_glob"]))
+    assert len({p.parts[-3] for p in data}) == len(set(out[S.LANGUAGE].to_pylist()))
+    assert sum(pq.read_metadata(p).num_rows for p in data) == out.num_rows
     assert set(out[S.MODEL].to_pylist()) == {model_uri}
     for node in cluster.workers:  # one full copy per node, checked against the source
         copies = [p for p in Path(node.model_cache).iterdir()

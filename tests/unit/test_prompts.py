@@ -100,3 +100,61 @@ def test_a_block_run_twice_counts_once(tmp_path):
     assert stage(docs).equals(first)  # run again: the same rows
     snap = tracker.snapshot()
     assert (snap["documents_read"], snap["passages"], snap["prompts"]) == (2, 2, 4)
+
+
+def test_type_draw_is_seeded_weighted_and_without_replacement():
+    import collections
+
+    from qcraft_ray.output_types import draw_types
+
+    picks = [draw_types(f"d{i}", i % 3, TYPES, 2) for i in range(3000)]
+    assert all(len(p) == len(set(p)) == 2 for p in picks)
+    assert all(p == [t for t in TYPES if t in p] for p in picks)  # in the types' order
+    assert picks == [draw_types(f"d{i}", i % 3, TYPES, 2) for i in range(3000)]  # stable
+    assert picks != [draw_types(f"d{i}", i % 3, TYPES, 2, seed=1) for i in range(3000)]
+    counts = collections.Counter(t for p in picks for t in p)
+    assert all(abs(n - 6000 / 7) < 120 for n in counts.values()), counts  # uniform
+    weighted = collections.Counter(
+        t for i in range(3000) for t in draw_types(f"d{i}", 0, TYPES, 1, {"title": 6.0}))
+    assert abs(weighted["title"] / 3000 - 0.5) < 0.04  # 6 / (6 + 6 others) = one half
+    assert draw_types("d", 0, ["query", "title"], 2) == ["query", "title"]
+
+
+def test_builder_fans_each_passage_out_to_its_drawn_types(tokenizer):
+    import pyarrow as pa
+
+    from qcraft_ray import schema as S
+    from qcraft_ray.config import GenerationConfig
+    from qcraft_ray.ledger.counts import count_rows
+    from qcraft_ray.ledger.units import with_doc_rows
+    from qcraft_ray.output_types import draw_types
+    from qcraft_ray.stages.prompts import PromptBuilder, TypeDraw
+
+    gen = GenerationConfig(types=list(TYPES), types_per_passage=3,
+                           type_weights={"query": 2.0}, types_seed=5)
+    rows = [{S.DOC_ID: f"d{i}", S.CHUNK_INDEX: c, S.STATUS: "pending", S.PASSAGE: "a passage",
+             S.PASSAGE_TOKEN_IDS: [64, 20], S.LANGUAGE: "english", S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: i, S.COUNTS_DOCUMENT: c == 0, S.COUNTS_PASSAGE: True}
+            for i in range(40) for c in range(2)]
+    out = with_doc_rows(PromptBuilder(tokenizer, TypeDraw.of(gen), "m", 1000)(
+        S.stream_table(rows)))
+    got = {}
+    for r in out.to_pylist():
+        got.setdefault((r[S.DOC_ID], r[S.CHUNK_INDEX]), []).append(r[S.TYPE])
+    assert got == {(f"d{i}", c): draw_types(f"d{i}", c, TYPES, 3, {"query": 2.0}, 5)
+                   for i in range(40) for c in range(2)}
+    assert set(out[S.DOC_ROWS].to_pylist()) == {6}  # 2 passages x 3 types per document
+    counts = count_rows(out)
+    assert counts.documents == 40 and counts.passages == 80
+    assert sum(counts.outputs.values()) == 240 and gen.prompts_per_passage == 3
+    assert isinstance(out, pa.Table)
+
+
+@pytest.mark.parametrize("k", [0, 8, "some"])
+def test_types_per_passage_must_fit_the_types(k):
+    from pydantic import ValidationError
+
+    from qcraft_ray.config import GenerationConfig
+
+    with pytest.raises(ValidationError):
+        GenerationConfig(types=list(TYPES), types_per_passage=k)

@@ -174,11 +174,11 @@ def format_line(
         f"documents {done:,}/{total_documents:,} ({100 * done / max(total_documents, 1):.1f}%)",
         f"passages {get('passages'):,}",
     ]
-    repeated = get("prompts_repeated")  # generated twice: each prompt is counted once
-    prompts_done, prompts_total = get("prompts_done") - repeated, get("prompts")
+    repeated = get("prompts_repeated")  # generated twice (prompts_done counts them once)
+    prompts_done, prompts_total = get("prompts_done"), get("prompts")
     known = read >= total_documents  # every document read: the prompt total is known
     parts.append(f"prompts {prompts_done:,}" + (f"/{prompts_total:,}" if known else ""))
-    outputs = get("outputs") - repeated
+    outputs = get("outputs")
     rate = outputs / elapsed if elapsed > 0 else 0.0
     parts.append(f"outputs {outputs:,} ({rate:.1f}/s)")
     parts.append(f"generated tokens {get('output_tokens') / max(elapsed, 1e-9):.0f}/s")

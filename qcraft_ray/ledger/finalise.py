@@ -86,7 +86,7 @@ def finalise(
     problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
     wall = time.monotonic() - t0
     done = tracked.counters
-    repeated = done.get("prompts_repeated", 0)  # generated twice: counted once below
+    repeated = done.get("prompts_repeated", 0)  # generated twice (counted once in the work)
     report = RunReport(
         run_id=state.run_id,
         mode=state.mode,
@@ -99,8 +99,8 @@ def finalise(
             k[len("seconds_") :]: round(v, 3) for k, v in done.items() if k.startswith("seconds_")
         },
         throughput=Throughput(
-            prompts=int(done.get("prompts_done", 0) - repeated),
-            outputs_per_second=round((done.get("outputs", 0) - repeated) / wall, 3),
+            prompts=int(done.get("prompts_done", 0)),
+            outputs_per_second=round(done.get("outputs", 0) / wall, 3),
             generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3),
         ),
         replicas=len(counts.by_replica),

@@ -119,13 +119,20 @@ class Replica:
         results, retried, again = self._generate(prompts, keys) if todo else ([], False, False)
         if self._progress and todo:
             seconds = time.perf_counter() - t0
+            # the work, counted once per batch however often it was generated (the
+            # tracker drops a key it has seen, in the same call that counts it)
             self._progress.add(
                 {
                     "prompts_done": len(todo),
                     "outputs": len(todo),
                     "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
+                },
+                once=f"batch:{batch_digest(keys)}",
+            )
+            # the effort, every time: engine time, and work done twice counted apart
+            self._progress.add(
+                {
                     "seconds_generate": seconds,
-                    # work done twice: counted apart, so progress counts each prompt once
                     "prompts_retried": len(todo) if retried else 0,
                     "prompts_repeated": len(todo) if again else 0,
                 },

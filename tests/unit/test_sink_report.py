@@ -113,11 +113,16 @@ def test_progress_line():
                     "rejected 12 | ETA 0m15s")
     # work done twice is counted apart: a lost replica's batch retried, and a batch
     # generated again after its result was lost with a node
-    t.add({"prompts_done": 8, "outputs": 8, "replicas_lost": 1, "prompts_retried": 8})
-    t.add({"prompts_done": 8, "outputs": 8, "prompts_repeated": 8})
+    t.add({"prompts_done": 8, "outputs": 8}, once="batch:1")  # the work, once per batch
+    t.add({"replicas_lost": 1, "prompts_retried": 8})
+    t.add({"prompts_done": 8, "outputs": 8}, once="batch:2")
+    t.add({"prompts_done": 8, "outputs": 8}, once="batch:2")  # batch 2 generated again
+    t.add({"prompts_repeated": 8})
+    t.add({"prompts_repeated": 8})  # a repeat whose first count was lost with its node
+    t.add({"prompts_done": 8, "outputs": 8}, once="batch:3")
     line = format_line(t.snapshot(), 100, elapsed=10.0)
-    assert "prompts 78/180 | outputs 68 (6.8/s)" in line
-    assert "retried: 1 replicas lost, 8 prompts retried, 8 generated again" in line
+    assert "prompts 94/180 | outputs 84 (8.4/s)" in line
+    assert "retried: 1 replicas lost, 8 prompts retried, 16 generated again" in line
     # a write task that Ray runs again commits the same manifest: counted once
     t.add({"documents_done": 5}, once="commit:a1-000001.json")
     t.add({"documents_done": 5}, once="commit:a1-000001.json")

@@ -21,6 +21,7 @@ from qcraft_ray.stages.base import TaskStage, run_task_stage
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import PassageStage
 from qcraft_ray.stages.prompts import PromptStage, TypeDraw
+from qcraft_ray.stages.quality import QualityStage
 from qcraft_ray.stages.score import Scorer
 from qcraft_ray.store.layout import Layout
 
@@ -148,11 +149,21 @@ def run_passages_pipeline(
     write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress, S.PASSAGES_SCHEMA)
 
 
+def check_quality(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None) -> Dataset:
+    """generated rows -> rows with their language and copy signals, as CPU tasks."""
+    stage = TaskStage(
+        QualityStage, cfg=cfg.quality, model=cfg.model, progress=progress, storage=cfg.storage
+    )
+    return _cpu_stage(ds, stage, cfg)
+
+
 def run_pipeline(
     cfg: RunConfig, plan: InputPlan, state: RunState, progress: RemoteProgress | None = None
 ) -> None:
-    """read -> passages -> prompts -> generate (+clean) -> [score] -> write."""
+    """read -> passages -> prompts -> generate (+clean) -> [quality] -> [score] -> write."""
     ds = generate(prompts(cfg, plan, state, progress), cfg, progress)
+    if cfg.quality.language_id or cfg.quality.copy_check:
+        ds = check_quality(ds, cfg, progress)
     if cfg.score.enabled:
         ds = score(ds, cfg)
     write(ds, cfg, state, progress)

@@ -43,6 +43,11 @@ STATUS = "status"
 MODEL = "model"
 ERROR = "error"
 SCORE = "score"  # faithfulness: cosine(output, passage) when scoring is on
+# --- quality signals of ok outputs (stages/quality.py) ---
+DETECTED_LANGUAGE = "detected_language"  # the output's language, when identified surely
+WRONG_LANGUAGE = "wrong_language"  # identified, and not the language asked for
+COPIED = "copied"  # the output is a verbatim span of its passage
+COPY_SHARE = "copy_share"  # share of the output's tokens found in its passage
 
 # --- work units (resume bookkeeping; internal, never written to data files) ---
 UNIT = "unit"  # the read block a row came from: "<source file>@<first row>"
@@ -78,6 +83,7 @@ REASON_NONE_DROPPED = "none_dropped"
 REASON_INVALID_TEXT = "invalid_text"  # the text column holds bytes that are not UTF-8
 REASON_UNREADABLE = "unreadable"  # the input file's data could not be decoded there
 REASON_LOW_SCORE = "low_score"  # below score.min_score
+REASON_WRONG_LANGUAGE = "wrong_language"  # with quality.reject_wrong_language
 REASONS = (
     REASON_MISSING_TEXT,
     REASON_TOO_SHORT,
@@ -90,6 +96,7 @@ REASONS = (
     REASON_INVALID_TEXT,
     REASON_UNREADABLE,
     REASON_LOW_SCORE,
+    REASON_WRONG_LANGUAGE,
 )
 
 # A row's identity inside one input corpus: unique even when the input repeats a doc_id
@@ -102,7 +109,7 @@ PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
 # The output schema's version: in _report.json and in every file's Parquet metadata
 # (key SCHEMA_VERSION_KEY). Bumped when a column is renamed, removed or changes type or
 # meaning; adding a nullable column bumps it too, so readers can tell files apart.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: detected_language, wrong_language, copied, copy_share
 SCHEMA_VERSION_KEY = b"qcraft.schema_version"
 
 OUTPUT_SCHEMA = pa.schema(
@@ -122,6 +129,10 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field(STATUS, pa.string(), nullable=False),
         pa.field(ERROR, pa.string()),
         pa.field(SCORE, pa.float64()),
+        pa.field(DETECTED_LANGUAGE, pa.string()),
+        pa.field(WRONG_LANGUAGE, pa.bool_()),
+        pa.field(COPIED, pa.bool_()),
+        pa.field(COPY_SHARE, pa.float64()),
         pa.field(MODEL, pa.string(), nullable=False),
         pa.field(SOURCE_FILE, pa.string(), nullable=False),
         pa.field(SOURCE_ROW, pa.int64(), nullable=False),
@@ -133,7 +144,20 @@ OUTPUT_SCHEMA = pa.schema(
 )
 
 # `qcraft passages` (pre-chunking, no generation): one row per passage.
-_NOT_IN_PASSAGES = {TYPE, OUTPUT, PROMPT_TOKENS, OUTPUT_TOKENS, STATUS, ERROR, MODEL, SCORE}
+_NOT_IN_PASSAGES = {
+    TYPE,
+    OUTPUT,
+    PROMPT_TOKENS,
+    OUTPUT_TOKENS,
+    STATUS,
+    ERROR,
+    MODEL,
+    SCORE,
+    DETECTED_LANGUAGE,
+    WRONG_LANGUAGE,
+    COPIED,
+    COPY_SHARE,
+}
 PASSAGES_SCHEMA = pa.schema([f for f in OUTPUT_SCHEMA if f.name not in _NOT_IN_PASSAGES])
 
 REJECTED_SCHEMA = pa.schema(

@@ -9,6 +9,7 @@ from qcraft_ray.config.base import DEFAULT_MODEL, MAY_CHANGE, Section
 from qcraft_ray.config.data import InputConfig, OutputConfig, StorageConfig
 from qcraft_ray.config.generation import EngineConfig, GenerationConfig
 from qcraft_ray.config.model import ModelConfig, PassageConfig
+from qcraft_ray.config.quality import QualityConfig
 from qcraft_ray.config.run import (
     EstimateConfig,
     RayConfig,
@@ -27,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "PassageConfig",
+    "QualityConfig",
     "RayConfig",
     "ReportConfig",
     "RunConfig",

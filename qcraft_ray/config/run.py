@@ -8,6 +8,7 @@ from qcraft_ray.config.base import MAY_CHANGE, Section
 from qcraft_ray.config.data import InputConfig, OutputConfig, StorageConfig
 from qcraft_ray.config.generation import GenerationConfig
 from qcraft_ray.config.model import ModelConfig, PassageConfig
+from qcraft_ray.config.quality import QualityConfig
 
 
 class RayConfig(Section):
@@ -105,6 +106,7 @@ class RunConfig(Section):
         default_factory=ReportConfig, description="Progress, report.", json_schema_extra=MAY_CHANGE
     )
     score: ScoreConfig = Field(default_factory=ScoreConfig, description="Faithfulness scoring.")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Quality checks.")
 
     @model_validator(mode="after")
     def _check_lengths(self) -> RunConfig:

@@ -32,6 +32,10 @@ COUNTED_COLUMNS = [
     S.SCORE,
     S.COUNTS_DOCUMENT,
     S.COUNTS_PASSAGE,
+    S.DETECTED_LANGUAGE,
+    S.WRONG_LANGUAGE,
+    S.COPIED,
+    S.COPY_SHARE,
 ]
 
 OUTPUT_TOKEN_BINS = (0, 1, 5, 10, 20, 40, 80, 160)
@@ -82,6 +86,12 @@ class RowCounts:
     score_histogram: dict[str, dict[str, int]] = field(default_factory=dict)
     output_tokens_histogram: dict[str, dict[str, int]] = field(default_factory=dict)
     passage_tokens_histogram: dict[str, int] = field(default_factory=dict)
+    # quality signals of ok outputs (kept or rejected for them)
+    language_checked: dict[str, int] = field(default_factory=dict)  # language -> identified
+    wrong_language: dict[str, int] = field(default_factory=dict)  # language -> flagged
+    copy_checked: dict[str, int] = field(default_factory=dict)  # type -> checked
+    copied: dict[str, int] = field(default_factory=dict)  # type -> verbatim spans
+    copy_share_sums: dict[str, dict[str, float]] = field(default_factory=dict)  # type -> sums
 
     def __post_init__(self) -> None:
         for group in ("by_language", "by_type"):
@@ -176,6 +186,7 @@ def count_rows(table: pa.Table) -> RowCounts:
         if score is not None:
             _add_score(c.score_sums["by_language"], lang, score)
             _add_score(c.score_sums["by_type"], type_, score)
+        _count_quality(c, r, lang, type_)
         if is_rejected:
             continue
         c.prompt_tokens += r.get(S.PROMPT_TOKENS) or 0
@@ -196,6 +207,19 @@ def count_rows(table: pa.Table) -> RowCounts:
     c.outputs, c.rejected = dict(outputs), dict(rejected)
     c.by_replica, c.passage_tokens_histogram = dict(by_replica), dict(passage_hist)
     return c
+
+
+def _count_quality(c: RowCounts, r: dict[str, Any], lang: str, type_: str | None) -> None:
+    """The language and copy signals of one row (set on checked ok outputs only)."""
+    if r.get(S.WRONG_LANGUAGE) is not None:
+        c.language_checked[lang] = c.language_checked.get(lang, 0) + 1
+        if r[S.WRONG_LANGUAGE]:
+            c.wrong_language[lang] = c.wrong_language.get(lang, 0) + 1
+    if r.get(S.COPIED) is not None and type_ is not None:
+        c.copy_checked[type_] = c.copy_checked.get(type_, 0) + 1
+        if r[S.COPIED]:
+            c.copied[type_] = c.copied.get(type_, 0) + 1
+        _add_score(c.copy_share_sums, type_, r.get(S.COPY_SHARE) or 0.0)
 
 
 def _bump(table: dict[str, dict[str, int]], key: str, outcome: str) -> None:

@@ -32,6 +32,7 @@ from qcraft_ray.report.model import (
     Throughput,
     package_versions,
 )
+from qcraft_ray.report.quality import quality_of
 from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
 from qcraft_ray.store.layout import Layout
 
@@ -137,6 +138,7 @@ def finalise(
         orphan_files_removed=len(state.removed_orphans) + len(orphans),
         counts=counts,
         mean_scores=counts.mean_scores(),
+        quality=quality_of(counts),
         config=cfg,
         problems=problems or None,
     )

@@ -31,6 +31,7 @@ from qcraft_ray.ledger.manifests import (
 )
 from qcraft_ray.ledger.state import OutputPathError
 from qcraft_ray.report.model import Rescored, RunReport, read_run
+from qcraft_ray.report.quality import quality_of
 from qcraft_ray.stages.score import Embedder, load_embedder, score_table
 from qcraft_ray.store import SUCCESS_FILE, TEMP_DIR, OutputFolder
 
@@ -97,6 +98,7 @@ def _rescore_all(
         log.info("scored %d/%d manifests", i + 1, len(manifests))
     report.counts = RowCounts.merge(m.counts for m in done)
     report.mean_scores = report.counts.mean_scores()
+    report.quality = quality_of(report.counts)
     report.scored = Rescored(model=cfg.model, files=sum(len(m.data_files) for m in done))
     report.write(folder)
     folder.delete_dir(TEMP_DIR)

@@ -121,6 +121,79 @@ def render_text(summary: Summary, run: RunReport) -> str:
     return "\n".join(lines)
 
 
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _quality(run: RunReport) -> list[str]:
+    """The quality tables: per language (NONE, wrong language, score) and per type
+    (NONE, copies, score)."""
+    q = run.quality
+    if not q.by_language and not q.by_type:
+        return []
+    return [
+        "<h2>Quality</h2>",
+        _table(
+            [
+                "language",
+                "rows",
+                "ok",
+                "NONE rate",
+                "checked",
+                "wrong language",
+                "wrong-language rate",
+                "mean score",
+            ],
+            [
+                [
+                    k,
+                    v.rows,
+                    v.ok,
+                    _pct(v.none_rate),
+                    v.checked,
+                    v.wrong_language,
+                    _pct(v.wrong_language_rate),
+                    _num(v.mean_score),
+                ]
+                for k, v in q.by_language.items()
+            ],
+            "quality_languages",
+        ),
+        _table(
+            [
+                "type",
+                "rows",
+                "ok",
+                "NONE rate",
+                "copy checked",
+                "copied",
+                "copied rate",
+                "mean copy share",
+                "mean score",
+            ],
+            [
+                [
+                    k,
+                    v.rows,
+                    v.ok,
+                    _pct(v.none_rate),
+                    v.copy_checked,
+                    v.copied,
+                    _pct(v.copied_rate),
+                    _num(v.mean_copy_share),
+                    _num(v.mean_score),
+                ]
+                for k, v in q.by_type.items()
+            ],
+            "quality_types",
+        ),
+    ]
+
+
 def render_html(summary: Summary, run: RunReport) -> str:
     """The whole page."""
     lt = summary.by_language_type
@@ -182,6 +255,7 @@ def render_html(summary: Summary, run: RunReport) -> str:
             bar_chart(f"output_tokens:{type_}", f"output tokens, {type_}", list(hist.items()))
         )
     sections.append("</div>")
+    sections += _quality(run)
     if summary.rejected:
         sections += [
             "<h2>Rejected rows by reason</h2>",

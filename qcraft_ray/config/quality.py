@@ -11,7 +11,8 @@ class QualityConfig(Section):
     language_id: bool = Field(
         True,
         description="Identify the language of each ok output (lingua, offline, among the "
-        "model's 21 languages; ~4,000 short outputs/s per core, measured in bench/quality.py) into detected_language, "
+        "model's 21 languages; ~3,300 short outputs/s per core, bench/quality.py) into "
+        "detected_language, "
         "and flag a sure identification that differs from the language asked for "
         "(wrong_language).",
     )

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,6 +40,9 @@ def one_file_corpus(path) -> tuple[str, list[str]]:
     return str(file), [r["text"] for r in rows]
 
 
+GENERATED_THEN_REJECTED = [S.REASON_WRONG_LANGUAGE, S.REASON_NONE_DROPPED, S.REASON_LOW_SCORE]
+
+
 def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     """Every input document has output rows or rejected rows; counts reconcile."""
     assert report["status"] == "complete"
@@ -53,8 +57,11 @@ def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
     # each passage appears once per type
-    rows_per_passage = collections.Counter(zip(out[S.DOC_ID].to_pylist(),
-                                               out[S.CHUNK_INDEX].to_pylist(), strict=False))
+    # generated rows, in the data files or rejected after generation
+    late = rej.filter(pc.is_in(rej[S.REASON], pa.array(GENERATED_THEN_REJECTED)))
+    rows_per_passage = collections.Counter(zip(
+        out[S.DOC_ID].to_pylist() + late[S.DOC_ID].to_pylist(),
+        out[S.CHUNK_INDEX].to_pylist() + late[S.CHUNK_INDEX].to_pylist(), strict=False))
     assert set(rows_per_passage.values()) == {per_passage or len(types)}
 
 
@@ -74,6 +81,7 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     check_report_page(out_dir, out, rej, tmp_path)
     assert out.schema == S.OUTPUT_SCHEMA and rej.schema == S.REJECTED_SCHEMA
     check_accounting(out, rej, report, len(texts), ["query", "title"])
+    check_quality(out, rej, report, tmp_path)
     # one file with one row group still fed both replicas
     assert len(report["counts"]["by_replica"]) == 2, report["counts"]["by_replica"]
     assert min(report["counts"]["by_replica"].values()) > 0
@@ -123,6 +131,52 @@ def check_report_page(out_dir, out, rej, tmp_path):
         rej[S.REASON].to_pylist()).items()}
     assert sum(page.charts["passage_tokens"].values()) == len(
         {(r[S.SOURCE_ROW], r[S.CHUNK_INDEX]) for r in rows})
+    # the quality tables show the report's quality section
+    quality = json.loads((Path(out_dir) / "_report.json").read_text())["quality"]
+    shown = page.tables["quality_languages"]
+    assert set(shown) == set(quality["by_language"])
+    for lang, q in quality["by_language"].items():
+        assert int(shown[lang]["wrong language"]) == q["wrong_language"]
+        assert int(shown[lang]["ok"]) == q["ok"]
+    assert {k: int(v["copied"]) for k, v in page.tables["quality_types"].items()} == {
+        k: q["copied"] for k, q in quality["by_type"].items()}
+
+
+def check_quality(out, rej, report, tmp_path=None) -> None:
+    """The quality columns of ok rows agree with each other, with a recomputation and
+    with the report's counters and page; other rows have none."""
+    from qcraft_ray.config import ModelConfig
+    from qcraft_ray.stages.quality import copy_signals
+    from qcraft_ray.tokenization import load_tokenizer
+
+    rows = out.to_pylist()
+    signals = (S.DETECTED_LANGUAGE, S.WRONG_LANGUAGE, S.COPIED, S.COPY_SHARE)
+    ok = [r for r in rows if r[S.STATUS] == "ok"]
+    assert ok and all(r[S.WRONG_LANGUAGE] is not None and r[S.COPIED] is not None for r in ok)
+    assert all(r[c] is None for r in rows if r[S.STATUS] != "ok" for c in signals)
+    for r in ok:
+        d = r[S.DETECTED_LANGUAGE]
+        assert r[S.WRONG_LANGUAGE] == (d is not None and d != r[S.LANGUAGE])
+    tok = load_tokenizer(ModelConfig(name=rows[0][S.MODEL]))
+    for r in ok[::11]:
+        enc = tok.backend_tokenizer.encode(r[S.OUTPUT], add_special_tokens=False)
+        pieces = [r[S.OUTPUT][a:b] for a, b in enc.offsets]
+        assert (r[S.COPIED], r[S.COPY_SHARE]) == copy_signals(r[S.OUTPUT], r[S.PASSAGE], pieces)
+    moved = [r for r in rej.to_pylist() if r[S.REASON] == S.REASON_WRONG_LANGUAGE]
+    for r in moved:  # rejected for it: the identified language is named
+        assert r[S.ERROR].startswith("identified as ")
+        assert r[S.ERROR].split()[-1] != r[S.LANGUAGE]
+    wrong = collections.Counter(r[S.LANGUAGE] for r in ok if r[S.WRONG_LANGUAGE])
+    wrong.update(r[S.LANGUAGE] for r in moved)
+    assert report["counts"]["wrong_language"] == dict(wrong)
+    copied = collections.Counter(r[S.TYPE] for r in ok if r[S.COPIED])
+    assert report["counts"]["copied"] == dict(copied)
+    quality = report["quality"]
+    for lang, q in quality["by_language"].items():
+        assert q["wrong_language"] == wrong.get(lang, 0)
+        assert q["ok"] == sum(1 for r in ok if r[S.LANGUAGE] == lang)
+    for type_, q in quality["by_type"].items():
+        assert q["copied"] == copied.get(type_, 0)
 
 
 def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:
@@ -133,7 +187,7 @@ def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:
     assert f"outputs {sum(done.values()):,} (" in lines[-1]
     assert f"prompts {report['throughput']['prompts']:,}/" in lines[-1]
     assert report["throughput"]["prompts"] == sum(done.values())
-    assert set(report["stage_seconds"]) == {"passages_prompts", "generate", "write"}
+    assert set(report["stage_seconds"]) == {"passages_prompts", "generate", "quality", "write"}
     assert all(v > 0 for v in report["stage_seconds"].values())
     assert report["replicas"] == len(report["counts"]["by_replica"]) >= 1
     engine = report["engine"]  # every replica that came up, with its busy time
@@ -196,10 +250,13 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
                        tiny_model, [f"s3://{S3_BUCKET}/corpus"], out_uri)), []),
                    "--set", f"generation.types={json.dumps(DRAWN)}",
                    "--set", "generation.types_per_passage=1",
-                   "--set", "generation.types_seed=3"], ray_cluster.env)
+                   "--set", "generation.types_seed=3",
+                   "--set", "quality.reject_wrong_language=true"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(f"{S3_BUCKET}/runs/s3-to-s3", fs)
     check_accounting(out, rej, report, 75, DRAWN, per_passage=1)
+    check_quality(out, rej, report)
+    assert not any(out[S.WRONG_LANGUAGE].to_pylist())  # moved out of the data files
     # each passage got the one type its hash draws, the same in any process
     from qcraft_ray.output_types import draw_types
 

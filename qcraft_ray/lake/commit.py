@@ -56,7 +56,8 @@ def committed_snapshot(table: Table, run_id: str) -> int | None:
 def ensure_table(
     catalog: Catalog, cfg: IcebergTable, schema: pa.Schema, partition_by: Sequence[str]
 ) -> Table:
-    """The table, created (with its partition spec) when missing; checked otherwise."""
+    """The table, created (with its partition spec) when missing; otherwise checked, and
+    given the columns a newer output schema added."""
     from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 
     catalog.create_namespace_if_not_exists(cfg.namespace)
@@ -67,6 +68,11 @@ def ensure_table(
             table = catalog.create_table(cfg.table, schema=schema)
         except TableAlreadyExistsError:  # another run created it meanwhile
             table = catalog.load_table(cfg.table)
+    missing = [f.name for f in schema if f.name not in table.schema().column_names]
+    if missing:  # a table made by an older schema version: add the new (nullable) columns
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+        table = catalog.load_table(cfg.table)
     spec = [table.schema().find_column_name(f.source_id) for f in table.spec().fields]
     if not spec and partition_by and table.current_snapshot() is None:
         with table.update_spec() as update:

@@ -136,3 +136,18 @@ def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     assert len(iceberg.snapshots()) == 1 and iceberg.scan().to_arrow().num_rows == 6
     with pytest.raises(OutputPathError, match="belong to Iceberg table lake.q"):
         rescore(cfg.output.path, STORAGE, ScoreConfig())
+
+
+def test_a_table_of_an_older_schema_version_gets_the_new_columns(tmp_path):
+    from qcraft_ray.lake.catalog import load
+
+    cfg = IcebergTable(catalog=catalog(tmp_path), table="lake.queries")
+    new = (S.DETECTED_LANGUAGE, S.WRONG_LANGUAGE, S.COPIED, S.COPY_SHARE)
+    old_schema = pa.schema([f for f in S.OUTPUT_SCHEMA if f.name not in new])
+    cat = load(cfg, STORAGE)
+    cat.create_namespace("lake")
+    cat.create_table("lake.queries", schema=old_schema)
+    c = commit_run(cfg, STORAGE, "run1", run_files(tmp_path, "run1", ()), S.OUTPUT_SCHEMA, ())
+    table = load_table(cfg, STORAGE)
+    assert set(new) <= set(table.schema().column_names) and c.files == 1
+    assert table.scan().to_arrow().num_rows == 3

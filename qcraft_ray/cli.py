@@ -4,6 +4,7 @@ qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/
 qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft report OUTPUT_PATH [--html FILE]
+qcraft inspect OUTPUT_PATH [--language L] [--type T] [--lowest K | --none | --wrong-language] [-k N]
 qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
 qcraft make-tiny-model DIR
 qcraft make-sample-corpus DIR
@@ -103,6 +104,25 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--html", default=None, help="where to write the page (default: OUTPUT_PATH/_report.html)"
     )
+    ins = sub.add_parser(
+        "inspect",
+        help="print the outputs to look at (lowest scores, NONE, "
+        "wrong language) with passage excerpts; no Ray",
+    )
+    ins.add_argument("path", help="the run's output.path")
+    ins.add_argument("--language", default=None, help="only this language")
+    ins.add_argument("--type", dest="type_", default=None, help="only this type")
+    kind = ins.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--lowest",
+        type=int,
+        default=None,
+        metavar="K",
+        help="the K lowest-scoring outputs per language",
+    )
+    kind.add_argument("--none", action="store_true", help="NONE answers only")
+    kind.add_argument("--wrong-language", action="store_true", help="wrong-language outputs only")
+    ins.add_argument("-k", type=int, default=5, help="examples per language and kind (5)")
     sc = sub.add_parser("score", help="score an existing output's faithfulness")
     sc.add_argument("path", help="the run's output.path")
     sc.add_argument("--model", default="BAAI/bge-m3", help="sentence-transformers model")
@@ -194,6 +214,38 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def inspect_command(args: argparse.Namespace) -> int:
+    """Print examples picked from the data files (see qcraft_ray.report.examples)."""
+    from qcraft_ray.config import StorageConfig
+    from qcraft_ray.ledger.manifests import read_manifests
+    from qcraft_ray.report.examples import KINDS, inert, pick
+    from qcraft_ray.report.model import read_run
+
+    folder, _ = read_run(args.path, StorageConfig())
+    files = [f for m in read_manifests(folder) for f in m.data_files]
+    kinds: tuple[str, ...] = KINDS
+    k = args.k
+    if args.lowest is not None:
+        kinds, k = ("lowest_score",), args.lowest
+    elif args.none:
+        kinds = ("none",)
+    elif args.wrong_language:
+        kinds = ("wrong_language",)
+    found = pick(folder, files, k, kinds, args.language, args.type_)
+    if not found:
+        print("no such outputs")
+    for lang, by_kind in found.items():
+        for kind, examples in by_kind.items():
+            print(f"== {lang}: {kind.replace('_', ' ')} ==")
+            for e in examples:
+                score = "" if e.score is None else f" score={e.score:.4f}"
+                found_as = f" found={e.detected_language}" if e.detected_language else ""
+                print(f"[{e.type}] {e.doc_id}#{e.chunk_index}{score}{found_as}")
+                print(f"  output:  {inert(e.output)}")
+                print(f"  passage: {inert(e.passage)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parser().parse_args(argv)
@@ -211,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "report":
             return report_command(args)
+        if args.command == "inspect":
+            return inspect_command(args)
         if args.command == "score":
             from qcraft_ray.config import ScoreConfig, StorageConfig
             from qcraft_ray.passes.rescore import rescore

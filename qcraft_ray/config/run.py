@@ -85,6 +85,14 @@ class ReportConfig(Section):
     progress_interval_s: float = Field(
         30.0, gt=0, description="Seconds between two progress lines in the log."
     )
+    examples_per_language: int = Field(
+        5,
+        ge=0,
+        description="Examples per language in the report and its page: the lowest-scoring "
+        "outputs, NONE answers and wrong-language outputs (plain outputs where a language "
+        "has none of these), with a passage excerpt. Picking them reads 7 small columns "
+        "of every data file once, at the end of the run; 0 skips it.",
+    )
 
 
 class RunConfig(Section):

@@ -17,6 +17,7 @@ from qcraft_ray.lake.commit import IcebergCommit
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.fingerprint import BOOKKEEPING_VERSION
 from qcraft_ray.ledger.state import Attempt, OutputPathError
+from qcraft_ray.report.examples import Example
 from qcraft_ray.report.quality import Quality
 from qcraft_ray.store import REPORT_FILE, OutputFolder
 
@@ -131,6 +132,8 @@ class RunReport(_Part):
     counts: RowCounts
     mean_scores: dict[str, dict[str, float]]
     quality: Quality = Quality()  # statuses, language and copy signals, scores
+    # language -> kind -> examples to look at (report.examples_per_language)
+    examples: dict[str, dict[str, list[Example]]] = {}
     config: RunConfig
     problems: list[str] | None = None  # why the run is incomplete
     scored: Rescored | None = None

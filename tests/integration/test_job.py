@@ -177,6 +177,21 @@ def check_quality(out, rej, report, tmp_path=None) -> None:
         assert q["ok"] == sum(1 for r in ok if r[S.LANGUAGE] == lang)
     for type_, q in quality["by_type"].items():
         assert q["copied"] == copied.get(type_, 0)
+    # the examples picked for the page are rows of the output, of the kind they say
+    from qcraft_ray.report.examples import excerpt
+
+    by_key = {(r[S.DOC_ID], r[S.CHUNK_INDEX], r[S.TYPE]): r for r in rows}
+    assert report["examples"]
+    for lang, by_kind in report["examples"].items():
+        for kind, examples in by_kind.items():
+            assert 0 < len(examples) <= 5
+            for e in examples:
+                r = by_key[(e["doc_id"], e["chunk_index"], e["type"])]
+                assert r[S.LANGUAGE] == lang and e["output"] == excerpt(r[S.OUTPUT])
+                assert e["passage"] == excerpt(r[S.PASSAGE])
+                assert {"none": r[S.STATUS] == "none", "sample": r[S.STATUS] == "ok",
+                        "wrong_language": r[S.WRONG_LANGUAGE] is True,
+                        "lowest_score": r[S.SCORE] is not None}[kind]
 
 
 def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -147,6 +149,13 @@ def test_readme_queries_run_on_the_output(full_run):
     docs = {r["id"]: r["text"] for r in docs_table().to_pylist()}
     for r in joined.to_pylist():
         assert r["text"] == docs[r["id"]]
+    # qcraft inspect: the two lowest-scoring English outputs, lowest first
+    res = run_cli(["inspect", out, "--lowest", "2", "--language", "english"], dict(os.environ))
+    assert res.returncode == 0, res.stderr[-3000:]
+    english = sorted(r[S.SCORE] for r in scored
+                     if r[S.LANGUAGE] == "english" and r[S.STATUS] == "ok")
+    shown = [float(x) for x in re.findall(r"score=(-?[\d.]+)", res.stdout)]
+    assert shown == [round(x, 4) for x in english[:2]]
     scope: dict = {}
     exec(python[0].replace("OUTPUT", out), scope)  # noqa: S102 - the README's own example
     assert scope["pairs"].height == len(

@@ -57,6 +57,7 @@ def prompts(
         types=TypeDraw.of(gen),
         max_prompt_tokens=gen.engine.max_model_len - gen.max_new_tokens,
         written=state.written if state else None,
+        samples=gen.samples_per_prompt,
         progress=progress,
         storage=cfg.storage,
     )

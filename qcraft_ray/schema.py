@@ -14,7 +14,8 @@ import pyarrow as pa
 DOC_ID = "doc_id"
 CHUNK_INDEX = "chunk_index"
 TYPE = "type"
-KEY_COLUMNS = (DOC_ID, CHUNK_INDEX, TYPE)
+SAMPLE_INDEX = "sample_index"  # which of a prompt's samples (0 with one sample a prompt)
+KEY_COLUMNS = (DOC_ID, CHUNK_INDEX, TYPE, SAMPLE_INDEX)
 
 # --- passage and provenance ---
 CHUNK_START = "chunk_start"
@@ -69,7 +70,8 @@ STATUS_OK = "ok"
 STATUS_NONE = "none"  # the model answered the literal NONE
 STATUS_EMPTY = "empty"  # nothing left after cleaning
 STATUS_ERROR = "error"  # the engine failed on this row; ERROR says why
-OUTPUT_STATUSES = (STATUS_OK, STATUS_NONE, STATUS_EMPTY, STATUS_ERROR)
+STATUS_DUPLICATE = "duplicate"  # the same text as an earlier sample of its prompt
+OUTPUT_STATUSES = (STATUS_OK, STATUS_NONE, STATUS_EMPTY, STATUS_ERROR, STATUS_DUPLICATE)
 
 # Values of REASON.
 REASON_MISSING_TEXT = "missing_text"
@@ -101,7 +103,7 @@ REASONS = (
 
 # A row's identity inside one input corpus: unique even when the input repeats a doc_id
 # (each input row is its own document). Resume matches written rows on it.
-ROW_IDENTITY = (SOURCE_FILE, SOURCE_ROW, CHUNK_INDEX, TYPE)
+ROW_IDENTITY = (SOURCE_FILE, SOURCE_ROW, CHUNK_INDEX, TYPE, SAMPLE_INDEX)
 
 # Source columns carried into the output when the input has them (null otherwise).
 PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
@@ -109,7 +111,9 @@ PROVENANCE_COLUMNS = (URL, DUMP, DATE, QUALITY_SCORE)
 # The output schema's version: in _report.json and in every file's Parquet metadata
 # (key SCHEMA_VERSION_KEY). Bumped when a column is renamed, removed or changes type or
 # meaning; adding a nullable column bumps it too, so readers can tell files apart.
-SCHEMA_VERSION = 2  # 2: detected_language, wrong_language, copied, copy_share
+# 2: sample_index (in the row key), status duplicate, detected_language, wrong_language,
+# copied, copy_share
+SCHEMA_VERSION = 2
 SCHEMA_VERSION_KEY = b"qcraft.schema_version"
 
 OUTPUT_SCHEMA = pa.schema(
@@ -117,6 +121,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field(DOC_ID, pa.string(), nullable=False),
         pa.field(CHUNK_INDEX, pa.int32(), nullable=False),
         pa.field(TYPE, pa.string(), nullable=False),
+        pa.field(SAMPLE_INDEX, pa.int32(), nullable=False),
         pa.field(CHUNK_START, pa.int64(), nullable=False),
         pa.field(CHUNK_END, pa.int64(), nullable=False),
         pa.field(PASSAGE, pa.string(), nullable=False),
@@ -146,6 +151,7 @@ OUTPUT_SCHEMA = pa.schema(
 # `qcraft passages` (pre-chunking, no generation): one row per passage.
 _NOT_IN_PASSAGES = {
     TYPE,
+    SAMPLE_INDEX,
     OUTPUT,
     PROMPT_TOKENS,
     OUTPUT_TOKENS,
@@ -165,6 +171,7 @@ REJECTED_SCHEMA = pa.schema(
         pa.field(DOC_ID, pa.string(), nullable=False),
         pa.field(CHUNK_INDEX, pa.int32()),
         pa.field(TYPE, pa.string()),
+        pa.field(SAMPLE_INDEX, pa.int32()),  # set for rows rejected after generation
         pa.field(CHUNK_START, pa.int64()),
         pa.field(CHUNK_END, pa.int64()),
         pa.field(PASSAGE_TOKENS, pa.int32()),

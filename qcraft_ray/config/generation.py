@@ -84,6 +84,14 @@ class GenerationConfig(Section):
         "types not listed weigh 1.",
     )
     types_seed: int = Field(0, description="Seed of the per-passage type draw.")
+    samples_per_prompt: int = Field(
+        1,
+        ge=1,
+        description="Outputs sampled per prompt (vLLM's own n: one prefill, n decodes). "
+        "Each is a row with its sample_index; a sample that repeats an earlier one of its "
+        "prompt (case and whitespace aside) gets status duplicate and is not scored. "
+        "More than 1 needs temperature > 0.",
+    )
     replicas: int | str = Field(
         1,
         description="Engine replicas: a number, or a range 'MIN..MAX' that Ray Data "
@@ -154,6 +162,11 @@ class GenerationConfig(Section):
             raise ValueError(
                 f"generation.types_per_passage must be 'all' or 1..{len(self.types)} "
                 f"(the number of types); got {k}"
+            )
+        if self.samples_per_prompt > 1 and self.temperature <= 0:
+            raise ValueError(
+                f"generation.samples_per_prompt={self.samples_per_prompt} needs sampling: "
+                "set generation.temperature > 0 (greedy decoding gives one output)"
             )
         unknown = sorted(set(self.type_weights) - set(self.types))
         if unknown:

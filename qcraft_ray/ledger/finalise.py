@@ -139,7 +139,7 @@ def finalise(
         orphan_files_removed=len(state.removed_orphans) + len(orphans),
         counts=counts,
         mean_scores=counts.mean_scores(),
-        quality=quality_of(counts),
+        quality=quality_of(counts, cfg.generation.samples_per_prompt),
         config=cfg,
         problems=problems or None,
     )

@@ -251,6 +251,7 @@ def _written(
 
 def _identity_of(folder: OutputFolder, rel: str) -> pa.Table:
     table = folder.read_parquet(rel, columns=list(S.ROW_IDENTITY))
-    if S.TYPE not in table.column_names:  # passage rows have no type
-        table = table.append_column(S.TYPE, pa.nulls(table.num_rows, pa.string()))
+    for name, kind in ((S.TYPE, pa.string()), (S.SAMPLE_INDEX, pa.int32())):
+        if name not in table.column_names:  # passage rows have neither
+            table = table.append_column(name, pa.nulls(table.num_rows, kind))
     return identity(table)

@@ -59,16 +59,19 @@ def unit_id(source_file: str, first_row: int) -> str:
     return f"{source_file}@{first_row}"
 
 
-def with_doc_rows(rows: pa.Table) -> pa.Table:
-    """Set ``doc_rows``: how many rows each row's document yields in ``rows``."""
+def with_doc_rows(rows: pa.Table, samples: int = 1) -> pa.Table:
+    """Set ``doc_rows``: how many rows each row's document yields from ``rows``: a
+    pending prompt becomes ``samples`` rows, any other row stays one."""
     S.require_columns("doc rows", (S.SOURCE_FILE, S.SOURCE_ROW), rows.column_names)
     if not rows.num_rows:
         return rows
     keys = [S.SOURCE_FILE, S.SOURCE_ROW]
-    sizes = rows.select(keys).group_by(keys).aggregate([([], "count_all")])
+    pending = pc.fill_null(pc.equal(rows[S.STATUS], S.STATUS_PENDING), False)
+    weight = pc.if_else(pending, pa.scalar(samples, pa.int64()), pa.scalar(1, pa.int64()))
+    sizes = rows.select(keys).append_column("w", weight).group_by(keys).aggregate([("w", "sum")])
     indexed = rows.select(keys).append_column("__i", pa.array(range(rows.num_rows)))
     joined = indexed.join(sizes, keys).sort_by("__i")
-    return replace(rows, S.DOC_ROWS, pc.cast(joined["count_all"], pa.int64()))
+    return replace(rows, S.DOC_ROWS, pc.cast(joined["w_sum"], pa.int64()))
 
 
 def identity(table: pa.Table) -> pa.Table:
@@ -76,6 +79,7 @@ def identity(table: pa.Table) -> pa.Table:
     cols = {c: table[c] for c in S.ROW_IDENTITY}
     cols[S.CHUNK_INDEX] = pc.cast(pc.fill_null(cols[S.CHUNK_INDEX], -1), pa.int64())
     cols[S.TYPE] = pc.fill_null(cols[S.TYPE], "")
+    cols[S.SAMPLE_INDEX] = pc.cast(pc.fill_null(cols[S.SAMPLE_INDEX], -1), pa.int64())
     cols[S.SOURCE_ROW] = pc.cast(cols[S.SOURCE_ROW], pa.int64())
     return pa.table(cols)
 

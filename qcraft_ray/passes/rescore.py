@@ -98,7 +98,7 @@ def _rescore_all(
         log.info("scored %d/%d manifests", i + 1, len(manifests))
     report.counts = RowCounts.merge(m.counts for m in done)
     report.mean_scores = report.counts.mean_scores()
-    report.quality = quality_of(report.counts)
+    report.quality = quality_of(report.counts, report.config.generation.samples_per_prompt)
     report.scored = Rescored(model=cfg.model, files=sum(len(m.data_files) for m in done))
     report.write(folder)
     folder.delete_dir(TEMP_DIR)

@@ -79,7 +79,17 @@ def quality_tables(run: RunReport) -> list[str]:
             ],
             "quality_types",
         ),
-    ]
+    ] + (
+        [
+            table(
+                ["language/type", "distinct samples"],
+                [[k, _pct(v)] for k, v in q.distinct_ratio.items()],
+                "distinct_ratio",
+            )
+        ]
+        if q.distinct_ratio
+        else []
+    )
 
 
 _KIND_TITLES = {

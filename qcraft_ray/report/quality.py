@@ -40,6 +40,9 @@ class TypeQuality(_Part):
 class Quality(_Part):
     by_language: dict[str, LanguageQuality] = {}
     by_type: dict[str, TypeQuality] = {}
+    # with several samples a prompt: per "language/type", the share of generated rows
+    # that are not a duplicate of an earlier sample of their prompt
+    distinct_ratio: dict[str, float] = {}
 
 
 def _rate(n: int, d: int) -> float | None:
@@ -55,7 +58,7 @@ def _statuses(outcomes: dict[str, int]) -> tuple[int, int, int]:
     return rows, outcomes.get(S.STATUS_OK, 0), outcomes.get(S.STATUS_NONE, 0)
 
 
-def quality_of(c: RowCounts) -> Quality:
+def quality_of(c: RowCounts, samples_per_prompt: int = 1) -> Quality:
     """Per language and per type, from the merged counters ``c``."""
     languages = {}
     for lang, outcomes in sorted(c.by_language.items()):
@@ -86,4 +89,10 @@ def quality_of(c: RowCounts) -> Quality:
             mean_copy_share=_mean(c.copy_share_sums.get(type_)),
             mean_score=_mean(c.score_sums["by_type"].get(type_)),
         )
-    return Quality(by_language=languages, by_type=types)
+    distinct = {}
+    if samples_per_prompt > 1:
+        for key, statuses in sorted(c.by_language_type.items()):
+            rows = sum(statuses.values())
+            if rows:
+                distinct[key] = round(1 - statuses.get(S.STATUS_DUPLICATE, 0) / rows, 4)
+    return Quality(by_language=languages, by_type=types, distinct_ratio=distinct)

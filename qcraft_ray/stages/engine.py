@@ -12,8 +12,12 @@ from qcraft_ray.config import GenerationConfig, ModelConfig
 
 @dataclass(frozen=True)
 class Generated:
+    """One prompt's output; with several samples a prompt, the first, the others in
+    ``more`` (in the engine's order)."""
+
     text: str
     tokens: int
+    more: tuple[Generated, ...] = ()
 
 
 class Engine(Protocol):
@@ -69,6 +73,7 @@ class VLLMEngine:
             temperature=gen.temperature,
             top_p=gen.top_p if gen.temperature > 0 else 1.0,
             max_tokens=gen.max_new_tokens,
+            n=gen.samples_per_prompt,
             seed=gen.seed if gen.temperature > 0 else None,
             skip_special_tokens=True,
         )
@@ -76,4 +81,9 @@ class VLLMEngine:
     def generate(self, prompts: list[list[int]]) -> list[Generated]:
         requests = [{"prompt_token_ids": ids} for ids in prompts]
         results = self._llm.generate(requests, self._params, use_tqdm=False)
-        return [Generated(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
+        return [_generated(r.outputs) for r in results]
+
+
+def _generated(outputs: list) -> Generated:
+    first, *rest = [Generated(o.text, len(o.token_ids)) for o in outputs]
+    return Generated(first.text, first.tokens, tuple(rest))

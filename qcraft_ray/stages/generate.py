@@ -56,6 +56,36 @@ def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated |
         return out
 
 
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def sample_rows(row: dict, result: Generated | BaseException, samples: int) -> list[dict]:
+    """A prompt row's output rows, one per sample (``sample_index`` 0..n-1): cleaned,
+    and ``duplicate`` for an ok sample whose text an earlier ok sample of the same
+    prompt has (case and whitespace aside). The counting marks stay on sample 0; an
+    engine error gives every sample the error."""
+    if isinstance(result, BaseException):
+        error = {S.STATUS: S.STATUS_ERROR, S.ERROR: f"{type(result).__name__}: {result}"}
+        outcomes: list[dict] = [error] * samples
+    else:
+        outcomes, seen = [], set()
+        for g in (result, *result.more):
+            output, status = clean_output(g.text)
+            if status == S.STATUS_OK:
+                key = _normal(output)
+                status = S.STATUS_DUPLICATE if key in seen else status
+                seen.add(key)
+            outcomes.append({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: g.tokens})
+    out = []
+    for k, outcome in enumerate(outcomes):
+        item = {**row, **outcome, S.SAMPLE_INDEX: k}
+        if k:
+            item.update({S.COUNTS_DOCUMENT: False, S.COUNTS_PASSAGE: False})
+        out.append(item)
+    return out
+
+
 def node_identity() -> tuple[str | None, str | None]:
     """(Ray node id, node IP address) of this process; (None, None) outside Ray."""
     import ray
@@ -93,6 +123,7 @@ class Replica:
         self._ledger = ledger
         self._max_attempts = max_attempts
         self._engine = engine_factory(gen, staged(model, storage) if storage else model)
+        self._samples = gen.samples_per_prompt
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._name = f"{socket.gethostname()}:{os.getpid()}"
@@ -124,7 +155,7 @@ class Replica:
             self._progress.add(
                 {
                     "prompts_done": len(todo),
-                    "outputs": len(todo),
+                    "outputs": len(todo) * self._samples,
                     "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
                 },
                 once=f"batch:{batch_digest(keys)}",
@@ -138,18 +169,16 @@ class Replica:
                 },
                 call=EngineCall(self._name, started, started + seconds, *self._node),
             )
-        for i, result in zip(todo, results, strict=True):
-            row = rows[i]
+        out: list[dict] = []
+        done = dict(zip(todo, results, strict=True))
+        for i, row in enumerate(rows):
+            if i not in done:
+                out.append(row)
+                continue
             row[S.REPLICA] = self._name
             row[S.PROMPT_TOKEN_IDS] = None  # not needed downstream; keeps blocks small
-            if isinstance(result, BaseException):
-                row.update(
-                    {S.STATUS: S.STATUS_ERROR, S.ERROR: f"{type(result).__name__}: {result}"}
-                )
-                continue
-            output, status = clean_output(result.text)
-            row.update({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: result.tokens})
-        return S.stream_table(rows)
+            out.extend(sample_rows(row, done[i], self._samples))
+        return S.stream_table(out)
 
     def _generate(
         self, prompts: list[list[int]], keys: list[str]

@@ -165,7 +165,7 @@ class PromptBuilder:
             passage_ids = row.pop(S.PASSAGE_TOKEN_IDS)
             for i, type_ in enumerate(self._draw(row[S.DOC_ID], row[S.CHUNK_INDEX])):
                 ids = self._renderer.render_ids(row[S.PASSAGE], passage_ids, row[S.LANGUAGE], type_)
-                item = {**row, S.TYPE: type_, S.PROMPT_TOKENS: len(ids)}
+                item = {**row, S.TYPE: type_, S.SAMPLE_INDEX: 0, S.PROMPT_TOKENS: len(ids)}
                 if i:
                     item.update({S.COUNTS_DOCUMENT: False, S.COUNTS_PASSAGE: False})
                 if len(ids) > self._max_prompt_tokens:
@@ -187,16 +187,18 @@ class PromptStage(PassageStage):
         types: list[str] | TypeDraw,
         max_prompt_tokens: int,
         written: pa.Table | None = None,
+        samples: int = 1,
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
         super().__init__(passages, model, written, progress, storage)
         self.builder = PromptBuilder(self._tokenizer, types, model.name, max_prompt_tokens)
+        self._samples = samples
 
     def __call__(self, docs: pa.Table) -> pa.Table:
         t0 = time.perf_counter()
         chunks = make_passages(docs, self._cfg, self._tokenizer)
-        rows = drop_written(with_doc_rows(self.builder(chunks)), self._written)
+        rows = drop_written(with_doc_rows(self.builder(chunks), self._samples), self._written)
         if self._progress:
             self._progress.add(
                 {

@@ -43,7 +43,8 @@ def hostile_output(out_dir: str) -> None:
     sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
                       state.run_id, state.attempt)
     kinds = [("ok", 0.01, False), ("none", None, None), ("ok", 0.9, True), ("ok", 0.5, False)]
-    rows = [{S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.CHUNK_START: 0,
+    rows = [{S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+             S.CHUNK_START: 0,
              S.CHUNK_END: len(HOSTILE_PASSAGE), S.PASSAGE: HOSTILE_PASSAGE,
              S.PASSAGE_TOKENS: 100, S.LANGUAGE: "danish", S.MODEL: "m",
              S.OUTPUT: "NONE" if status == "none" else HOSTILE_OUTPUT, S.STATUS: status,

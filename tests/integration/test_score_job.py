@@ -120,7 +120,7 @@ def committed_output(out_dir: str, tasks: int, rows_per_task: int) -> None:
         rows = []
         for i in range(task * rows_per_task, (task + 1) * rows_per_task):
             text = texts[i % len(texts)]
-            rows.append({S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query",
+            rows.append({S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
                          S.CHUNK_START: 0, S.CHUNK_END: len(text), S.PASSAGE: text,
                          S.PASSAGE_TOKENS: 100, S.LANGUAGE: "english", S.MODEL: "m",
                          S.OUTPUT: " ".join(text.split()[i % 7:i % 7 + 5]),

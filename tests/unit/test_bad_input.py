@@ -131,7 +131,7 @@ def test_values_from_data_never_leave_output_path(tmp_path):
     """Language codes, ids and file names from the data do not name output files."""
     out = tmp_path / "deep" / "out"
     cfg = RunConfig.model_validate({"input": {"paths": ["x"]}, "output": {"path": str(out)}})
-    evil = {S.DOC_ID: "../../../escaped", S.CHUNK_INDEX: 0, S.TYPE: "../t",
+    evil = {S.DOC_ID: "../../../escaped", S.CHUNK_INDEX: 0, S.TYPE: "../t", S.SAMPLE_INDEX: 0,
             S.SOURCE_FILE: "/etc/passwd", S.SOURCE_ROW: 0, S.UNIT: "../../u@0",
             S.UNIT_DOCS: 1, S.LANGUAGE: "../../x", S.SOURCE_LANGUAGE: "/abs/../../y",
             S.STATUS: "ok", S.MODEL: "m", S.PASSAGE: "p", S.CHUNK_START: 0, S.CHUNK_END: 1,

@@ -27,7 +27,8 @@ def setup(tmp_path, docs=3):
 
 def doc_rows(source_row, types=("query", "title"), unit_docs=3):
     """One document of one passage, generated for ``types``."""
-    return [{S.DOC_ID: f"d{source_row}", S.CHUNK_INDEX: 0, S.TYPE: t, S.STATUS: "ok",
+    return [{S.DOC_ID: f"d{source_row}", S.CHUNK_INDEX: 0, S.TYPE: t, S.SAMPLE_INDEX: 0,
+             S.STATUS: "ok",
              S.OUTPUT: "q", S.LANGUAGE: "english", S.SOURCE_FILE: "f",
              S.SOURCE_ROW: source_row, S.UNIT: "f@0", S.UNIT_DOCS: unit_docs,
              S.DOC_ROWS: len(types),

@@ -206,3 +206,47 @@ def test_watchdog_ends_a_hung_call_only():
 def test_hang_timeout_setting_reaches_the_replica():
     rep = Replica(GenerationConfig(call_timeout_s=7), ModelConfig(), engine_factory=FakeEngine)
     assert rep._calls._watchdog._timeout_s == 7
+
+
+class SamplingEngine(FakeEngine):
+    """n samples a prompt, the way vLLM returns them; some repeat."""
+
+    def generate(self, prompts):
+        texts = ["a query", "A  Query", "another", "NONE"]
+        return [Generated(texts[0], 2, tuple(Generated(t, 2) for t in texts[1:]))
+                for _ in prompts]
+
+
+def test_samples_become_rows_duplicates_marked_and_units_complete():
+    from pydantic import ValidationError
+
+    from qcraft_ray.ledger.counts import count_rows
+    from qcraft_ray.ledger.units import count_units, drop_written, identity, with_doc_rows
+
+    gen = GenerationConfig(samples_per_prompt=4, temperature=0.8)
+    rows = [{S.STATUS: "pending", S.PROMPT_TOKEN_IDS: [1, 2], S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: i, S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+             S.DOC_ID: f"d{i}", S.UNIT: "f@0", S.UNIT_DOCS: 3, S.LANGUAGE: "english",
+             S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True} for i in range(2)]
+    rows.append({S.STATUS: "rejected", S.REASON: "too_short", S.SOURCE_FILE: "f",
+                 S.SOURCE_ROW: 2, S.DOC_ID: "d2", S.UNIT: "f@0", S.UNIT_DOCS: 3,
+                 S.COUNTS_DOCUMENT: True})
+    prompts = with_doc_rows(S.stream_table(rows), samples=4)
+    assert prompts[S.DOC_ROWS].to_pylist() == [4, 4, 1]
+    out = Replica(gen, ModelConfig(), engine_factory=SamplingEngine)(prompts)
+    got = [(r[S.SOURCE_ROW], r[S.SAMPLE_INDEX], r[S.STATUS]) for r in out.to_pylist()]
+    assert got == [(0, 0, "ok"), (0, 1, "duplicate"), (0, 2, "ok"), (0, 3, "none"),
+                   (1, 0, "ok"), (1, 1, "duplicate"), (1, 2, "ok"), (1, 3, "none"),
+                   (2, None, "rejected")]
+    counts = count_rows(out)  # each document and passage still counted once
+    assert counts.documents == 3 and counts.passages == 2
+    assert counts.outputs == {"ok": 4, "duplicate": 2, "none": 2}
+    assert count_units(out)["f@0"].complete
+    from qcraft_ray.report.quality import quality_of
+
+    assert quality_of(counts, 4).distinct_ratio == {"english/query": 0.75}
+    assert quality_of(counts).distinct_ratio == {}
+    # a resumed run drops a prompt whose samples were written, by sample 0's identity
+    assert drop_written(prompts, identity(out.slice(0, 4))).num_rows == 2
+    with pytest.raises(ValidationError, match="needs sampling"):
+        GenerationConfig(samples_per_prompt=4)  # greedy: one output

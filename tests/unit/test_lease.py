@@ -64,7 +64,8 @@ def test_renewal_and_a_lost_lease_stops_commits(tmp_path):
                                                     .read_text()), "attempt": "other"})
         time.sleep(0.3)
         assert lost.is_set()
-    row = {S.DOC_ID: "d", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q",
+    row = {S.DOC_ID: "d", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+           S.STATUS: "ok", S.OUTPUT: "q",
            S.LANGUAGE: "english", S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.UNIT: "f@0",
            S.UNIT_DOCS: 1, S.DOC_ROWS: 1, S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p",
            S.PASSAGE_TOKENS: 80, S.MODEL: "m", S.COUNTS_DOCUMENT: True}

@@ -17,7 +17,7 @@ from qcraft_ray.store import THRESHOLDS_FILE, OutputFolder
 
 
 def commit(root, task, scores, lang):
-    rows = [{S.DOC_ID: f"{lang}{task}-{i}", S.CHUNK_INDEX: 0, S.TYPE: "query",
+    rows = [{S.DOC_ID: f"{lang}{task}-{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
              S.STATUS: "ok", S.SCORE: s, S.LANGUAGE: lang, S.SOURCE_FILE: "f",
              S.SOURCE_ROW: 100 * task + i, S.UNIT: f"f@{task}", S.UNIT_DOCS: len(scores),
              S.DOC_ROWS: 1, S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p",

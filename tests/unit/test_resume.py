@@ -29,6 +29,7 @@ def rows(unit="f@0", docs=2, source_rows=(0, 0, 1), types=("query", "title", Non
     for i, (r, t) in enumerate(zip(source_rows, types, strict=False)):
         rejected = t is None
         out.append({S.DOC_ID: f"d{r}", S.CHUNK_INDEX: 0 if rejected else i, S.TYPE: t,
+                    S.SAMPLE_INDEX: None if rejected else 0,
                     S.SOURCE_FILE: "f", S.SOURCE_ROW: r, S.UNIT: unit, S.UNIT_DOCS: docs,
                     S.STATUS: S.STATUS_REJECTED if rejected else S.STATUS_OK,
                     S.REASON: "too_short" if rejected else None, S.LANGUAGE: "english",

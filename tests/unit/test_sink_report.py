@@ -16,7 +16,8 @@ from qcraft_ray.store import OutputFolder
 
 
 def stream_rows():
-    base = {S.CHUNK_START: 0, S.CHUNK_END: 10, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+    base = {S.SAMPLE_INDEX: 0,
+            S.CHUNK_START: 0, S.CHUNK_END: 10, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
             S.LANGUAGE: "english", S.SOURCE_LANGUAGE: "eng_Latn", S.MODEL: "m",
             S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.PROMPT_TOKENS: 100, S.OUTPUT_TOKENS: 5,
             S.REPLICA: "h:1", S.UNIT: "f@0", S.UNIT_DOCS: 3}

@@ -99,7 +99,9 @@ def score(ds: Dataset, cfg: RunConfig) -> Dataset:
         fn_constructor_kwargs=dict(cfg=sc),
         compute=ActorPoolStrategy(size=sc.replicas),
         batch_format="pyarrow",
-        batch_size=sc.batch_size * 4,
+        # whole blocks: a prompt's samples stay in one block, so one write task commits
+        # them together (the scorer batches its own encoding)
+        batch_size=None,
         num_gpus=sc.gpus_per_replica,
         num_cpus=sc.cpus_per_replica,
     )
@@ -121,6 +123,7 @@ def output_sink(
         lease_attempt=state.attempt,
         layout=layout,
         rows_per_write=cfg.output.min_rows_per_file * per_type,
+        samples=cfg.generation.samples_per_prompt if schema is S.OUTPUT_SCHEMA else 1,
     )
 
 

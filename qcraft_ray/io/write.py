@@ -38,6 +38,21 @@ def mark_none_dropped(table: pa.Table) -> pa.Table:
     return reject(table, pc.equal(table[S.STATUS], S.STATUS_NONE), S.REASON_NONE_DROPPED)
 
 
+def check_samples_together(table: pa.Table, samples: int) -> None:
+    """Every generated prompt in ``table`` has all its ``samples`` rows: a prompt's
+    samples are committed together, which exactly-once resume relies on."""
+    generated = table.filter(pc.is_valid(table[S.SAMPLE_INDEX]))
+    keys = [S.SOURCE_FILE, S.SOURCE_ROW, S.CHUNK_INDEX, S.TYPE]
+    sizes = generated.select(keys).group_by(keys).aggregate([([], "count_all")])
+    split = sizes.filter(pc.not_equal(sizes["count_all"], samples))
+    if split.num_rows:
+        first = split.slice(0, 1).to_pylist()[0]
+        raise RuntimeError(
+            f"a write task got {first.pop('count_all')} of the {samples} samples of a "
+            f"prompt ({first}): a prompt's samples must stay in one block"
+        )
+
+
 class OutputSink(Datasink[RowCounts]):
     """Writes stream rows as output and rejected Parquet; commits; returns counters."""
 
@@ -52,6 +67,7 @@ class OutputSink(Datasink[RowCounts]):
         lease_attempt: str | None = None,
         layout: Layout | None = None,
         rows_per_write: int | None = None,
+        samples: int = 1,
     ) -> None:
         """``lease_attempt``: the attempt that must hold the folder's lease for a commit;
         ``rows_per_write``: rows a write task gathers (default output.min_rows_per_file)."""
@@ -66,6 +82,7 @@ class OutputSink(Datasink[RowCounts]):
         self._layout = (layout or Layout()).for_schema(schema)
         self._progress = progress
         self._lease_attempt = lease_attempt
+        self._samples = samples
 
     def get_name(self) -> str:
         return "WriteQcraft"
@@ -83,6 +100,8 @@ class OutputSink(Datasink[RowCounts]):
         table = pa.concat_tables(tables)
         if self._drop_none:
             table = mark_none_dropped(table)
+        if self._samples > 1:
+            check_samples_together(table, self._samples)
         counts = count_rows(table)
         rejected_mask = pc.equal(table[S.STATUS], S.STATUS_REJECTED)
         outputs = table.filter(pc.invert(rejected_mask))

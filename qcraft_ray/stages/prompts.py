@@ -165,13 +165,13 @@ class PromptBuilder:
             passage_ids = row.pop(S.PASSAGE_TOKEN_IDS)
             for i, type_ in enumerate(self._draw(row[S.DOC_ID], row[S.CHUNK_INDEX])):
                 ids = self._renderer.render_ids(row[S.PASSAGE], passage_ids, row[S.LANGUAGE], type_)
-                item = {**row, S.TYPE: type_, S.SAMPLE_INDEX: 0, S.PROMPT_TOKENS: len(ids)}
+                item = {**row, S.TYPE: type_, S.PROMPT_TOKENS: len(ids)}
                 if i:
                     item.update({S.COUNTS_DOCUMENT: False, S.COUNTS_PASSAGE: False})
                 if len(ids) > self._max_prompt_tokens:
                     item.update({S.STATUS: S.STATUS_REJECTED, S.REASON: S.REASON_PROMPT_TOO_LONG})
-                else:
-                    item[S.PROMPT_TOKEN_IDS] = ids
+                else:  # the prompt of sample 0 (and of the others, if any)
+                    item.update({S.PROMPT_TOKEN_IDS: ids, S.SAMPLE_INDEX: 0})
                 out.append(item)
         return S.stream_table(out)
 

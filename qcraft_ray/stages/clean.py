@@ -29,3 +29,9 @@ def clean_output(raw: str | None) -> tuple[str, str]:
     if text == NONE_LITERAL:
         return text, S.STATUS_NONE
     return text, S.STATUS_OK
+
+
+def comparable(text: str) -> str:
+    """``text`` with case and whitespace runs folded: how outputs are compared (for
+    duplicate samples, and for copies of the passage)."""
+    return " ".join(text.casefold().split())

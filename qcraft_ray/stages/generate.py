@@ -32,7 +32,7 @@ from qcraft_ray.stages.attempts import (
     ReplicaDiedOnRow,
     batch_digest,
 )
-from qcraft_ray.stages.clean import clean_output
+from qcraft_ray.stages.clean import clean_output, comparable
 from qcraft_ray.stages.engine import Engine, Generated, VLLMEngine
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
 
@@ -56,10 +56,6 @@ def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated |
         return out
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
 def sample_rows(row: dict, result: Generated | BaseException, samples: int) -> list[dict]:
     """A prompt row's output rows, one per sample (``sample_index`` 0..n-1): cleaned,
     and ``duplicate`` for an ok sample whose text an earlier ok sample of the same
@@ -73,7 +69,7 @@ def sample_rows(row: dict, result: Generated | BaseException, samples: int) -> l
         for g in (result, *result.more):
             output, status = clean_output(g.text)
             if status == S.STATUS_OK:
-                key = _normal(output)
+                key = comparable(output)
                 status = S.STATUS_DUPLICATE if key in seen else status
                 seen.add(key)
             outcomes.append({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: g.tokens})

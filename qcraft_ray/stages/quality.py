@@ -30,20 +30,17 @@ from qcraft_ray.languages import LANGUAGES
 from qcraft_ray.model_cache import staged
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject, replace
+from qcraft_ray.stages.clean import comparable
 from qcraft_ray.tokenization import load_tokenizer
 
 NEEDED = (S.STATUS, S.OUTPUT, S.PASSAGE, S.LANGUAGE)
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
 def copy_signals(output: str, passage: str, pieces: list[str]) -> tuple[bool, float]:
     """(whether ``output`` is a span of ``passage``, the share of its token ``pieces``
     whose text occurs in the passage). Pieces that are only whitespace are left out."""
-    normal_passage = _normal(passage)
-    copied = bool(_normal(output)) and _normal(output) in normal_passage
+    normal_passage = comparable(passage)
+    copied = bool(comparable(output)) and comparable(output) in normal_passage
     words = [p.strip() for p in pieces if p.strip()]
     if not words:
         return copied, 0.0

@@ -90,8 +90,9 @@ class ReportConfig(Section):
         ge=0,
         description="Examples per language in the report and its page: the lowest-scoring "
         "outputs, NONE answers and wrong-language outputs (plain outputs where a language "
-        "has none of these), with a passage excerpt. Picking them reads 7 small columns "
-        "of every data file once, at the end of the run; 0 skips it.",
+        "has none of these), with a passage excerpt. Picked at the end of the run from "
+        "up to 200 data files spread over the output (5 small columns, then the picked "
+        "rows' text); 0 skips it. qcraft inspect looks at every file.",
     )
 
 

@@ -21,7 +21,7 @@ from qcraft_ray.ledger.state import RunState, now_iso
 from qcraft_ray.ledger.units import UnitCounts, merge_units
 from qcraft_ray.passes.percentile import filter_by_percentile
 from qcraft_ray.progress import FinalProgress
-from qcraft_ray.report.examples import pick
+from qcraft_ray.report.examples import REPORT_FILES, pick, spread
 from qcraft_ray.report.model import (
     EngineBusy,
     InputInfo,
@@ -145,7 +145,8 @@ def finalise(
     )
     k = cfg.report.examples_per_language
     if k and state.mode == "generate" and not problems:
-        report.examples = pick(folder, [f for m in manifests for f in m.data_files], k)
+        files = spread([f for m in manifests for f in m.data_files], REPORT_FILES)
+        report.examples = pick(folder, files, k)
     report.write(folder)
     if problems:
         raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")

@@ -2,11 +2,12 @@
 outputs in the wrong language (and a few plain outputs where a language has none of
 these), each with its type and a passage excerpt.
 
-Picked by one columnar pass over the data files (language, type, status, score,
-wrong_language and the row key only), then the text of the few rows picked is read. The
-choice is deterministic: lowest scores first, otherwise by a hash of the row key, so a
-re-run picks the same rows. Used by the run report (``report.examples_per_language``)
-and ``qcraft inspect``.
+Picked by one columnar pass over the data files (language, type, status, score and
+wrong_language only: small, dictionary-encoded columns), then the text of the few rows
+picked is read. The run report looks at up to :data:`REPORT_FILES` files spread evenly
+over the output, so its cost stays bounded at any scale; ``qcraft inspect`` looks at
+every file. The choice is deterministic: lowest scores first, otherwise by a hash of
+the row's place (file and row), so a re-run picks the same rows.
 """
 
 from __future__ import annotations
@@ -25,8 +26,17 @@ from qcraft_ray.store import OutputFolder
 
 KINDS = ("lowest_score", "none", "wrong_language", "sample")
 EXCERPT_CHARS = 300
-_SCAN = [S.LANGUAGE, S.TYPE, S.STATUS, S.SCORE, S.WRONG_LANGUAGE, S.DOC_ID, S.CHUNK_INDEX]
-_TEXT = [S.OUTPUT, S.PASSAGE, S.DETECTED_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW]
+REPORT_FILES = 200
+_SCAN = [S.LANGUAGE, S.TYPE, S.STATUS, S.SCORE, S.WRONG_LANGUAGE]
+_TEXT = [
+    S.DOC_ID,
+    S.CHUNK_INDEX,
+    S.OUTPUT,
+    S.PASSAGE,
+    S.DETECTED_LANGUAGE,
+    S.SOURCE_FILE,
+    S.SOURCE_ROW,
+]
 
 
 class Example(BaseModel):
@@ -61,14 +71,22 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _hash(doc_id: str, chunk: int, type_: str) -> int:
-    key = f"{doc_id}\x00{chunk}\x00{type_}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+def _hash(rel: str, row: int) -> float:
+    key = f"{rel}\x00{row}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
 
-def _kinds(row: dict, wanted: tuple[str, ...]) -> Iterable[tuple[str, float]]:
+def spread(files: list[str], most: int) -> list[str]:
+    """At most ``most`` of ``files``, evenly spaced in name order."""
+    ordered = sorted(files)
+    if len(ordered) <= most:
+        return ordered
+    step = len(ordered) / most
+    return [ordered[int(i * step)] for i in range(most)]
+
+
+def _kinds(row: dict, h: float, wanted: tuple[str, ...]) -> Iterable[tuple[str, float]]:
     """The kinds a row is an example of, with its rank (smaller is picked first)."""
-    h = _hash(row[S.DOC_ID], row[S.CHUNK_INDEX], row[S.TYPE]) / 2**64
     status = row[S.STATUS]
     if "lowest_score" in wanted and status == S.STATUS_OK and row.get(S.SCORE) is not None:
         yield "lowest_score", row[S.SCORE]
@@ -95,7 +113,7 @@ def pick(
         for i, row in enumerate(table.to_pylist()):
             if (language and row[S.LANGUAGE] != language) or (type_ and row[S.TYPE] != type_):
                 continue
-            for kind, rank in _kinds(row, kinds):
+            for kind, rank in _kinds(row, _hash(rel, i), kinds):
                 heap = best.setdefault((row[S.LANGUAGE], kind), [])
                 item = (-rank, rel, i)  # a max-heap of the k smallest ranks
                 if len(heap) < k:

@@ -106,3 +106,13 @@ def test_checks_can_be_turned_off(tokenizer):
     out = QualityChecker(QualityConfig(language_id=False, copy_check=False), tokenizer)(table)
     assert out[S.WRONG_LANGUAGE].null_count == 1 and out[S.COPIED].null_count == 1
     assert isinstance(out, pa.Table)
+
+
+def test_report_examples_look_at_a_bounded_even_spread_of_files():
+    from qcraft_ray.report.examples import spread
+
+    files = [f"part-{i:05d}.parquet" for i in range(1000)]
+    picked = spread(list(reversed(files)), 200)
+    assert len(picked) == 200 and picked == sorted(picked)
+    assert picked[0] == files[0] and picked[1] == files[5] and picked[-1] == files[995]
+    assert spread(files[:3], 200) == files[:3]

@@ -30,6 +30,7 @@ _STATUS_COLORS = {
     S.STATUS_NONE: "#f58518",
     S.STATUS_EMPTY: "#b279a2",
     S.STATUS_ERROR: "#e45756",
+    S.STATUS_DUPLICATE: "#9d755d",
 }
 
 

@@ -116,3 +116,9 @@ def test_report_examples_look_at_a_bounded_even_spread_of_files():
     assert len(picked) == 200 and picked == sorted(picked)
     assert picked[0] == files[0] and picked[1] == files[5] and picked[-1] == files[995]
     assert spread(files[:3], 200) == files[:3]
+
+
+def test_every_output_status_has_a_colour_on_the_page():
+    from qcraft_ray.report.html import _STATUS_COLORS
+
+    assert set(_STATUS_COLORS) == set(S.OUTPUT_STATUSES)

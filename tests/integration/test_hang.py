@@ -47,6 +47,7 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
             "generation.batch_size=8", "generation.call_timeout_s=10",
             "generation.max_replica_deaths_per_row=2", "generation.engine.enforce_eager=true",
+            "quality.language_id=false",
             "generation.engine.kwargs="
             + json.dumps({"logits_processors": ["tests.hang_processor:HangOnToken"]}),
             f"generation.engine.env.QCRAFT_TEST_HANG_TOKEN='{token}'"]

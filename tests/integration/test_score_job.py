@@ -35,7 +35,7 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
     from tests.integration.browser import parse, render
 
     out_dir = str(tmp_path / "out")
-    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query,title]",
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
             "score.enabled=true", f"score.model={embedding_model}", "score.device=cpu",
             "score.cpus_per_replica=0.5", f"score.min_score={MIN_SCORE}",
             "score.min_percentile=25"]

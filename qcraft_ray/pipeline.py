@@ -80,8 +80,13 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
             progress=progress,
             storage=cfg.storage,
         ),
+        # batches_in_flight calls run at once in each replica, feeding one engine
         compute=ActorPoolStrategy(
-            min_size=low, max_size=high, max_tasks_in_flight_per_actor=gen.batches_in_flight
+            min_size=low,
+            max_size=high,
+            max_tasks_in_flight_per_actor=gen.batches_in_flight,
+            max_concurrent_calls_per_actor=gen.batches_in_flight,
+            enable_true_multi_threading=True,
         ),
         batch_format="pyarrow",
         batch_size=gen.batch_size,

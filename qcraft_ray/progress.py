@@ -16,7 +16,8 @@ not known without a second pass); the ETA then comes from prompts. Work done twi
 block or a commit that Ray ran again, a batch a lost replica had started, a finished
 batch generated again after its result was lost with a node) is counted apart, so each
 prompt counts once. The tracker's final snapshot (seconds spent per stage, summed over
-tasks, and where each engine replica ran and how busy it was) goes into the run report.
+tasks, and where each engine replica ran and how full it kept its engine) goes into
+the run report.
 The tracker lives on the driver's node, so it outlives any worker node.
 """
 
@@ -31,26 +32,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from qcraft_ray.stages.occupancy import OccupancySnapshot
+
 log = logging.getLogger("qcraft")
 
 
 @dataclass(frozen=True)
-class EngineCall:
-    """One engine call of a replica: wall-clock start and end, and where it ran."""
+class EngineReport:
+    """A replica's engine occupancy so far (None: its engine keeps no scheduler stats)."""
 
     replica: str
-    start: float
-    end: float
-    node_id: str | None = None
-    node_address: str | None = None
+    occupancy: OccupancySnapshot | None
 
 
 @dataclass(frozen=True)
 class ReplicaReady:
-    """A replica whose engine came up: where, and how long it took to load."""
+    """A replica whose engine came up: where, when it started, how long it took to load."""
 
     replica: str
     load_s: float
+    started_at: float  # epoch seconds: the replica's constructor began
     node_id: str | None = None
     node_address: str | None = None
 
@@ -61,17 +62,11 @@ class ProgressTracker:
 
     def __init__(self) -> None:
         self._counts: Counter = Counter()
-        self._busy: dict[str, list[float]] = {}  # replica -> [first start, last end, busy s]
-        self._nodes: dict[str, tuple[str | None, str | None]] = {}  # replica -> node
         self._ready: dict[str, ReplicaReady] = {}
+        self._engines: dict[str, OccupancySnapshot | None] = {}  # replica -> latest
         self._seen: set[str] = set()  # keys of counters already counted
 
-    def add(
-        self,
-        counters: dict[str, float],
-        call: EngineCall | None = None,
-        once: str | None = None,
-    ) -> None:
+    def add(self, counters: dict[str, float], once: str | None = None) -> None:
         """Add ``counters``. ``once``: what they count (a work unit read, a manifest
         committed); a task that Ray runs again sends the same key, and is counted once."""
         if once is not None:
@@ -79,11 +74,6 @@ class ProgressTracker:
                 return
             self._seen.add(once)
         self._counts.update(counters)
-        if call is not None:
-            b = self._busy.setdefault(call.replica, [call.start, call.end, 0.0])
-            b[0], b[1] = min(b[0], call.start), max(b[1], call.end)
-            b[2] += call.end - call.start
-            self._nodes[call.replica] = (call.node_id, call.node_address)
 
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
@@ -91,41 +81,68 @@ class ProgressTracker:
     def replica_ready(self, ready: ReplicaReady) -> None:
         """A replica's engine is up (it may never get work: it is listed all the same)."""
         self._ready[ready.replica] = ready
-        self._nodes[ready.replica] = (ready.node_id, ready.node_address)
 
-    def engine_busy(self) -> dict[str, Any]:
-        """Per replica (every one that came up): where it ran, how long its engine took to
-        load, seconds inside engine calls, the span from its first call's start to its
-        last call's end, and their ratio (1.0: the engine never waited for the pipeline
-        between calls; null: it got no work); overall: the same summed over replicas."""
-        per = {}
-        for name in sorted(set(self._busy) | set(self._ready)):
-            start, end, busy = self._busy.get(name, (0.0, 0.0, 0.0))
-            ready = self._ready.get(name)
-            per[name] = {
-                "busy_s": round(busy, 3),
-                "span_s": round(end - start, 3),
-                "busy_fraction": (
-                    round(busy / (end - start), 4)
-                    if end > start
-                    else (1.0 if name in self._busy else None)
-                ),
-                "node_id": self._nodes[name][0],
-                "node_address": self._nodes[name][1],
-                "load_s": round(ready.load_s, 3) if ready else None,
-            }
-        busy = sum(b[2] for b in self._busy.values())
-        span = sum(b[1] - b[0] for b in self._busy.values())
-        return {"busy_fraction": round(busy / span, 4) if span > 0 else None, "replicas": per}
+    def engine(self, report: EngineReport) -> None:
+        """A replica's occupancy so far (the latest replaces the earlier ones)."""
+        self._engines[report.replica] = report.occupancy
+
+    def engine_summary(self) -> dict[str, Any]:
+        """Per replica that came up: :func:`replica_summary`; overall: the occupancy over
+        every replica's span, and the first output of any replica (epoch seconds)."""
+        per = {
+            name: replica_summary(ready, self._engines.get(name))
+            for name, ready in sorted(self._ready.items())
+        }
+        seen = [o for o in self._engines.values() if o is not None and o.span_s > 0]
+        capacity = sum(o.span_s * o.max_num_seqs for o in seen)
+        firsts = [o.first_output_at for o in seen if o.first_output_at is not None]
+        return {
+            "occupancy": round(sum(o.running_seq_s for o in seen) / capacity, 4)
+            if capacity
+            else None,
+            "first_output_at": min(firsts) if firsts else None,
+            "replicas": per,
+        }
+
+
+def replica_summary(ready: ReplicaReady, occ: OccupancySnapshot | None) -> dict[str, Any]:
+    """Where a replica ran, how long its engine took to load, and how full it was kept
+    from its first request to its last step (nulls: no work, or no scheduler stats)."""
+    out: dict[str, Any] = {
+        "node_id": ready.node_id,
+        "node_address": ready.node_address,
+        "load_s": round(ready.load_s, 3),
+        "first_output_s": None,
+        "span_s": None,
+        "occupancy": None,
+        "mean_running": None,
+        "queue_empty_fraction": None,
+        "idle_fraction": None,
+        "steps": None,
+    }
+    if occ is None or occ.span_s <= 0:
+        return out
+    out.update(
+        first_output_s=round(occ.first_output_at - ready.started_at, 3)
+        if occ.first_output_at is not None
+        else None,
+        span_s=round(occ.span_s, 3),
+        occupancy=round(occ.running_seq_s / (occ.span_s * occ.max_num_seqs), 4),
+        mean_running=round(occ.running_seq_s / occ.span_s, 2),
+        queue_empty_fraction=round(occ.queue_empty_s / occ.span_s, 4),
+        idle_fraction=round(occ.idle_s / occ.span_s, 4),
+        steps=occ.steps,
+    )
+    return out
 
 
 @dataclass
 class FinalProgress:
     """What the tracker held when the pipeline ended: the counters, and
-    :meth:`ProgressTracker.engine_busy`."""
+    :meth:`ProgressTracker.engine_summary`."""
 
     counters: dict[str, float] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=lambda: {"busy_fraction": None, "replicas": {}})
+    engine: dict[str, Any] = field(default_factory=lambda: {"replicas": {}})
 
 
 class RemoteProgress:
@@ -134,16 +151,14 @@ class RemoteProgress:
     def __init__(self, handle: Any) -> None:
         self._handle = handle
 
-    def add(
-        self,
-        counters: dict[str, float],
-        call: EngineCall | None = None,
-        once: str | None = None,
-    ) -> None:
-        self._handle.add.remote(counters, call, once)
+    def add(self, counters: dict[str, float], once: str | None = None) -> None:
+        self._handle.add.remote(counters, once)
 
     def replica_ready(self, ready: ReplicaReady) -> None:
         self._handle.replica_ready.remote(ready)
+
+    def engine(self, report: EngineReport) -> None:
+        self._handle.engine.remote(report)
 
 
 def on_this_node(cls: type) -> Any:
@@ -228,7 +243,7 @@ def track_progress(
         stop.set()
         thread.join(timeout=5)
         final.counters = ray.get(handle.snapshot.remote(), timeout=30)
-        final.engine = ray.get(handle.engine_busy.remote(), timeout=30)
+        final.engine = ray.get(handle.engine_summary.remote(), timeout=30)
         log.info(
             "%s", format_line(final.counters, total_documents, time.monotonic() - t0, already_done)
         )

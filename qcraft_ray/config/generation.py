@@ -12,6 +12,13 @@ from qcraft_ray.output_types import normalize_type
 
 
 class EngineConfig(Section):
+    backend: Literal["vllm", "instant"] = Field(
+        "vllm",
+        description="'vllm': the model, on vLLM. 'instant': no model; every prompt is "
+        "answered at once with a span of the prompt itself (seeded lengths, mean 20 "
+        "tokens), to measure what the pipeline alone can do (bench/ceiling.py) or test it "
+        "without an engine.",
+    )
     dtype: str = Field("auto", description="vLLM dtype. 'float32' on CPU (bf16 is slow there).")
     max_model_len: int = Field(
         4096, ge=256, description="Context length per sequence (prompt + output)."
@@ -113,7 +120,9 @@ class GenerationConfig(Section):
     batches_in_flight: int = Field(
         4,
         ge=1,
-        description="Batches queued per replica so it never waits for the next.",
+        description="Batches each replica runs at once, all feeding its one engine: while "
+        "one batch's last sequences run, the next one's prompts take the freed slots. Keep "
+        "batch_size x batches_in_flight above engine.max_num_seqs.",
         json_schema_extra=MAY_CHANGE,
     )
     max_replica_deaths_per_row: int = Field(
@@ -126,11 +135,12 @@ class GenerationConfig(Section):
     call_timeout_s: float = Field(
         600.0,
         gt=0,
-        description="An engine call running longer than this is hung (a stuck accelerator "
-        "call never returns): its replica is ended, Ray restarts it and retries the batch, "
-        "and a row that hangs every time becomes an error row after "
-        "max_replica_deaths_per_row. Keep it well above one batch's time (seconds on a "
-        "GPU, up to minutes on CPU).",
+        description="An engine call (one batch, from its submission to its last output) "
+        "running longer than this is hung (a stuck accelerator call never returns): its "
+        "replica is ended, Ray restarts it and retries the batch, and a row that hangs "
+        "every time becomes an error row after max_replica_deaths_per_row. A batch shares "
+        "the engine with batches_in_flight - 1 others: keep it well above that many "
+        "batches' time (seconds on a GPU, up to minutes on CPU).",
         json_schema_extra=MAY_CHANGE,
     )
     max_new_tokens: int = Field(128, ge=1, description="Most tokens generated per output.")

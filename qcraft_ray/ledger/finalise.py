@@ -23,7 +23,7 @@ from qcraft_ray.passes.percentile import filter_by_percentile
 from qcraft_ray.progress import FinalProgress
 from qcraft_ray.report.examples import REPORT_FILES, pick, spread
 from qcraft_ray.report.model import (
-    EngineBusy,
+    EngineOccupancy,
     InputInfo,
     ModelInfo,
     OutputInfo,
@@ -106,7 +106,7 @@ def finalise(
             generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3),
         ),
         replicas=len(counts.by_replica),
-        engine=EngineBusy.model_validate(tracked.engine),
+        engine=engine_section(tracked.engine, t0),
         retries=Retries(
             replicas_lost=int(done.get("replicas_lost", 0)),
             prompts_retried=int(done.get("prompts_retried", 0)),
@@ -165,3 +165,13 @@ def finalise(
     folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
     lease.release(folder, state.attempt)
     return report
+
+
+def engine_section(tracked: dict, t0: float) -> EngineOccupancy:
+    """The tracker's engine summary, with the first output timed from the run's start
+    (``t0``: this process's monotonic clock when the run began)."""
+    engine = EngineOccupancy.model_validate(tracked)
+    if engine.first_output_at is not None:
+        started = time.time() - (time.monotonic() - t0)
+        engine.first_output_s = round(engine.first_output_at - started, 3)
+    return engine

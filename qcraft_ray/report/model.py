@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig, StorageConfig
@@ -50,14 +50,32 @@ class Throughput(_Part):
     generated_tokens_per_second: float = 0.0
 
 
-class ReplicaBusy(_Part):
-    busy_s: float  # seconds inside engine calls
-    span_s: float  # from the first call's start to the last call's end
-    busy_fraction: float | None  # their ratio (below 1, the engine waited for the
-    # pipeline); null for a replica that came up but got no work
+class _Legacy(_Part):
+    """Reads reports of earlier versions, whose engine section counted time inside
+    engine calls (``busy_s``, ``busy_fraction``): those keys are dropped."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_busy(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in ("busy_s", "busy_fraction")}
+        return data
+
+
+class ReplicaEngine(_Legacy):
+    """One replica: where it ran, its start-up, and how full its engine was kept, from
+    the engine's own scheduler counts (nulls: no work, or an engine without them)."""
+
     node_id: str | None = None  # the Ray node the replica ran on
     node_address: str | None = None  # that node's IP address
     load_s: float | None = None  # from the replica's start to its engine being ready
+    first_output_s: float | None = None  # from the replica's start to its first output
+    span_s: float | None = None  # from its engine's first request to its last step
+    occupancy: float | None = None  # mean running sequences / max_num_seqs over the span
+    mean_running: float | None = None  # mean running sequences over the span
+    queue_empty_fraction: float | None = None  # share of the span no request waited
+    idle_fraction: float | None = None  # share of the span nothing ran
+    steps: int | None = None  # engine steps
 
 
 class Retries(_Part):
@@ -68,11 +86,13 @@ class Retries(_Part):
     prompts_repeated: int = 0  # prompts generated again after their result was lost
 
 
-class EngineBusy(_Part):
-    """How busy the pipeline kept each engine replica between its first and last call."""
+class EngineOccupancy(_Legacy):
+    """How full the pipeline kept the engines, and how soon they produced."""
 
-    busy_fraction: float | None = None  # over every replica
-    replicas: dict[str, ReplicaBusy] = {}
+    occupancy: float | None = None  # over every replica's span
+    first_output_at: float | None = None  # epoch seconds: the first output of any replica
+    first_output_s: float | None = None  # from the run's start to that first output
+    replicas: dict[str, ReplicaEngine] = {}
 
 
 class ResumeInfo(_Part):
@@ -119,7 +139,7 @@ class RunReport(_Part):
     stage_seconds: dict[str, float]  # summed over the tasks of each stage, this attempt
     throughput: Throughput
     replicas: int
-    engine: EngineBusy
+    engine: EngineOccupancy
     retries: Retries = Retries()
     attempts: list[Attempt]
     resumed: bool

@@ -3,11 +3,15 @@ object with the same ``generate`` (a seeded fake in unit tests)."""
 
 from __future__ import annotations
 
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qcraft_ray.config import GenerationConfig, ModelConfig
+from qcraft_ray.stages.feeding import Feeder
+from qcraft_ray.stages.occupancy import Occupancy, scheduler_stats_logger
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,8 @@ class Generated:
 
 
 class Engine(Protocol):
-    """What the replica needs from an engine (vLLM, or a seeded fake in unit tests)."""
+    """What the replica needs from an engine (vLLM, or a seeded fake in unit tests).
+    ``generate`` may be called from several threads at once."""
 
     def generate(self, prompts: list[list[int]]) -> list[Generated]: ...
 
@@ -47,14 +52,20 @@ def sampling_seed(gen: GenerationConfig) -> int | None:
 
 
 class VLLMEngine:
-    """A vLLM offline engine configured from :class:`GenerationConfig`."""
+    """A vLLM engine configured from :class:`GenerationConfig`, fed continuously
+    (:class:`~qcraft_ray.stages.feeding.Feeder`): ``generate`` may be called from
+    several threads at once, and their prompts share the engine's batch."""
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
         threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
         if threads is not None:
             # This process belongs to the replica: set before torch/vLLM read it.
             os.environ["OMP_NUM_THREADS"] = str(threads)
-        from vllm import LLM, SamplingParams
+        from vllm import SamplingParams
+        from vllm.engine.arg_utils import EngineArgs
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.v1.engine.llm_engine import LLMEngine
 
         eng = gen.engine
         args: dict[str, Any] = dict(
@@ -70,6 +81,7 @@ class VLLMEngine:
             enforce_eager=eng.enforce_eager,
             tensor_parallel_size=max(1, int(gen.gpus_per_replica)) if gen.device == "cuda" else 1,
             seed=gen.seed if gen.seed is not None else 0,
+            disable_log_stats=False,  # the scheduler's counts feed the occupancy
         )
         if eng.max_num_batched_tokens is not None:
             args["max_num_batched_tokens"] = eng.max_num_batched_tokens
@@ -78,8 +90,13 @@ class VLLMEngine:
             # processes rather than letting vLLM ask Ray for another placement group.
             args["distributed_executor_backend"] = "mp"
         args.update(eng.kwargs)
-        self._llm = LLM(**args)
-        self._params = SamplingParams(
+        self.occupancy = Occupancy(eng.max_num_seqs)
+        engine = LLMEngine.from_engine_args(
+            EngineArgs(**args),
+            usage_context=UsageContext.LLM_CLASS,  # vLLM's defaults for offline batches
+            stat_loggers=[scheduler_stats_logger(self.occupancy)],
+        )
+        params = SamplingParams(
             temperature=gen.temperature,
             top_p=gen.top_p if gen.temperature > 0 else 1.0,
             max_tokens=gen.max_new_tokens,
@@ -87,11 +104,64 @@ class VLLMEngine:
             seed=sampling_seed(gen),
             skip_special_tokens=True,
         )
+        params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per finished request
+        self._feeder = Feeder(
+            engine, params, lambda r: _generated(r.outputs), self.occupancy, _renderer(engine)
+        )
 
     def generate(self, prompts: list[list[int]]) -> list[Generated]:
-        requests = [{"prompt_token_ids": ids} for ids in prompts]
-        results = self._llm.generate(requests, self._params, use_tqdm=False)
-        return [_generated(r.outputs) for r in results]
+        return list(self._feeder.generate(prompts))
+
+
+class InstantEngine:
+    """No model: answers every prompt at once with a span of the prompt itself, of a
+    seeded length (geometric, mean 20 tokens, at most ``max_new_tokens``). For measuring
+    what the pipeline alone can do (``bench/ceiling.py``) and for tests."""
+
+    occupancy = None
+
+    def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
+        from qcraft_ray.tokenization import load_tokenizer
+
+        self._decode = load_tokenizer(model).backend_tokenizer.decode
+        self._max = gen.max_new_tokens
+        self._samples = gen.samples_per_prompt
+
+    def _length(self, ids: list[int], sample: int) -> int:
+        h = zlib.crc32(bytes(str((len(ids), ids[len(ids) // 2], sample)), "ascii"))
+        u = (h % 1_000_003 + 1) / 1_000_004  # in (0, 1)
+        return max(1, min(self._max, int(math.log(u) / math.log(1 - 1 / 20)) + 1))
+
+    def generate(self, prompts: list[list[int]]) -> list[Generated]:
+        out = []
+        for ids in prompts:
+            made = []
+            for k in range(self._samples):
+                n = self._length(ids, k)
+                start = len(ids) // 2 + 7 * k
+                made.append(Generated(self._decode(ids[start : start + n]), n))
+            out.append(Generated(made[0].text, made[0].tokens, tuple(made[1:])))
+        return out
+
+
+def _renderer(engine: Any) -> Any:
+    """Token-id prompts to engine inputs, the way ``LLM.generate`` prepares them."""
+    from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+    renderer, config = engine.renderer, engine.model_config
+
+    def prepare(prompts: list[list[int]]) -> list[Any]:
+        parsed = [parse_model_prompt(config, {"prompt_token_ids": ids}) for ids in prompts]
+        return list(renderer.render_cmpl(parsed, renderer.default_cmpl_tok_params))
+
+    return prepare
+
+
+def make_engine(gen: GenerationConfig, model: ModelConfig) -> Engine:
+    """The engine ``generation.engine.backend`` names."""
+    if gen.engine.backend == "instant":
+        return InstantEngine(gen, model)
+    return VLLMEngine(gen, model)
 
 
 def _generated(outputs: list) -> Generated:

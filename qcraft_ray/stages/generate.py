@@ -1,9 +1,10 @@
-"""The engine replica: one vLLM engine per Ray actor, fed whole batches of prompts.
+"""The engine replica: one vLLM engine per Ray actor, fed continuously.
 
-Each ``__call__`` hands every pending prompt of its batch (as token ids: nothing is
-tokenized twice) to ``LLM.generate`` in one call, so vLLM's continuous batching keeps
-the accelerator full; Ray Data queues ``batches_in_flight`` batches per replica so the
-next batch is always waiting.
+Ray Data runs ``batches_in_flight`` calls of a replica at once (threads of one actor).
+Each hands every pending prompt of its batch (as token ids: nothing is tokenized twice)
+to the one engine, whose driver thread admits them as they come
+(:mod:`qcraft_ray.stages.feeding`): while one batch's last sequences run, the next
+batch's prompts already fill the freed slots, so no batch leaves a tail.
 
 Errors: a batch that fails with an input error (``ValueError``/``TypeError``, what vLLM
 raises for a bad request) is retried prompt by prompt and only the failing rows get
@@ -25,7 +26,7 @@ import pyarrow as pa
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.model_cache import staged
-from qcraft_ray.progress import EngineCall, RemoteProgress, ReplicaReady
+from qcraft_ray.progress import EngineReport, RemoteProgress, ReplicaReady
 from qcraft_ray.stages.attempts import (
     AttemptLedger,
     RemoteLedger,
@@ -33,7 +34,8 @@ from qcraft_ray.stages.attempts import (
     batch_digest,
 )
 from qcraft_ray.stages.clean import clean_output, comparable
-from qcraft_ray.stages.engine import Engine, Generated, VLLMEngine
+from qcraft_ray.stages.engine import Engine, Generated, make_engine
+from qcraft_ray.stages.isolation import IsolationGate
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
@@ -107,14 +109,14 @@ class Replica:
         self,
         gen: GenerationConfig,
         model: ModelConfig,
-        engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = VLLMEngine,
+        engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = make_engine,
         ledger: AttemptLedger | RemoteLedger | None = None,
         max_attempts: int = 3,
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
         """``storage``: how to reach a model on object storage (staged to this node)."""
-        t0 = time.monotonic()
+        t0, self._started_at = time.monotonic(), time.time()
         self._progress = progress
         self._ledger = ledger
         self._max_attempts = max_attempts
@@ -122,11 +124,14 @@ class Replica:
         self._samples = gen.samples_per_prompt
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
+        self._gate = IsolationGate()
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._node = node_identity()
         load_s = time.monotonic() - t0
         if progress:
-            progress.replica_ready(ReplicaReady(self._name, load_s, *self._node))
+            progress.replica_ready(
+                ReplicaReady(self._name, load_s, self._started_at, *self._node)
+            )
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
@@ -142,10 +147,9 @@ class Replica:
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
         prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
         keys = [row_key(rows[i]) for i in todo]
-        t0, started = time.perf_counter(), time.time()
+        t0 = time.perf_counter()
         results, retried, again = self._generate(prompts, keys) if todo else ([], False, False)
         if self._progress and todo:
-            seconds = time.perf_counter() - t0
             # the work, counted once per batch however often it was generated (the
             # tracker drops a key it has seen, in the same call that counts it)
             self._progress.add(
@@ -156,14 +160,17 @@ class Replica:
                 },
                 once=f"batch:{batch_digest(keys)}",
             )
-            # the effort, every time: engine time, and work done twice counted apart
+            # the effort, every time: time in calls, and work done twice counted apart
             self._progress.add(
                 {
-                    "seconds_generate": seconds,
+                    "seconds_generate": time.perf_counter() - t0,
                     "prompts_retried": len(todo) if retried else 0,
                     "prompts_repeated": len(todo) if again else 0,
                 },
-                call=EngineCall(self._name, started, started + seconds, *self._node),
+            )
+            occupancy = getattr(self._engine, "occupancy", None)
+            self._progress.engine(
+                EngineReport(self._name, occupancy.snapshot() if occupancy else None)
             )
         out: list[dict] = []
         done = dict(zip(todo, results, strict=True))
@@ -183,15 +190,19 @@ class Replica:
         had been generated before (its finished result was lost and Ray re-ran it)."""
         ledger = self._ledger
         if ledger is None:
-            return _generate_rows(self._calls, prompts), False, False
+            with self._gate.shared():
+                return _generate_rows(self._calls, prompts), False, False
         before = ledger.get(keys)
         if not any(before):  # the usual case: one engine call for the whole batch
-            ledger.mark(keys)
-            results = _generate_rows(self._calls, prompts)
+            with self._gate.shared():
+                ledger.mark(keys)
+                results = _generate_rows(self._calls, prompts)
             return results, False, ledger.clear(keys, batch_digest(keys))
         if self._progress:  # the replica that was generating this batch died
             self._progress.add({"replicas_lost": 1})
-        return self._generate_rows_apart(prompts, keys, before), True, False
+        # alone in the engine: a row that ends the process charges no other batch's rows
+        with self._gate.exclusive():
+            return self._generate_rows_apart(prompts, keys, before), True, False
 
     def _generate_rows_apart(
         self, prompts: list[list[int]], keys: list[str], before: list[int]

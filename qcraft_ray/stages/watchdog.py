@@ -10,6 +10,7 @@ row and turns a row that ends its replica every time into an error row.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -27,42 +28,46 @@ def _end_process() -> None:
 
 
 class CallWatchdog:
-    """Runs ``on_timeout`` (default: end this process) when a watched call overruns."""
+    """Runs ``on_timeout`` (default: end this process) when a watched call overruns.
+    Calls may overlap (a replica's concurrent batches): each has its own deadline."""
 
     def __init__(self, timeout_s: float, on_timeout: Callable[[], None] = _end_process) -> None:
         self._timeout_s = timeout_s
         self._on_timeout = on_timeout
-        self._deadline: float | None = None
-        self._what = ""
+        self._calls: dict[int, tuple[float, str]] = {}  # token -> (deadline, what)
+        self._tokens = itertools.count()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="qcraft-watchdog", daemon=True)
         self._thread.start()
 
-    def start(self, what: str) -> None:
+    def start(self, what: str) -> int:
+        """Watch a call from now; returns the token to :meth:`stop` it with."""
         with self._lock:
-            self._deadline, self._what = time.monotonic() + self._timeout_s, what
+            token = next(self._tokens)
+            self._calls[token] = (time.monotonic() + self._timeout_s, what)
+            return token
 
-    def stop(self) -> None:
+    def stop(self, token: int) -> None:
         with self._lock:
-            self._deadline = None
+            self._calls.pop(token, None)
 
     def _watch(self) -> None:
         tick = min(1.0, self._timeout_s / 10)
         while True:
             time.sleep(tick)
+            now = time.monotonic()
             with self._lock:
-                overdue = self._deadline is not None and time.monotonic() > self._deadline
-                what = self._what
+                overdue = [(t, what) for t, (due, what) in self._calls.items() if now > due]
+                for t, _ in overdue:
+                    del self._calls[t]
             if overdue:
                 # print, not logging: Ray forwards worker stderr to the driver and job log
                 print(
-                    f"qcraft: {what} ran past generation.call_timeout_s "
+                    f"qcraft: {overdue[0][1]} ran past generation.call_timeout_s "
                     f"({self._timeout_s:g} s): ending this replica so Ray restarts it",
                     file=sys.stderr,
                     flush=True,
                 )
-                with self._lock:
-                    self._deadline = None
                 self._on_timeout()
 
 
@@ -74,8 +79,8 @@ class WatchedEngine:
         self._watchdog = watchdog
 
     def generate(self, prompts: list[list[int]]) -> list[Generated]:
-        self._watchdog.start(f"an engine call of {len(prompts)} prompts")
+        token = self._watchdog.start(f"an engine call of {len(prompts)} prompts")
         try:
             return self._engine.generate(prompts)
         finally:
-            self._watchdog.stop()
+            self._watchdog.stop(token)

@@ -8,7 +8,7 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig
-from qcraft_ray.stages.generate import Generated, Replica
+from qcraft_ray.stages.generate import Generated, Replica, row_key
 
 BAD, FATAL, NONEP, EMPTYP, THINKP = 666, 999, 2, 3, 4
 
@@ -272,3 +272,75 @@ def test_sampling_seed_is_left_out_on_cpu_engines():
     assert sampling_seed(GenerationConfig(temperature=0.8, gpus_per_replica=1, seed=7)) == 7
     assert sampling_seed(GenerationConfig(temperature=0.8, gpus_per_replica=0)) is None
     assert sampling_seed(GenerationConfig(gpus_per_replica=1)) is None  # greedy
+
+
+class CountingEngine(FakeEngine):
+    """Records how many calls are inside the engine at once; POISON kills, as above."""
+
+    def __init__(self, gen, model, seed=0):
+        super().__init__(gen, model, seed)
+        import threading
+
+        self.lock, self.inside, self.most, self.alone_with = threading.Lock(), 0, 0, []
+
+    def generate(self, prompts):
+        import time
+
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            if len(prompts) == 1:
+                self.alone_with.append(self.inside)
+        time.sleep(0.05)
+        try:
+            if any(POISON in p for p in prompts):
+                raise SystemExit("replica process died")
+            return super().generate(prompts)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def test_concurrent_calls_share_the_engine_and_a_suspect_batch_runs_alone():
+    import threading
+
+    from qcraft_ray.stages.attempts import AttemptLedger
+
+    ledger = AttemptLedger()
+    batches = [keyed_batch([[1], [5]], 10 * k) for k in range(4)]
+    # a replica died while generating batch 0: its rows carry an attempt
+    ledger.mark([row_key(r) for r in batches[0].to_pylist()])
+    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=CountingEngine,
+                  ledger=ledger)
+    outs = {}
+
+    def call(k):
+        outs[k] = rep(batches[k]).to_pylist()
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in (1, 2, 0, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outs) == [0, 1, 2, 3]
+    assert all(r[S.STATUS] == "ok" for rows in outs.values() for r in rows)
+    assert rep._engine.most >= 2  # ordinary batches were in the engine together
+    # batch 0 went row by row, each row alone in the engine
+    assert rep._engine.alone_with == [1, 1]
+
+
+def test_instant_engine_answers_with_seeded_lengths(tmp_path):
+    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
+    from qcraft_ray.stages.engine import InstantEngine, make_engine
+
+    model = ModelConfig(name=str(tokenizer_files_dir()))
+    gen = GenerationConfig(max_new_tokens=64, engine={"backend": "instant"})
+    engine = make_engine(gen, model)
+    assert isinstance(engine, InstantEngine)
+    prompts = [list(range(1000 + k, 1400 + k)) for k in range(400)]
+    first, again = engine.generate(prompts), engine.generate(prompts)
+    assert first == again  # seeded by the prompt
+    lengths = [g.tokens for g in first]
+    assert 1 <= min(lengths) and max(lengths) <= 64
+    assert 15 < sum(lengths) / len(lengths) < 25  # mean ~20 (geometric, capped)
+    assert all(g.text for g in first)

@@ -135,27 +135,34 @@ def test_progress_line():
     assert "prompts 0 |" in line and line.endswith("ETA 0m40s")
 
 
-def test_engine_busy_fraction():
-    from qcraft_ray.progress import EngineCall, ProgressTracker, ReplicaReady
+def test_engine_summary_from_occupancy_snapshots():
+    from qcraft_ray.progress import EngineReport, ProgressTracker, ReplicaReady
+    from qcraft_ray.report.model import EngineOccupancy
+    from qcraft_ray.stages.occupancy import OccupancySnapshot
 
     t = ProgressTracker()
-    assert t.engine_busy() == {"busy_fraction": None, "replicas": {}}
-    # replica a: calls 0-4 and 5-10 (waited 1 s between them); b: one call 2-4
-    t.add({"outputs": 1}, call=EngineCall("a", 5.0, 10.0, "n1", "10.0.0.1"))
-    t.add({"outputs": 1}, call=EngineCall("a", 0.0, 4.0, "n1", "10.0.0.1"))
-    t.add({}, call=EngineCall("b", 2.0, 4.0))
-    t.add({"outputs": 1})  # counters alone leave the spans alone
-    got = t.engine_busy()
-    assert got["replicas"] == {
-        "a": {"busy_s": 9.0, "span_s": 10.0, "busy_fraction": 0.9, "node_id": "n1",
-              "node_address": "10.0.0.1", "load_s": None},
-        "b": {"busy_s": 2.0, "span_s": 2.0, "busy_fraction": 1.0, "node_id": None,
-              "node_address": None, "load_s": None}}
-    assert got["busy_fraction"] == round(11 / 12, 4)
-    # a replica that came up but got no work is listed, with where it ran
-    t.replica_ready(ReplicaReady("c", 21.5, "n2", "10.0.0.2"))
-    assert t.engine_busy()["replicas"]["c"] == {
-        "busy_s": 0.0, "span_s": 0.0, "busy_fraction": None, "node_id": "n2",
-        "node_address": "10.0.0.2", "load_s": 21.5}
-    assert t.engine_busy()["busy_fraction"] == round(11 / 12, 4)
-    assert t.snapshot() == {"outputs": 3}
+    assert t.engine_summary() == {"occupancy": None, "first_output_at": None, "replicas": {}}
+    t.replica_ready(ReplicaReady("a", 12.5, 1000.0, "n1", "10.0.0.1"))
+    t.replica_ready(ReplicaReady("b", 20.0, 1000.0))
+    t.replica_ready(ReplicaReady("c", 21.5, 1001.0, "n2", "10.0.0.2"))  # never got work
+    # a: 10 s at 48 of 64 slots on average, 2 s with an empty queue, first output at 1014
+    t.engine(EngineReport("a", OccupancySnapshot(64, 5.0, 100.0, 1.0, 0.0, 40, 1014.0)))
+    t.engine(EngineReport("a", OccupancySnapshot(64, 10.0, 480.0, 2.0, 0.5, 90, 1014.0)))
+    t.engine(EngineReport("b", OccupancySnapshot(32, 10.0, 160.0, 10.0, 5.0, 50, 1021.0)))
+    t.engine(EngineReport("c", None))
+    t.add({"outputs": 1})  # counters leave the engines alone
+    got = t.engine_summary()
+    assert got["replicas"]["a"] == {
+        "node_id": "n1", "node_address": "10.0.0.1", "load_s": 12.5, "first_output_s": 14.0,
+        "span_s": 10.0, "occupancy": 0.75, "mean_running": 48.0, "queue_empty_fraction": 0.2,
+        "idle_fraction": 0.05, "steps": 90}
+    assert got["replicas"]["b"]["occupancy"] == 0.5
+    assert got["replicas"]["c"]["occupancy"] is None and got["replicas"]["c"]["load_s"] == 21.5
+    assert got["occupancy"] == round((480 + 160) / (10 * 64 + 10 * 32), 4)
+    assert got["first_output_at"] == 1014.0
+    EngineOccupancy.model_validate(got)  # the report's shape
+    # a report of an earlier version (time inside calls) still reads
+    old = {"busy_fraction": 0.9, "replicas": {"a": {"busy_s": 9.0, "span_s": 10.0,
+           "busy_fraction": 0.9, "node_id": "n1", "node_address": None, "load_s": 3.0}}}
+    assert EngineOccupancy.model_validate(old).replicas["a"].load_s == 3.0
+    assert t.snapshot() == {"outputs": 1}

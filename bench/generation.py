@@ -192,7 +192,7 @@ def main() -> None:
     sizes = build_inputs(args.prompts)
     modes = args.modes.split(",")
     times: dict = {m: {"full": [], "small": []} for m in modes}
-    engine: dict = {"busy_fraction": [], "engine_prompts_per_s": []}  # from the job's report
+    engine: dict = {"occupancy": [], "engine_prompts_per_s": []}  # from the job's report
     for alt in range(args.alternations):
         order = modes[alt % len(modes):] + modes[:alt % len(modes)]  # rotate the order
         for mode in order:
@@ -201,9 +201,9 @@ def main() -> None:
                 times[mode][size].append(t)
                 if mode == "qcraft" and size == "full":
                     report = json.loads((WORK / "qcraft-out" / "_report.json").read_text())
-                    engine["busy_fraction"].append(report["engine"]["busy_fraction"])
-                    engine["engine_prompts_per_s"].append(
-                        sizes["full"] / report["stage_seconds"]["generate"])
+                    engine["occupancy"].append(report["engine"]["occupancy"])
+                    span = max(r["span_s"] or 0 for r in report["engine"]["replicas"].values())
+                    engine["engine_prompts_per_s"].append(sizes["full"] / span)
                 print(f"alternation {alt + 1} {mode:6s} {size:5s} {t:7.1f} s", flush=True)
     write_results(args, sizes, times, engine)
 
@@ -254,13 +254,13 @@ def write_results(args: argparse.Namespace, sizes: dict, times: dict, engine: di
                     f"- (c)/{'(a)' if ref == 'bare' else '(b)'}: generation "
                     f"{s['qcraft']['gen_prompts_per_s'] / s[ref]['gen_prompts_per_s']:.2f}x, "
                     f"whole job {s['qcraft']['wall_s'] / s[ref]['wall_s']:.2f}x the time")
-    if engine["busy_fraction"]:
+    if engine["occupancy"]:
         lines.append(
-            f"- (c) from the job's own report (`_report.json` `engine`): the replica's engine "
-            f"was busy {statistics.median(engine['busy_fraction']):.3f} of the time between "
-            f"its first and last call (1 = it never waited for the pipeline), and ran "
-            f"{statistics.median(engine['engine_prompts_per_s']):.1f} prompts/s inside its "
-            f"calls")
+            f"- (c) from the job's own report (`_report.json` `engine`): the engine's "
+            f"occupancy (mean running sequences / max_num_seqs) was "
+            f"{statistics.median(engine['occupancy']):.3f}, and it ran "
+            f"{statistics.median(engine['engine_prompts_per_s']):.1f} prompts/s over its "
+            f"span (first request to last step)")
     lines += ["", "Raw times (s): `" + json.dumps(times) + "`", "",
               f"Reproduce: `python bench/generation.py --prompts {args.prompts} "
               f"--alternations {args.alternations} --max-new-tokens {args.max_new_tokens}`", ""]

@@ -27,7 +27,7 @@ from qcraft_ray.devtools.sample_corpus import load_passages  # noqa: E402
 from qcraft_ray.devtools.tiny_model import tokenizer_files_dir  # noqa: E402
 from qcraft_ray.languages import SOURCE_CODE_TO_LANGUAGE  # noqa: E402
 from qcraft_ray.stages.quality import LanguageIdentifier, QualityChecker  # noqa: E402
-from qcraft_ray.tokenization import load_tokenizer  # noqa: E402
+from qcraft_ray.tokenization import load_backend_tokenizer  # noqa: E402
 
 WORDS = (3, 5, 8)
 CJK = {"japanese", "chinese"}
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     cfg = QualityConfig()
-    tokenizer = load_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
+    tokenizer = load_backend_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
     identifier = LanguageIdentifier(cfg.language_margin)
     checker = QualityChecker(cfg, tokenizer, identifier)
     print("| words | snippets | wrong_language (false alarms) | unsure | identified right |")

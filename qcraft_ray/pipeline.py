@@ -70,6 +70,9 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     gen = cfg.generation
     low, high = gen.replica_range
     ledger = RemoteLedger(on_this_node(AttemptLedger))
+    # blocks of at most one batch: a replica task's outputs leave as one block when the
+    # task ends, so a large block would hold its outputs back from the stages after
+    ds = ds.repartition(target_num_rows_per_block=gen.batch_size)
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(
@@ -80,13 +83,12 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
             progress=progress,
             storage=cfg.storage,
         ),
-        # batches_in_flight calls run at once in each replica, feeding one engine
+        # an async UDF: several batches at once in each replica, feeding one engine
         compute=ActorPoolStrategy(
             min_size=low,
             max_size=high,
             max_tasks_in_flight_per_actor=gen.batches_in_flight,
             max_concurrent_calls_per_actor=gen.batches_in_flight,
-            enable_true_multi_threading=True,
         ),
         batch_format="pyarrow",
         batch_size=gen.batch_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from qcraft_ray.config import ModelConfig
@@ -24,6 +25,23 @@ def load_tokenizer(model: ModelConfig) -> Any:
     the 11 MB tokenizer.json once, not once per block.
     """
     return _load(model.tokenizer or model.name, model.revision, model.trust_remote_code)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_backend(name: str, revision: str | None, trust_remote_code: bool) -> Any:
+    path = Path(name) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(path))
+    return _load(name, revision, trust_remote_code).backend_tokenizer
+
+
+def load_backend_tokenizer(model: ModelConfig) -> Any:
+    """Only the fast (Rust) tokenizer of ``model``: what encoding and decoding need,
+    read straight from a local ``tokenizer.json`` (0.3 s, where the transformers
+    tokenizer takes ~3 s to load), else taken from the transformers tokenizer."""
+    return _load_backend(model.tokenizer or model.name, model.revision, model.trust_remote_code)
 
 
 def encode(tokenizer: Any, texts: list[str]) -> list[Any]:

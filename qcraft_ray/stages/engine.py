@@ -121,9 +121,9 @@ class InstantEngine:
     occupancy = None
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
-        from qcraft_ray.tokenization import load_tokenizer
+        from qcraft_ray.tokenization import load_backend_tokenizer
 
-        self._decode = load_tokenizer(model).backend_tokenizer.decode
+        self._decode = load_backend_tokenizer(model).decode
         self._max = gen.max_new_tokens
         self._samples = gen.samples_per_prompt
 

@@ -1,10 +1,13 @@
 """The engine replica: one vLLM engine per Ray actor, fed continuously.
 
-Ray Data runs ``batches_in_flight`` calls of a replica at once (threads of one actor).
-Each hands every pending prompt of its batch (as token ids: nothing is tokenized twice)
-to the one engine, whose driver thread admits them as they come
-(:mod:`qcraft_ray.stages.feeding`): while one batch's last sequences run, the next
-batch's prompts already fill the freed slots, so no batch leaves a tail.
+``__call__`` is a coroutine, so Ray Data runs several batches of a replica at once,
+from one task's block as from several tasks (a synchronous UDF would go through a
+block's batches one by one, and a large block would feed the engine one batch at a
+time). Each call hands its batch to one of ``batches_in_flight`` threads, which gives
+every pending prompt (as token ids: nothing is tokenized twice) to the one engine,
+whose driver thread admits them as they come (:mod:`qcraft_ray.stages.feeding`): while
+one batch's last sequences run, the next batch's prompts already fill the freed slots,
+so no batch leaves a tail.
 
 Errors: a batch that fails with an input error (``ValueError``/``TypeError``, what vLLM
 raises for a bad request) is retried prompt by prompt and only the failing rows get
@@ -15,11 +18,13 @@ never by message text.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -125,6 +130,7 @@ class Replica:
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._gate = IsolationGate()
+        self._pool = ThreadPoolExecutor(gen.batches_in_flight, thread_name_prefix="qcraft-batch")
         self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._node = node_identity()
         load_s = time.monotonic() - t0
@@ -141,7 +147,11 @@ class Replica:
             flush=True,
         )
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    async def __call__(self, batch: pa.Table) -> pa.Table:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.process, batch)
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        """Generate for the pending rows of ``batch`` (blocks until their outputs are in)."""
         S.require_columns("generate", NEEDED, batch.column_names)
         rows = batch.to_pylist()
         todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]

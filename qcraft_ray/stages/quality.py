@@ -31,7 +31,7 @@ from qcraft_ray.model_cache import staged
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject, replace
 from qcraft_ray.stages.clean import comparable
-from qcraft_ray.tokenization import load_tokenizer
+from qcraft_ray.tokenization import load_backend_tokenizer
 
 NEEDED = (S.STATUS, S.OUTPUT, S.PASSAGE, S.LANGUAGE)
 
@@ -112,7 +112,7 @@ class QualityChecker:
                 wrong[i] = detected[i] is not None and detected[i] != asked[i]
         if self._cfg.copy_check and ok:
             passages = table[S.PASSAGE].to_pylist()
-            encoded = self._tokenizer.backend_tokenizer.encode_batch(
+            encoded = self._tokenizer.encode_batch(
                 [outputs[i] for i in ok], add_special_tokens=False
             )
             for i, enc in zip(ok, encoded, strict=True):
@@ -143,7 +143,9 @@ class QualityStage:
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
-        tokenizer = load_tokenizer(staged(model, storage, weights=False) if storage else model)
+        tokenizer = load_backend_tokenizer(
+            staged(model, storage, weights=False) if storage else model
+        )
         self._checker = QualityChecker(cfg, tokenizer)
         self._progress = progress
 

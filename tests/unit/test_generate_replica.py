@@ -44,7 +44,7 @@ def replica(engine=FakeEngine):
 
 def test_statuses_and_pass_through():
     rep = replica()
-    out = rep(batch([[1, 7], [NONEP], [EMPTYP], [THINKP]])).to_pylist()
+    out = rep.process(batch([[1, 7], [NONEP], [EMPTYP], [THINKP]])).to_pylist()
     assert [r[S.STATUS] for r in out] == ["ok", "none", "empty", "ok", "rejected"]
     assert out[3][S.OUTPUT] == "q?" and out[1][S.OUTPUT] == "NONE"
     assert out[4][S.REASON] == S.REASON_TOO_SHORT and out[4][S.OUTPUT] is None
@@ -54,25 +54,25 @@ def test_statuses_and_pass_through():
 
 def test_row_error_isolated():
     rep = replica()
-    out = rep(batch([[1], [BAD], [5]])).to_pylist()
+    out = rep.process(batch([[1], [BAD], [5]])).to_pylist()
     assert [r[S.STATUS] for r in out[:3]] == ["ok", "error", "ok"]
     assert out[1][S.ERROR] == "ValueError: prompt rejected by engine"
 
 
 def test_fatal_error_is_raised():
     with pytest.raises(RuntimeError, match="engine died"):
-        replica()(batch([[1], [FATAL]]))
+        replica().process(batch([[1], [FATAL]]))
 
 
 def test_all_rejected_batch_never_calls_engine():
     rep = replica()
-    out = rep(batch([], rejected=3))
+    out = rep.process(batch([], rejected=3))
     assert out.num_rows == 3 and rep._engine.calls == []
 
 
 def test_missing_columns():
     with pytest.raises(S.MissingColumnsError, match="prompt_token_ids"):
-        replica()(pa.table({S.STATUS: ["pending"]}))
+        replica().process(pa.table({S.STATUS: ["pending"]}))
 
 
 POISON = 13
@@ -106,7 +106,7 @@ def test_row_that_keeps_killing_replicas_becomes_an_error_row():
         rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
                       ledger=ledger, max_attempts=3)
         try:
-            out = rep(b).to_pylist()
+            out = rep.process(b).to_pylist()
             break
         except SystemExit:
             deaths += 1
@@ -123,7 +123,7 @@ def test_ledger_untouched_batches_use_one_engine_call():
 
     ledger = AttemptLedger()
     rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger)
-    rep(keyed_batch([[1], [2], [5]]))
+    rep.process(keyed_batch([[1], [2], [5]]))
     assert len(rep._engine.calls) == 1 and ledger._attempts == {}
 
 
@@ -150,16 +150,16 @@ def test_work_done_twice_is_counted_apart():
         rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
                       ledger=ledger, max_attempts=2, progress=progress)
         try:
-            rep(b)
+            rep.process(b)
             break
         except SystemExit:
             pass
     Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
-            progress=progress)(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
+            progress=progress).process(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
     again = keyed_batch([[1], [2]], 10)                       # its result was lost
 
     Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
-            progress=progress)(again)
+            progress=progress).process(again)
     snap = progress.snapshot()
     assert snap["prompts_done"] == 3 + 2  # the batch generated twice counts once
     assert snap["replicas_lost"] == 2  # it died on the batch, then on the POISON row
@@ -233,7 +233,7 @@ def test_samples_become_rows_duplicates_marked_and_units_complete():
                  S.COUNTS_DOCUMENT: True})
     prompts = with_doc_rows(S.stream_table(rows), samples=4)
     assert prompts[S.DOC_ROWS].to_pylist() == [4, 4, 1]
-    out = Replica(gen, ModelConfig(), engine_factory=SamplingEngine)(prompts)
+    out = Replica(gen, ModelConfig(), engine_factory=SamplingEngine).process(prompts)
     got = [(r[S.SOURCE_ROW], r[S.SAMPLE_INDEX], r[S.STATUS]) for r in out.to_pylist()]
     assert got == [(0, 0, "ok"), (0, 1, "duplicate"), (0, 2, "ok"), (0, 3, "none"),
                    (1, 0, "ok"), (1, 1, "duplicate"), (1, 2, "ok"), (1, 3, "none"),
@@ -315,7 +315,7 @@ def test_concurrent_calls_share_the_engine_and_a_suspect_batch_runs_alone():
     outs = {}
 
     def call(k):
-        outs[k] = rep(batches[k]).to_pylist()
+        outs[k] = rep.process(batches[k]).to_pylist()
 
     threads = [threading.Thread(target=call, args=(k,)) for k in (1, 2, 0, 3)]
     for t in threads:
@@ -344,3 +344,19 @@ def test_instant_engine_answers_with_seeded_lengths(tmp_path):
     assert 1 <= min(lengths) and max(lengths) <= 64
     assert 15 < sum(lengths) / len(lengths) < 25  # mean ~20 (geometric, capped)
     assert all(g.text for g in first)
+
+
+def test_call_is_a_coroutine_that_runs_batches_at_once():
+    """Ray Data runs an async UDF's batches concurrently, within a block as across
+    blocks; the replica runs up to batches_in_flight of them in the engine at once."""
+    import asyncio
+
+    rep = Replica(GenerationConfig(batches_in_flight=3), ModelConfig(),
+                  engine_factory=CountingEngine)
+
+    async def five_batches():
+        return await asyncio.gather(*(rep(batch([[1], [5]])) for _ in range(5)))
+
+    outs = asyncio.run(five_batches())
+    assert [o.num_rows for o in outs] == [3] * 5
+    assert rep._engine.most == 3  # batches_in_flight, not 1 and not 5

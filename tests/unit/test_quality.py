@@ -79,7 +79,7 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
                   ("japanese", "ok", "how tall is mount fuji"),      # English for Japanese
                   ("english", "ok", "12345"),                        # unsure: not flagged
                   ("english", "none", "NONE")])                      # not ok: not checked
-    out = QualityChecker(QualityConfig(), tokenizer, identifier)(table)
+    out = QualityChecker(QualityConfig(), tokenizer.backend_tokenizer, identifier)(table)
     assert out[S.DETECTED_LANGUAGE].to_pylist() == ["japanese", "english", None, None]
     assert out[S.WRONG_LANGUAGE].to_pylist() == [False, True, False, None]
     assert out[S.COPIED].to_pylist() == [True, True, False, None]
@@ -93,7 +93,8 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
     assert q.by_language["japanese"].wrong_language_rate == 0.5
     assert q.by_type["query"].copied_rate == round(2 / 3, 4)
     assert q.by_type["query"].none_rate == 0.25
-    rejecting = QualityChecker(QualityConfig(reject_wrong_language=True), tokenizer, identifier)
+    rejecting = QualityChecker(QualityConfig(reject_wrong_language=True),
+                               tokenizer.backend_tokenizer, identifier)
     out = rejecting(table)
     assert out[S.STATUS].to_pylist() == ["ok", "rejected", "ok", "none"]
     assert out[S.REASON][1].as_py() == S.REASON_WRONG_LANGUAGE
@@ -103,7 +104,8 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
 
 def test_checks_can_be_turned_off(tokenizer):
     table = rows([("japanese", "ok", "富士山の高さ")])
-    out = QualityChecker(QualityConfig(language_id=False, copy_check=False), tokenizer)(table)
+    out = QualityChecker(QualityConfig(language_id=False, copy_check=False),
+                         tokenizer.backend_tokenizer)(table)
     assert out[S.WRONG_LANGUAGE].null_count == 1 and out[S.COPIED].null_count == 1
     assert isinstance(out, pa.Table)
 
@@ -122,3 +124,17 @@ def test_every_output_status_has_a_colour_on_the_page():
     from qcraft_ray.report.html import _STATUS_COLORS
 
     assert set(_STATUS_COLORS) == set(S.OUTPUT_STATUSES)
+
+
+def test_backend_tokenizer_from_the_file_matches_transformers(tokenizer):
+    from qcraft_ray.config import ModelConfig
+    from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
+    from qcraft_ray.tokenization import load_backend_tokenizer
+
+    fast = load_backend_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
+    texts = ["What is photosynthesis?", "光合作用とは何ですか", "Ποια είναι η φωτοσύνθεση;",
+             "<|im_end|> a\n\n b"]
+    for a, b in zip(fast.encode_batch(texts, add_special_tokens=False),
+                    tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False),
+                    strict=True):
+        assert (a.ids, a.offsets) == (b.ids, b.offsets)

@@ -258,8 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "make-tiny-model":
         from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
 
-        print(build_tiny_qwen3(args.path, realistic_lengths=args.realistic_lengths,
-                               mean_tokens=args.mean_tokens))
+        print(
+            build_tiny_qwen3(
+                args.path, realistic_lengths=args.realistic_lengths, mean_tokens=args.mean_tokens
+            )
+        )
         return 0
     if args.command == "make-sample-corpus":
         from qcraft_ray.devtools.sample_corpus import write_sample_corpus

@@ -135,9 +135,7 @@ class Replica:
         self._node = node_identity()
         load_s = time.monotonic() - t0
         if progress:
-            progress.replica_ready(
-                ReplicaReady(self._name, load_s, self._started_at, *self._node)
-            )
+            progress.replica_ready(ReplicaReady(self._name, load_s, self._started_at, *self._node))
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""

@@ -102,7 +102,8 @@ class Occupancy:
 
     def snapshot(self) -> OccupancySnapshot:
         with self._lock:
-            span = (self._last - self._start) if self._start is not None else 0.0
+            started = self._start is not None and self._last is not None
+            span = (self._last - self._start) if started else 0.0  # type: ignore[operator]
             return OccupancySnapshot(
                 self._max,
                 round(span, 4),

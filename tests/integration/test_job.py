@@ -210,7 +210,7 @@ def check_progress_and_report(log: str, report: dict, n_docs: int, samples: int 
     assert 0 < engine["occupancy"] <= 1
     for name in report["counts"]["by_replica"]:  # from vLLM's scheduler counts
         r = engine["replicas"][name]
-        assert r["steps"] > 0 and 0 < r["span_s"] and 0 < r["occupancy"] <= 1
+        assert r["steps"] > 0 and r["span_s"] > 0 and 0 < r["occupancy"] <= 1
         assert 0 < r["mean_running"] <= report["config"]["generation"]["engine"]["max_num_seqs"]
         assert 0 <= r["idle_fraction"] <= r["queue_empty_fraction"] <= 1
         assert r["load_s"] < r["first_output_s"]

@@ -32,13 +32,20 @@ class AttemptLedger:
 
     def __init__(self) -> None:
         self._attempts: Counter = Counter()
+        self._by: dict[str, str] = {}  # row key -> the replica that last marked it
         self._finished: set[int] = set()  # digests: 8 bytes of key per batch
 
     def get(self, keys: list[str]) -> list[int]:
         return [self._attempts.get(k, 0) for k in keys]
 
-    def mark(self, keys: list[str]) -> None:
+    def marked_by(self, keys: list[str]) -> set[str]:
+        """The replicas whose marks ``keys`` still carry: replicas that died with them."""
+        return {self._by[k] for k in keys if k in self._by}
+
+    def mark(self, keys: list[str], replica: str = "") -> None:
         self._attempts.update(keys)
+        for k in keys:
+            self._by[k] = replica
 
     def clear(self, keys: list[str], batch: int | None = None) -> bool:
         """Clear ``keys``; with ``batch`` (its :func:`batch_digest`), note the batch as
@@ -46,6 +53,7 @@ class AttemptLedger:
         re-ran a task whose result was lost (a node died after it finished)."""
         for k in keys:
             self._attempts.pop(k, None)
+            self._by.pop(k, None)
         if batch is None:
             return False
         again = batch in self._finished
@@ -64,10 +72,15 @@ class RemoteLedger:
 
         return ray.get(self._handle.get.remote(keys))
 
-    def mark(self, keys: list[str]) -> None:
+    def marked_by(self, keys: list[str]) -> set[str]:
         import ray
 
-        ray.get(self._handle.mark.remote(keys))
+        return set(ray.get(self._handle.marked_by.remote(keys)))
+
+    def mark(self, keys: list[str], replica: str = "") -> None:
+        import ray
+
+        ray.get(self._handle.mark.remote(keys, replica))
 
     def clear(self, keys: list[str], batch: int | None = None) -> bool:
         import ray

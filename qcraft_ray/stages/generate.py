@@ -132,6 +132,7 @@ class Replica:
         self._gate = IsolationGate()
         self._pool = ThreadPoolExecutor(gen.batches_in_flight, thread_name_prefix="qcraft-batch")
         self._name = f"{socket.gethostname()}:{os.getpid()}"
+        self._incarnation = f"{self._name}@{self._started_at}"  # this process's replica
         self._node = node_identity()
         load_s = time.monotonic() - t0
         if progress:
@@ -203,11 +204,12 @@ class Replica:
         before = ledger.get(keys)
         if not any(before):  # the usual case: one engine call for the whole batch
             with self._gate.shared():
-                ledger.mark(keys)
+                ledger.mark(keys, self._incarnation)
                 results = _generate_rows(self._calls, prompts)
             return results, False, ledger.clear(keys, batch_digest(keys))
-        if self._progress:  # the replica that was generating this batch died
-            self._progress.add({"replicas_lost": 1})
+        if self._progress:  # the replicas that were generating this batch died
+            for lost in ledger.marked_by(keys):  # each counted once, however many batches
+                self._progress.add({"replicas_lost": 1}, once=f"lost:{lost}")
         # alone in the engine: a row that ends the process charges no other batch's rows
         with self._gate.exclusive():
             return self._generate_rows_apart(prompts, keys, before), True, False
@@ -228,7 +230,7 @@ class Replica:
                     )
                 )
                 continue
-            ledger.mark([key])
+            ledger.mark([key], self._incarnation)
             out.extend(_generate_rows(self._calls, [prompt]))
             ledger.clear([key])
         ledger.clear([], batch_digest(keys))

@@ -102,8 +102,8 @@ class Occupancy:
 
     def snapshot(self) -> OccupancySnapshot:
         with self._lock:
-            started = self._start is not None and self._last is not None
-            span = (self._last - self._start) if started else 0.0  # type: ignore[operator]
+            start, last = self._start, self._last
+            span = last - start if start is not None and last is not None else 0.0
             return OccupancySnapshot(
                 self._max,
                 round(span, 4),

@@ -72,6 +72,8 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
                    *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
                    "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
                    "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
+                   # few batches a replica: the first one up cannot take the whole corpus
+                   "--set", "generation.batches_in_flight=2",
                    "--set", "report.progress_interval_s=1",
                    "--set", "generation.engine.cpu_threads=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]

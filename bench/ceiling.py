@@ -1,0 +1,128 @@
+"""The pipeline's ceiling: the whole job with an engine that answers at once.
+
+    python bench/ceiling.py [--copies 95] [--small-copies 10] [--runs 3] [--types 1,7]
+
+``generation.engine.backend=instant`` answers every prompt at once with a span of the
+prompt (seeded lengths, mean 20 tokens), so what is left is the pipeline itself: read,
+tokenize and chunk, render prompts, hand blocks to the replicas, rows in and out of the
+replica, the quality checks, write and commit. Corpus: copies of the bundled sample,
+each copy's words in another order (bench/corpus.py). Each size runs as a fresh
+``qcraft run configs/local.yaml`` process; the steady-state rate is the marginal one,
+``(prompts(N) - prompts(n)) / (T(N) - T(n))``, so start-up and shutdown cancel out; per
+core, over the machine's cores. The profile is the run report's ``stage_seconds``
+(seconds inside each stage's code, summed over its tasks) per 1,000 prompts.
+Results: bench/RESULTS-ceiling.md (newest first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+WORK = REPO / ".cache" / "bench-ceiling"
+TYPES = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
+
+
+def job(corpus: Path, types: int, extra: list[str]) -> dict:
+    out = WORK / "out"
+    cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
+           "--set", f"model.name={REPO / '.cache' / 'tiny-qwen3'}",
+           "--set", f"input.paths=[{corpus}]", "--set", f"output.path={out}",
+           "--set", "output.if_exists=overwrite", "--set", "generation.engine.backend=instant",
+           "--set", f"generation.types={json.dumps(TYPES[:types])}",
+           *sum((["--set", e] for e in extra), [])]
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    wall = time.monotonic() - t0
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-4000:])
+    rep = json.loads((out / "_report.json").read_text())
+    return {"wall_s": wall, "prompts": rep["throughput"]["prompts"],
+            "stage_seconds": rep["stage_seconds"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--copies", type=int, default=95)
+    p.add_argument("--small-copies", type=int, default=10)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--types", default="1,7")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=dotted.key=value[,dotted.key=value]: also run with these settings")
+    args = p.parse_args()
+    from corpus import write_corpus
+
+    from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
+
+    build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3")
+    for name, copies in (("big", args.copies), ("small", args.small_copies)):
+        write_corpus(WORK / name, copies)
+    variants = {"defaults": []}
+    for v in args.variant:
+        name, sets = v.split("=", 1)
+        variants[name] = sets.split(",")
+    results: dict = {}
+    for types in (int(t) for t in args.types.split(",")):
+        for name, extra in variants.items():
+            runs = []
+            for _ in range(args.runs):  # big and small alternated
+                big = job(WORK / "big", types, extra)
+                small = job(WORK / "small", types, extra)
+                runs.append({"big": big, "small": small})
+                print(types, name, json.dumps(runs[-1]), flush=True)
+            results[f"{types} type{'s' if types > 1 else ''}, {name}"] = runs
+    write_results(args, results)
+
+
+def summarize(runs: list[dict]) -> dict:
+    cores = os.cpu_count() or 1
+    rates = [(r["big"]["prompts"] - r["small"]["prompts"])
+             / (r["big"]["wall_s"] - r["small"]["wall_s"]) / cores for r in runs]
+    whole = [r["big"]["prompts"] / r["big"]["wall_s"] / cores for r in runs]
+    stages = {k: statistics.median(1000 * r["big"]["stage_seconds"].get(k, 0)
+                                   / r["big"]["prompts"] for r in runs)
+              for k in runs[0]["big"]["stage_seconds"]}
+    return {"steady": statistics.median(rates), "steady_range": (min(rates), max(rates)),
+            "whole": statistics.median(whole), "prompts": runs[0]["big"]["prompts"],
+            "wall": statistics.median(r["big"]["wall_s"] for r in runs), "stages": stages}
+
+
+def write_results(args: argparse.Namespace, results: dict) -> None:
+    from generation import machine, versions
+
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"Machine: {machine()}. Versions: {versions()}. {args.runs} runs each, "
+             f"medians; corpora of {args.copies} and {args.small_copies} copies of the "
+             "sample.", "",
+             "| workload | prompts | whole job s | steady prompts/s/core [range] | with start-up "
+             "prompts/s/core | seconds in stages per 1,000 prompts |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, runs in results.items():
+        s = summarize(runs)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["stages"].items()))
+        lines.append(f"| {name} | {s['prompts']:,} | {s['wall']:.1f} | {s['steady']:.0f} "
+                     f"[{s['steady_range'][0]:.0f}-{s['steady_range'][1]:.0f}] | "
+                     f"{s['whole']:.0f} | {stages} |")
+    lines += ["", "Raw: `" + json.dumps(results) + "`", "",
+              f"Reproduce: `python bench/ceiling.py --copies {args.copies} --small-copies "
+              f"{args.small_copies} --runs {args.runs} --types {args.types}"
+              + "".join(f" --variant {v}" for v in args.variant) + "`", ""]
+    path = REPO / "bench" / "RESULTS-ceiling.md"
+    head = "# The pipeline's ceiling (bench/ceiling.py)\n\nNewest run first.\n\n"
+    old = path.read_text(encoding="utf-8") if path.exists() else head
+    body = old[len(head):] if old.startswith(head) else old
+    path.write_text(head + "\n".join(lines) + "\n" + body, encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft report OUTPUT_PATH [--html FILE]
 qcraft inspect OUTPUT_PATH [--language L] [--type T] [--lowest K | --none | --wrong-language] [-k N]
 qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
-qcraft make-tiny-model DIR
+qcraft make-tiny-model DIR [--realistic-lengths [--mean-tokens N]]
 qcraft make-sample-corpus DIR
 """
 

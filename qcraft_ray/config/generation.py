@@ -121,8 +121,9 @@ class GenerationConfig(Section):
         4,
         ge=1,
         description="Batches each replica runs at once, all feeding its one engine: while "
-        "one batch's last sequences run, the next one's prompts take the freed slots. Keep "
-        "batch_size x batches_in_flight above engine.max_num_seqs.",
+        "one batch's last sequences run, the next ones' prompts take the freed slots. A "
+        "batch holds its place until its longest output ends: keep batch_size x "
+        "batches_in_flight at about 4x engine.max_num_seqs.",
         json_schema_extra=MAY_CHANGE,
     )
     max_replica_deaths_per_row: int = Field(

@@ -88,7 +88,12 @@ def first_hits(sequences: list[list[int]], rank: Any, p: float, cap: int) -> lis
 
 
 def calibrate(
-    model: Any, tokenizer: Any, mean_tokens: float, cap: int = 128, seed: int = 0
+    model: Any,
+    tokenizer: Any,
+    mean_tokens: float,
+    cap: int = 128,
+    seed: int = 0,
+    prompts: int = 40,
 ) -> dict:
     """Choose the trigger set for ``mean_tokens``; arm it; return what was measured."""
     import numpy as np
@@ -97,16 +102,16 @@ def calibrate(
     eos = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
     stops = [eos, int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))]
     set_aside_stop_dimension(model, stops)
-    prompts = calibration_prompts(tokenizer)
+    prompt_ids = calibration_prompts(tokenizer, prompts)
     sequences = []
     with torch.no_grad():
-        for ids in prompts:
+        for ids in prompt_ids:
             out = model.generate(
                 torch.tensor([ids]), max_new_tokens=cap, do_sample=False, suppress_tokens=stops
             )
             sequences.append(out[0, len(ids) :].tolist())
     rank = np.random.default_rng(seed).random(model.config.vocab_size)
-    for ids in prompts:  # the prompt's last token never triggers: no empty outputs
+    for ids in prompt_ids:  # the prompt's last token never triggers: no empty outputs
         rank[ids[-1]] = 1.0
     lo, hi = 0.0, 1.0
     for _ in range(30):  # the mean length falls as p grows
@@ -120,7 +125,7 @@ def calibrate(
     arm_triggers(model, [int(t) for t in np.flatnonzero(rank < p)], eos)
     return {
         "trigger_share": round(p, 5),
-        "calibration_prompts": len(prompts),
+        "calibration_prompts": len(prompt_ids),
         "max_new_tokens": cap,
         "mean": round(statistics.mean(lengths), 1),
         "p10": lengths[len(lengths) // 10],

@@ -29,6 +29,7 @@ def build_tiny_qwen3(
     std: float = 0.2,
     realistic_lengths: bool = False,
     mean_tokens: float = 20.0,
+    calibration_prompts: int = 40,
 ) -> Path:
     """Write a ~10M-parameter random Qwen3 to ``target`` (idempotent). Returns the path.
 
@@ -75,7 +76,7 @@ def build_tiny_qwen3(
         from qcraft_ray.tokenization import load_tokenizer
 
         tokenizer = load_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
-        lengths = calibrate(model.eval(), tokenizer, mean_tokens)
+        lengths = calibrate(model.eval(), tokenizer, mean_tokens, prompts=calibration_prompts)
         about += "output lengths (calibration, greedy): " + json.dumps(lengths) + "\n"
     model.save_pretrained(target, safe_serialization=True)
     gen = {

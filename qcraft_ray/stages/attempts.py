@@ -47,6 +47,14 @@ class AttemptLedger:
         for k in keys:
             self._by[k] = replica
 
+    def begin(self, keys: list[str], replica: str = "") -> list[int]:
+        """:meth:`get`, and :meth:`mark` in the same call when no key is marked yet (the
+        usual case: one round trip per batch)."""
+        before = self.get(keys)
+        if not any(before):
+            self.mark(keys, replica)
+        return before
+
     def clear(self, keys: list[str], batch: int | None = None) -> bool:
         """Clear ``keys``; with ``batch`` (its :func:`batch_digest`), note the batch as
         finished and say whether it had finished before: generated again, because Ray
@@ -81,6 +89,11 @@ class RemoteLedger:
         import ray
 
         ray.get(self._handle.mark.remote(keys, replica))
+
+    def begin(self, keys: list[str], replica: str = "") -> list[int]:
+        import ray
+
+        return list(ray.get(self._handle.begin.remote(keys, replica)))
 
     def clear(self, keys: list[str], batch: int | None = None) -> bool:
         import ray

@@ -38,8 +38,8 @@ from qcraft_ray.stages.attempts import (
     ReplicaDiedOnRow,
     batch_digest,
 )
-from qcraft_ray.stages.clean import clean_output, comparable
 from qcraft_ray.stages.engine import Engine, Generated, make_engine
+from qcraft_ray.stages.generated import generated_table
 from qcraft_ray.stages.isolation import IsolationGate
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
 
@@ -63,32 +63,6 @@ def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated |
         return out
 
 
-def sample_rows(row: dict, result: Generated | BaseException, samples: int) -> list[dict]:
-    """A prompt row's output rows, one per sample (``sample_index`` 0..n-1): cleaned,
-    and ``duplicate`` for an ok sample whose text an earlier ok sample of the same
-    prompt has (case and whitespace aside). The counting marks stay on sample 0; an
-    engine error gives every sample the error."""
-    if isinstance(result, BaseException):
-        error = {S.STATUS: S.STATUS_ERROR, S.ERROR: f"{type(result).__name__}: {result}"}
-        outcomes: list[dict] = [error] * samples
-    else:
-        outcomes, seen = [], set()
-        for g in (result, *result.more):
-            output, status = clean_output(g.text)
-            if status == S.STATUS_OK:
-                key = comparable(output)
-                status = S.STATUS_DUPLICATE if key in seen else status
-                seen.add(key)
-            outcomes.append({S.OUTPUT: output, S.STATUS: status, S.OUTPUT_TOKENS: g.tokens})
-    out = []
-    for k, outcome in enumerate(outcomes):
-        item = {**row, **outcome, S.SAMPLE_INDEX: k}
-        if k:
-            item.update({S.COUNTS_DOCUMENT: False, S.COUNTS_PASSAGE: False})
-        out.append(item)
-    return out
-
-
 def node_identity() -> tuple[str | None, str | None]:
     """(Ray node id, node IP address) of this process; (None, None) outside Ray."""
     import ray
@@ -100,6 +74,13 @@ def node_identity() -> tuple[str | None, str | None]:
 
 def row_key(row: dict) -> str:
     return "\x1f".join(str(row.get(c)) for c in S.ROW_IDENTITY)
+
+
+def row_keys(batch: pa.Table, rows: list[int]) -> list[str]:
+    """:func:`row_key` of ``rows`` of ``batch``, read column by column."""
+    take = pa.array(rows, pa.int64())
+    columns = [batch[c].take(take).to_pylist() for c in S.ROW_IDENTITY]
+    return ["\x1f".join(str(v) for v in values) for values in zip(*columns, strict=True)]
 
 
 class Replica:
@@ -152,10 +133,11 @@ class Replica:
     def process(self, batch: pa.Table) -> pa.Table:
         """Generate for the pending rows of ``batch`` (blocks until their outputs are in)."""
         S.require_columns("generate", NEEDED, batch.column_names)
-        rows = batch.to_pylist()
-        todo = [i for i, r in enumerate(rows) if r[S.STATUS] == S.STATUS_PENDING]
-        prompts = [rows[i][S.PROMPT_TOKEN_IDS] for i in todo]
-        keys = [row_key(rows[i]) for i in todo]
+        if batch.schema != S.STREAM_SCHEMA:
+            batch = S.to_stream(batch)
+        todo = [i for i, s in enumerate(batch[S.STATUS].to_pylist()) if s == S.STATUS_PENDING]
+        prompts = batch[S.PROMPT_TOKEN_IDS].take(pa.array(todo, pa.int64())).to_pylist()
+        keys = row_keys(batch, todo)
         t0 = time.perf_counter()
         results, retried, again = self._generate(prompts, keys) if todo else ([], False, False)
         if self._progress and todo:
@@ -181,16 +163,9 @@ class Replica:
             self._progress.engine(
                 EngineReport(self._name, occupancy.snapshot() if occupancy else None)
             )
-        out: list[dict] = []
-        done = dict(zip(todo, results, strict=True))
-        for i, row in enumerate(rows):
-            if i not in done:
-                out.append(row)
-                continue
-            row[S.REPLICA] = self._name
-            row[S.PROMPT_TOKEN_IDS] = None  # not needed downstream; keeps blocks small
-            out.extend(sample_rows(row, done[i], self._samples))
-        return S.stream_table(out)
+        return generated_table(
+            batch, dict(zip(todo, results, strict=True)), self._samples, self._name
+        )
 
     def _generate(
         self, prompts: list[list[int]], keys: list[str]
@@ -201,11 +176,11 @@ class Replica:
         if ledger is None:
             with self._gate.shared():
                 return _generate_rows(self._calls, prompts), False, False
-        before = ledger.get(keys)
-        if not any(before):  # the usual case: one engine call for the whole batch
-            with self._gate.shared():
-                ledger.mark(keys, self._incarnation)
+        with self._gate.shared():  # marked only once in the engine's company
+            before = ledger.begin(keys, self._incarnation)
+            if not any(before):  # the usual case: one engine call for the whole batch
                 results = _generate_rows(self._calls, prompts)
+        if not any(before):
             return results, False, ledger.clear(keys, batch_digest(keys))
         if self._progress:  # the replicas that were generating this batch died
             for lost in ledger.marked_by(keys):  # each counted once, however many batches

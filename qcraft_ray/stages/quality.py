@@ -92,6 +92,11 @@ class QualityChecker:
         if cfg.language_id and identifier is None:
             self._identifier = LanguageIdentifier(cfg.language_margin)
 
+    def warm_up(self) -> None:
+        """Load every language model now (lingua loads them on first use: ~2 s)."""
+        if self._identifier is not None:
+            self._identifier.identify("warm up")
+
     def __call__(self, table: pa.Table) -> pa.Table:
         S.require_columns("quality", NEEDED, table.column_names)
         outputs = table[S.OUTPUT].to_pylist()
@@ -133,8 +138,8 @@ class QualityChecker:
 
 
 class QualityStage:
-    """The checker as a task stage: loads the tokenizer (staged from object storage when
-    needed) and the detector once per worker process."""
+    """The checker as a Ray Data actor: loads the tokenizer (staged from object storage
+    when needed) and every language model once, when the actor starts."""
 
     def __init__(
         self,
@@ -147,6 +152,7 @@ class QualityStage:
             staged(model, storage, weights=False) if storage else model
         )
         self._checker = QualityChecker(cfg, tokenizer)
+        self._checker.warm_up()
         self._progress = progress
 
     def __call__(self, rows: pa.Table) -> pa.Table:

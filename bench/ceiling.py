@@ -98,6 +98,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def write_results(args: argparse.Namespace, results: dict) -> None:
     from generation import machine, versions
+    from results import add_newest_run
 
     lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              f"Machine: {machine()}. Versions: {versions()}. {args.runs} runs each, "
@@ -116,12 +117,7 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
               f"Reproduce: `python bench/ceiling.py --copies {args.copies} --small-copies "
               f"{args.small_copies} --runs {args.runs} --types {args.types}"
               + "".join(f" --variant {v}" for v in args.variant) + "`", ""]
-    path = REPO / "bench" / "RESULTS-ceiling.md"
-    head = "# The pipeline's ceiling (bench/ceiling.py)\n\nNewest run first.\n\n"
-    old = path.read_text(encoding="utf-8") if path.exists() else head
-    body = old[len(head):] if old.startswith(head) else old
-    path.write_text(head + "\n".join(lines) + "\n" + body, encoding="utf-8")
-    print("\n".join(lines))
+    add_newest_run(REPO / "bench" / "RESULTS-ceiling.md", "The pipeline's ceiling (bench/ceiling.py)", lines)
 
 
 if __name__ == "__main__":

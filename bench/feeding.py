@@ -197,6 +197,7 @@ def spread(runs: list[dict], key: str) -> str:
 
 def write_results(args: argparse.Namespace, results: dict) -> None:
     from generation import machine, versions
+    from results import add_newest_run
 
     lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              f"Machine: {machine()}. Versions: {versions()}.", ""]
@@ -226,12 +227,7 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
     lines += [f"Reproduce: `python bench/feeding.py --long-copies {args.long_copies} "
               f"--alternations {args.alternations} --short-alternations "
               f"{args.short_alternations} --workloads {args.workloads}`", ""]
-    path = REPO / "bench" / "RESULTS-feeding.md"
-    head = "# Keeping the engine full (bench/feeding.py)\n\nNewest run first.\n\n"
-    old = path.read_text(encoding="utf-8") if path.exists() else head
-    body = old[len(head):] if old.startswith(head) else old
-    path.write_text(head + "\n".join(lines) + "\n" + body, encoding="utf-8")
-    print("\n".join(lines))
+    add_newest_run(REPO / "bench" / "RESULTS-feeding.md", "Keeping the engine full (bench/feeding.py)", lines)
 
 
 if __name__ == "__main__":

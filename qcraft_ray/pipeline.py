@@ -10,7 +10,7 @@ import ray.data
 from ray.data import ActorPoolStrategy, Dataset
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import RunConfig
+from qcraft_ray.config import GenerationConfig, RunConfig
 from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
@@ -64,11 +64,28 @@ def prompts(
     return _cpu_stage(read(cfg, plan, state), stage, cfg)
 
 
+# Ray Data adds a replica when the tasks in flight reach 1.75x (its default threshold) the
+# calls the pool can run at once, so each replica takes twice its calls: one set running,
+# one queued. With no more than its calls, a pool of replicas=1..4 never grows.
+QUEUED_PER_CALL = 2
+
+
+def replica_pool(gen: GenerationConfig) -> ActorPoolStrategy:
+    """The engine replicas' actor pool: an async UDF, ``batches_in_flight`` batches
+    running at once in each replica and as many queued."""
+    low, high = gen.replica_range
+    return ActorPoolStrategy(
+        min_size=low,
+        max_size=high,
+        max_tasks_in_flight_per_actor=QUEUED_PER_CALL * gen.batches_in_flight,
+        max_concurrent_calls_per_actor=gen.batches_in_flight,
+    )
+
+
 def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None) -> Dataset:
     """prompts -> generated rows, on an actor pool of engine replicas (restarted by Ray
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
-    low, high = gen.replica_range
     ledger = RemoteLedger(on_this_node(AttemptLedger))
     # blocks of at most one batch: a replica task's outputs leave as one block when the
     # task ends, so a large block would hold its outputs back from the stages after
@@ -83,13 +100,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
             progress=progress,
             storage=cfg.storage,
         ),
-        # an async UDF: several batches at once in each replica, feeding one engine
-        compute=ActorPoolStrategy(
-            min_size=low,
-            max_size=high,
-            max_tasks_in_flight_per_actor=gen.batches_in_flight,
-            max_concurrent_calls_per_actor=gen.batches_in_flight,
-        ),
+        compute=replica_pool(gen),
         batch_format="pyarrow",
         batch_size=gen.batch_size,
         num_gpus=gen.gpus_per_replica,

@@ -12,6 +12,8 @@ import time
 
 import pyarrow.fs as pafs
 
+from qcraft_ray.ledger.manifests import Manifest
+from qcraft_ray.ledger.units import merge_units
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output, run_cli
 from tests.integration.services import S3_BUCKET, start_ray
@@ -35,9 +37,18 @@ def submit_cmd(cluster, sets: list[str]) -> list[str]:
             *sum((["--set", o] for o in sets), [])]
 
 
-def manifests(fs, out_key: str) -> int:
+def complete_units(fs, out_key: str) -> int:
+    """Units whose rows are all committed, by the manifests written so far: what a resume
+    skips (rows reach the writers out of order, so a few manifests may complete none)."""
     infos = fs.get_file_info(pafs.FileSelector(f"{out_key}/_manifests", allow_not_found=True))
-    return len(infos)
+    found = []
+    for info in infos:
+        try:
+            data = json.loads(fs.open_input_stream(info.path).read())
+        except (OSError, json.JSONDecodeError):  # being written: read it next time
+            continue
+        found.append(Manifest.from_json(data, info.path))
+    return sum(c.complete for c in merge_units(m.units for m in found).values())
 
 
 def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_model,
@@ -67,7 +78,7 @@ def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_mo
         assert second.returncode == 2, second.stderr[-3000:]
         assert f"is in use by run {held['run_id']} attempt {held['attempt']}" in second.stderr
         assert "engine replica" not in second.stderr
-        while manifests(fs, out_key) < 3:  # some of the output is committed
+        while complete_units(fs, out_key) < 1:  # some of the output is committed
             assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         first_cluster.kill()  # the head, its driver and everything on it
@@ -75,7 +86,7 @@ def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_mo
     finally:
         first_cluster.stop()
     assert fs.get_file_info(f"{out_key}/_SUCCESS").type == pafs.FileType.NotFound
-    committed = manifests(fs, out_key)
+    committed = complete_units(fs, out_key)
 
     new_cluster = start_ray(seaweed.env)  # the same job, submitted to a new cluster
     try:
@@ -91,5 +102,5 @@ def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_mo
     assert max(keys.values()) == 1 and set(keys) == expected_keys(tokenizer, TYPES)
     assert report["resumed"] and len(report["attempts"]) == 2
     assert report["attempts"][0]["attempt"] == held["attempt"]
-    assert committed >= 3 and report["resume"]["units_skipped"] >= 1
+    assert committed >= 1 and report["resume"]["units_skipped"] >= committed
     assert fs.get_file_info(f"{out_key}/_lease.json").type == pafs.FileType.NotFound

@@ -249,12 +249,6 @@ def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_p
     cluster.add_worker(2)  # back to two workers for the tests that follow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regressed in session 3 of issue 14: with the async replica (several calls at "
-    "once) Ray Data no longer grows the replica pool on this run; the pool stays at one "
-    "replica. To fix before issue 14 closes.",
-)
 def test_a_worker_joining_mid_run_gets_replicas(cluster, tiny_model, tmp_path):
     """Autoscaling: generation.replicas 1..4 with one 2-GPU worker at the start; a second
     worker that joins mid-run gets replicas, and the report shows both nodes."""

@@ -360,3 +360,19 @@ def test_call_is_a_coroutine_that_runs_batches_at_once():
     outs = asyncio.run(five_batches())
     assert [o.num_rows for o in outs] == [3] * 5
     assert rep._engine.most == 3  # batches_in_flight, not 1 and not 5
+
+
+@pytest.mark.parametrize("in_flight", [1, 2, 16])
+def test_replica_pool_can_grow_under_ray_datas_upscaling_threshold(in_flight):
+    """Ray Data adds an actor only when tasks in flight reach its threshold times the calls
+    the pool can run; a pool that cannot queue that many never grows past its minimum."""
+    from ray.data import DataContext
+
+    from qcraft_ray.pipeline import replica_pool
+
+    gen = GenerationConfig(replicas="1..4", batches_in_flight=in_flight)
+    pool = replica_pool(gen)
+    threshold = DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold
+    assert (pool.min_size, pool.max_size) == (1, 4)
+    assert pool.max_concurrent_calls_per_actor == in_flight
+    assert pool.max_tasks_in_flight_per_actor / in_flight >= threshold

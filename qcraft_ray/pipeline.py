@@ -8,6 +8,7 @@ import pyarrow as pa
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
+from ray.data._internal.logical.operators import StreamingRepartition
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, RunConfig
@@ -33,13 +34,28 @@ def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Data
     )
 
 
-def _cpu_stage(ds: Dataset, stage: TaskStage, cfg: RunConfig) -> Dataset:
-    return ds.map_batches(
+def _cpu_stage(
+    ds: Dataset, stage: TaskStage, cfg: RunConfig, block_rows: int | None = None
+) -> Dataset:
+    """A task stage over whole blocks; with ``block_rows``, its outputs are cut into
+    blocks of at most that many rows in the same tasks."""
+    out = ds.map_batches(
         functools.partial(run_task_stage, stage=stage),
         batch_format="pyarrow",
         batch_size=None,  # one read block (one work unit) per call
         num_cpus=cfg.ray.passage_cpus,
     )
+    if block_rows is None:
+        return out
+    out = out.repartition(target_num_rows_per_block=block_rows)
+    # Dataset.repartition takes no task options, so its tasks ask 1 CPU; Ray Data fuses
+    # it into the stage before only when both ask the same. Unfused, every block makes
+    # one more task and object-store copy (~10% of the pipeline's CPU at one type,
+    # bench/RESULTS-ceiling.md), and a 1-CPU task can wait forever on a small cluster.
+    cut = out._logical_plan.dag
+    if isinstance(cut, StreamingRepartition):
+        cut.ray_remote_args["num_cpus"] = cfg.ray.passage_cpus
+    return out
 
 
 def prompts(
@@ -61,7 +77,9 @@ def prompts(
         progress=progress,
         storage=cfg.storage,
     )
-    return _cpu_stage(read(cfg, plan, state), stage, cfg)
+    # blocks of at most one batch: a replica task's outputs leave as one block when the
+    # task ends, so a large block would hold its outputs back from the stages after
+    return _cpu_stage(read(cfg, plan, state), stage, cfg, block_rows=gen.batch_size)
 
 
 # Ray Data adds a replica when the tasks in flight reach 1.75x (its default threshold) the
@@ -87,9 +105,6 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
     ledger = RemoteLedger(on_this_node(AttemptLedger))
-    # blocks of at most one batch: a replica task's outputs leave as one block when the
-    # task ends, so a large block would hold its outputs back from the stages after
-    ds = ds.repartition(target_num_rows_per_block=gen.batch_size)
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(

@@ -78,6 +78,11 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
                    "--set", "generation.engine.cpu_threads=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
+    # blocks are cut to one batch in the prompt stage's own tasks (fused), not in tasks of
+    # their own asking 1 CPU
+    plan = re.search(r"Execution plan of Dataset \S+: (.*)", res.stderr)
+    assert plan and ("MapBatches(run_task_stage)->StreamingRepartition[num_rows_per_block=16,"
+                     in plan.group(1)), plan.group(1) if plan else res.stderr[-3000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
     check_report_page(out_dir, out, rej, tmp_path)

@@ -187,11 +187,19 @@ def run_passages_pipeline(
 
 
 def check_quality(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None) -> Dataset:
-    """generated rows -> rows with their language and copy signals, as CPU tasks."""
-    stage = TaskStage(
-        QualityStage, cfg=cfg.quality, model=cfg.model, progress=progress, storage=cfg.storage
+    """generated rows -> rows with their language and copy signals, on a pool of CPU
+    actors that load the language models while the engines load (a task would load
+    them in whichever worker it lands on, the run's last block included)."""
+    return ds.map_batches(
+        QualityStage,
+        fn_constructor_kwargs=dict(
+            cfg=cfg.quality, model=cfg.model, progress=progress, storage=cfg.storage
+        ),
+        compute=ActorPoolStrategy(min_size=1, max_size=max(1, cfg.generation.replica_range[1])),
+        batch_format="pyarrow",
+        batch_size=None,  # one block per call
+        num_cpus=cfg.ray.passage_cpus,
     )
-    return _cpu_stage(ds, stage, cfg)
 
 
 def run_pipeline(

@@ -138,8 +138,8 @@ class QualityChecker:
 
 
 class QualityStage:
-    """The checker as a task stage: loads the tokenizer (staged from object storage when
-    needed) and every language model once per worker process, when it is built."""
+    """The checker as a Ray Data actor: loads the tokenizer (staged from object storage
+    when needed) and every language model once, when the actor starts."""
 
     def __init__(
         self,

@@ -50,8 +50,8 @@ def _cpu_stage(
     out = out.repartition(target_num_rows_per_block=block_rows)
     # Dataset.repartition takes no task options, so its tasks ask 1 CPU; Ray Data fuses
     # it into the stage before only when both ask the same. Unfused, every block makes
-    # one more task and object-store copy (~10% of the pipeline's CPU at one type,
-    # bench/RESULTS-ceiling.md), and a 1-CPU task can wait forever on a small cluster.
+    # one more task and object-store copy (cost: bench/RESULTS-ceiling.md), and a 1-CPU
+    # task can wait forever on a small cluster.
     cut = out._logical_plan.dag
     if isinstance(cut, StreamingRepartition):
         cut.ray_remote_args["num_cpus"] = cfg.ray.passage_cpus

@@ -50,8 +50,8 @@ def group(cmdline: str, driver_pid: str, pid: str) -> str:
     if cmdline.startswith("ray::"):
         name = cmdline.split()[0][len("ray::") :]
         return "worker " + re.sub(r"\(.*", "(...)", name)
-    for daemon in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py",
-                   "runtime_env/agent", "dashboard_agent", "ray_client_server"):
+    for daemon in ("raylet", "gcs_server", "dashboard/agent", "dashboard", "log_monitor",
+                   "monitor.py", "runtime_env/agent", "ray_client_server"):
         if daemon in cmdline:
             return f"ray daemon {daemon}"
     if "ray" in cmdline and "default_worker.py" in cmdline:

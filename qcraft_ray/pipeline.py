@@ -52,7 +52,8 @@ def _cpu_stage(
     # it into the stage before only when both ask the same. Unfused, every block makes
     # one more task and object-store copy (cost: bench/RESULTS-ceiling.md), and a 1-CPU
     # task can wait forever on a small cluster.
-    cut = out._logical_plan.dag
+    # (Ray Data's logical plan, private: ray is pinned, and test_job checks the fusion)
+    cut = getattr(getattr(out, "_logical_plan", None), "dag", None)
     if isinstance(cut, StreamingRepartition):
         cut.ray_remote_args["num_cpus"] = cfg.ray.passage_cpus
     return out

@@ -12,8 +12,9 @@ import time
 
 import pyarrow.fs as pafs
 
-from qcraft_ray.ledger.manifests import Manifest
+from qcraft_ray.ledger.manifests import read_manifests
 from qcraft_ray.ledger.units import merge_units
+from qcraft_ray.store import OutputFolder
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output, run_cli
 from tests.integration.services import S3_BUCKET, start_ray
@@ -40,14 +41,7 @@ def submit_cmd(cluster, sets: list[str]) -> list[str]:
 def complete_units(fs, out_key: str) -> int:
     """Units whose rows are all committed, by the manifests written so far: what a resume
     skips (rows reach the writers out of order, so a few manifests may complete none)."""
-    infos = fs.get_file_info(pafs.FileSelector(f"{out_key}/_manifests", allow_not_found=True))
-    found = []
-    for info in infos:
-        try:
-            data = json.loads(fs.open_input_stream(info.path).read())
-        except (OSError, json.JSONDecodeError):  # being written: read it next time
-            continue
-        found.append(Manifest.from_json(data, info.path))
+    found = read_manifests(OutputFolder(out_key, filesystem=fs))
     return sum(c.complete for c in merge_units(m.units for m in found).values())
 
 

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 from qcraft_ray.config import ModelConfig
 
+# Base classes a tokenizer_config.json may name: AutoTokenizer resolves these by its own
+# rules, so they are left to it.
+_GENERIC_CLASSES = {"PreTrainedTokenizer", "PythonBackend", "TokenizersBackend"}
+
+
+def named_tokenizer_class(name: str, revision: str | None) -> str | None:
+    """The transformers class ``tokenizer_config.json`` names (``Fast`` suffix dropped, as
+    transformers 5 does), or None when it names none, a generic base, or custom code
+    (``auto_map``)."""
+    from transformers.utils import cached_file
+
+    path = cached_file(
+        name,
+        "tokenizer_config.json",
+        revision=revision,
+        _raise_exceptions_for_missing_entries=False,
+    )
+    if path is None:
+        return None
+    config = json.loads(Path(path).read_text(encoding="utf-8"))
+    named = config.get("tokenizer_class")
+    if "auto_map" in config or not isinstance(named, str):
+        return None
+    named = named.removesuffix("Fast")
+    return None if named in _GENERIC_CLASSES else named
+
 
 @functools.lru_cache(maxsize=4)
 def _load(name: str, revision: str | None, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
+    """The class the model's tokenizer_config.json names, loaded directly (Qwen3's
+    ``Qwen2Tokenizer``: ~1.4 s); else AutoTokenizer, whose import alone pulls in torch
+    and its model registry (~5 s of CPU in every worker process that loads it)."""
+    import transformers
 
-    return AutoTokenizer.from_pretrained(
-        name, revision=revision, trust_remote_code=trust_remote_code
-    )
+    named = None if trust_remote_code else named_tokenizer_class(name, revision)
+    cls = getattr(transformers, named, None) if named else None
+    if cls is None:
+        cls = transformers.AutoTokenizer
+    return cls.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
 
 
 def load_tokenizer(model: ModelConfig) -> Any:

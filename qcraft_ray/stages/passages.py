@@ -148,9 +148,15 @@ def _marked(rows: pa.Table) -> pa.Table:
     return replace(rows, S.COUNTS_PASSAGE, pc.equal(rows[S.STATUS], S.STATUS_PENDING))
 
 
-def unit_of(docs: pa.Table) -> str | None:
-    """The work unit a block of documents is (one read block is one unit)."""
-    return f"unit:{docs[S.UNIT][0].as_py()}" if docs.num_rows else None
+def block_key(docs: pa.Table) -> str | None:
+    """What a block of documents is, for counting it once: its first document.
+
+    Not its work unit: Ray Data may split a read block (one unit) into several blocks
+    (``SplitBlocks(k)`` in its log), each a run of the unit's rows, and each is counted.
+    """
+    if not docs.num_rows:
+        return None
+    return f"docs:{docs[S.SOURCE_FILE][0].as_py()}@{docs[S.SOURCE_ROW][0].as_py()}"
 
 
 def pending_rows(rows: pa.Table) -> int:
@@ -190,7 +196,7 @@ class PassageStage:
                     "passages": pending_rows(rows),
                     "seconds_passages": time.perf_counter() - t0,
                 },
-                once=unit_of(docs),
+                once=block_key(docs),
             )
         return rows
 

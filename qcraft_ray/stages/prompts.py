@@ -26,7 +26,12 @@ from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
 from qcraft_ray.output_types import draw_types, normalize_type
 from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.passages import PassageStage, make_passages, pending_rows, unit_of
+from qcraft_ray.stages.passages import (
+    PassageStage,
+    block_key,
+    make_passages,
+    pending_rows,
+)
 
 NEEDED = (S.STATUS, S.PASSAGE, S.PASSAGE_TOKEN_IDS, S.LANGUAGE)
 
@@ -207,6 +212,6 @@ class PromptStage(PassageStage):
                     "prompts": pending_rows(rows),
                     "seconds_passages_prompts": time.perf_counter() - t0,
                 },
-                once=unit_of(docs),
+                once=block_key(docs),
             )
         return rows

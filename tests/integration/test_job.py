@@ -105,6 +105,24 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     check_greedy_matches_transformers(out, tiny_model)
 
 
+def test_progress_counts_a_read_block_ray_data_splits(ray_cluster, tiny_model, tmp_path):
+    """One file read as one work unit: Ray Data splits that read block into several
+    blocks (SplitBlocks), and progress still counts every document, passage and prompt."""
+    corpus, texts = one_file_corpus(tmp_path)
+    out_dir = str(tmp_path / "out")
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
+                   "--set", "input.rows_per_task=1000", "--set", "generation.types=[query]",
+                   "--set", "generation.max_new_tokens=2", "--set", "quality.language_id=false",
+                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(out_dir)
+    check_progress_and_report(res.stderr, report, len(texts))
+    last = [x for x in res.stderr.splitlines() if "qcraft progress:" in x][-1]
+    passages = report["throughput"]["prompts"]  # one type: a prompt per passage kept
+    assert f"passages {passages:,} |" in last, last
+
+
 def engine_threads(log: str) -> list[int]:
     """Torch threads each engine replica reported when it came up."""
     return [int(n) for n in re.findall(r"engine replica \S+ ready \([\d.]+ s, (\d+) torch threads",

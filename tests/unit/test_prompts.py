@@ -100,6 +100,14 @@ def test_a_block_run_twice_counts_once(tmp_path):
     assert stage(docs).equals(first)  # run again: the same rows
     snap = tracker.snapshot()
     assert (snap["documents_read"], snap["passages"], snap["prompts"]) == (2, 2, 4)
+    # Ray Data may split one read block (one work unit) into several blocks: each counts
+    tracker = ProgressTracker()
+    stage = PromptStage(PassageConfig(), ModelConfig(name=str(tokenizer_files_dir())),
+                        ["query", "title"], 4000, progress=tracker)
+    for part in (docs.slice(0, 1), docs.slice(1, 1), docs.slice(1, 1)):  # the last: a retry
+        stage(part)
+    snap = tracker.snapshot()
+    assert (snap["documents_read"], snap["passages"], snap["prompts"]) == (2, 2, 4)
 
 
 def test_type_draw_is_seeded_weighted_and_without_replacement():

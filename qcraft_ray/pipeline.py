@@ -16,7 +16,6 @@ from qcraft_ray.io.discover import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger.state import RunState
-from qcraft_ray.priority import engine_runtime_env
 from qcraft_ray.progress import RemoteProgress, on_this_node
 from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
 from qcraft_ray.stages.base import TaskStage, run_task_stage
@@ -70,7 +69,6 @@ def prompts(
     gen = cfg.generation
     stage = TaskStage(
         PromptStage,
-        nice=cfg.ray.cpu_stage_nice,
         passages=cfg.passages,
         model=cfg.model,
         types=TypeDraw.of(gen),
@@ -123,7 +121,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
         batch_size=gen.batch_size,
         num_gpus=gen.gpus_per_replica,
         num_cpus=gen.cpus_per_replica,
-        runtime_env=engine_runtime_env(gen.engine.env),
+        runtime_env={"env_vars": dict(gen.engine.env)} if gen.engine.env else None,
     )
 
 
@@ -134,7 +132,6 @@ def score(ds: Dataset, cfg: RunConfig) -> Dataset:
         Scorer,
         fn_constructor_kwargs=dict(cfg=sc),
         compute=ActorPoolStrategy(size=sc.replicas),
-        runtime_env=engine_runtime_env({}),
         batch_format="pyarrow",
         # whole blocks: a prompt's samples stay in one block, so one write task commits
         # them together (the scorer batches its own encoding)
@@ -181,7 +178,6 @@ def run_passages_pipeline(
     """read -> passages -> write: pre-chunk a corpus without generating."""
     stage = TaskStage(
         PassageStage,
-        nice=cfg.ray.cpu_stage_nice,
         passages=cfg.passages,
         model=cfg.model,
         written=state.written,
@@ -198,11 +194,7 @@ def check_quality(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None) 
     return ds.map_batches(
         QualityStage,
         fn_constructor_kwargs=dict(
-            cfg=cfg.quality,
-            model=cfg.model,
-            progress=progress,
-            storage=cfg.storage,
-            nice=cfg.ray.cpu_stage_nice,
+            cfg=cfg.quality, model=cfg.model, progress=progress, storage=cfg.storage
         ),
         compute=ActorPoolStrategy(min_size=1, max_size=max(1, cfg.generation.replica_range[1])),
         batch_format="pyarrow",

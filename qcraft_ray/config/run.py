@@ -22,16 +22,6 @@ class RayConfig(Section):
     read_cpus: float = Field(1, gt=0, description="CPUs per read task.")
     passage_cpus: float = Field(1, gt=0, description="CPUs per tokenize/chunk task.")
     write_cpus: float = Field(1, gt=0, description="CPUs per write task.")
-    cpu_stage_nice: int = Field(
-        19,
-        ge=0,
-        le=19,
-        description="OS nice value the CPU stages' worker processes (tokenize, prompts, "
-        "quality checks) raise themselves to, so that where they share cores with an "
-        "engine, the engine runs first. Ray starts every worker at nice 15 "
-        "(RAY_worker_niceness), engines included; a value at or below the worker's leaves "
-        "it as it is.",
-    )
 
 
 class EstimateConfig(Section):

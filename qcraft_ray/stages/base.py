@@ -15,8 +15,6 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from qcraft_ray.priority import yield_to_engines
-
 
 class Stage(Protocol):
     def __call__(self, block: pa.Table) -> pa.Table: ...
@@ -27,13 +25,10 @@ _KEEP = 4
 
 
 class TaskStage:
-    """A stage class with its constructor arguments (picklable; ``kwargs`` must be).
-    ``nice``: the OS nice value the worker process raises itself to before building the
-    stage (:func:`~qcraft_ray.priority.yield_to_engines`; 0: left as it is)."""
+    """A stage class with its constructor arguments (picklable; ``kwargs`` must be)."""
 
-    def __init__(self, cls: type, *, nice: int = 0, **kwargs: Any) -> None:
+    def __init__(self, cls: type, **kwargs: Any) -> None:
         self.cls = cls
-        self.nice = nice
         self.kwargs = kwargs
         self.key = f"{cls.__qualname__}-{uuid.uuid4().hex}"  # one per pipeline
 
@@ -41,8 +36,6 @@ class TaskStage:
         """This process's instance of the stage, built on first use."""
         stage = _BUILT.get(self.key)
         if stage is None:
-            if self.nice:
-                yield_to_engines(self.nice)
             stage = self.cls(**self.kwargs)
             _BUILT[self.key] = stage
             while len(_BUILT) > _KEEP:

@@ -31,7 +31,6 @@ import pyarrow as pa
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.model_cache import staged
-from qcraft_ray.priority import nice_value
 from qcraft_ray.progress import EngineReport, RemoteProgress, ReplicaReady
 from qcraft_ray.stages.attempts import (
     AttemptLedger,
@@ -123,8 +122,7 @@ class Replica:
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
         print(
-            f"qcraft: engine replica {self._name} ready ({load_s:.1f} s{threads}, "
-            f"nice {nice_value()})",
+            f"qcraft: engine replica {self._name} ready ({load_s:.1f} s{threads})",
             file=sys.stderr,
             flush=True,
         )

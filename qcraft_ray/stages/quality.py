@@ -28,7 +28,6 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ModelConfig, QualityConfig, StorageConfig
 from qcraft_ray.languages import LANGUAGES
 from qcraft_ray.model_cache import staged
-from qcraft_ray.priority import yield_to_engines
 from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject, replace
 from qcraft_ray.stages.clean import comparable
@@ -148,11 +147,7 @@ class QualityStage:
         model: ModelConfig,
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
-        nice: int = 0,
     ) -> None:
-        """``nice``: see :class:`~qcraft_ray.stages.base.TaskStage`."""
-        if nice:
-            yield_to_engines(nice)
         tokenizer = load_backend_tokenizer(
             staged(model, storage, weights=False) if storage else model
         )

@@ -112,12 +112,16 @@ def child_bare_occupancy(prompts: list[str], params: object) -> None:
                       "idle_fraction": snap.idle_s / snap.span_s, "span_s": snap.span_s}))
 
 
+QCRAFT_SETS: list[str] = []  # --set: more settings for the qcraft runs
+
+
 def qcraft_cmd(corpus: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
             "--set", f"model.name={MODEL}", "--set", f"input.paths=[{corpus}]",
             "--set", f"output.path={out}", "--set", "output.if_exists=overwrite",
             "--set", f"generation.types={json.dumps(list(TYPES))}",
-            "--set", f"generation.max_new_tokens={MAX_NEW}"]
+            "--set", f"generation.max_new_tokens={MAX_NEW}",
+            *sum((["--set", s] for s in QCRAFT_SETS), [])]
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
@@ -160,7 +164,10 @@ def main() -> None:
     p.add_argument("--child")
     p.add_argument("--prompts-file")
     p.add_argument("--launch", type=float)
+    p.add_argument("--set", action="append", default=[], dest="sets",
+                   help="dotted.key=value: a setting for the qcraft runs (repeatable)")
     args = p.parse_args()
+    QCRAFT_SETS.extend(args.sets)
     if args.child:
         return child_bare(Path(args.prompts_file), args.launch, args.child == "bare-occupancy")
     from corpus import write_corpus
@@ -226,7 +233,8 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
             "Raw: `" + json.dumps(r["runs"]) + "`", ""]
     lines += [f"Reproduce: `python bench/feeding.py --long-copies {args.long_copies} "
               f"--alternations {args.alternations} --short-alternations "
-              f"{args.short_alternations} --workloads {args.workloads}`", ""]
+              f"{args.short_alternations} --workloads {args.workloads}"
+              + "".join(f" --set {x}" for x in args.sets) + "`", ""]
     add_newest_run(REPO / "bench" / "RESULTS-feeding.md", "Keeping the engine full (bench/feeding.py)", lines)
 
 

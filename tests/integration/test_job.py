@@ -75,7 +75,10 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
                    # few batches a replica: the first one up cannot take the whole corpus
                    "--set", "generation.batches_in_flight=2",
                    "--set", "report.progress_interval_s=1",
-                   "--set", "generation.engine.cpu_threads=1"], ray_cluster.env)
+                   "--set", "generation.engine.cpu_threads=1"],
+                  # Ray Data hands blocks to both replicas only once both are up: the first
+                  # up could otherwise finish the corpus before the second loads
+                  {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"})
     assert res.returncode == 0, res.stderr[-5000:]
     assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
     # blocks are cut to one batch in the prompt stage's own tasks (fused), not in tasks of

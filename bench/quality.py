@@ -8,13 +8,22 @@ process, the stage's own code path (QualityChecker), against the baseline of lin
 bare ``detect_language_of`` on the same snippets (the check's cost on top of lingua).
 
     python bench/quality.py [--repeat 5]
+
+With ``--first-block``, instead: what loading lingua's models costs the first block.
+Each of ``--repeat`` rounds runs two fresh processes, alternated: the detector as
+``LanguageIdentifier`` builds it by default (lingua loads a language's models the first
+time a text needs them) and with ``preload`` (what the quality actors use); each builds
+the checker, then runs it twice over one block of the 74 five-word snippets in 21
+languages, timing CPU (all threads) and wall time of each step.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,10 +60,49 @@ def table(items: list[tuple[str, str, str]]):
         for i, (lang, snip, passage) in enumerate(items)])
 
 
+def first_block_child(preload: bool) -> None:
+    """One fresh process: build, then two passes over one block; prints JSON."""
+    cfg = QualityConfig()
+    tokenizer = load_backend_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
+    batch = table(snippets(5))
+    found = {}
+    for step in ("build", "first block", "second block"):
+        cpu, wall = time.process_time(), time.perf_counter()
+        if step == "build":
+            checker = QualityChecker(cfg, tokenizer, LanguageIdentifier(cfg.language_margin, preload))
+        else:
+            checker(batch)
+        found[step] = (time.process_time() - cpu, time.perf_counter() - wall)
+    print(json.dumps(found))
+
+
+def first_block(repeat: int) -> None:
+    runs: dict[str, list[dict]] = {"lazy (lingua's default)": [], "preload": []}
+    for _ in range(repeat):
+        for name, flag in (("lazy (lingua's default)", "lazy"), ("preload", "preload")):
+            out = subprocess.run([sys.executable, __file__, "--first-block-child", flag],
+                                 capture_output=True, text=True, check=True).stdout
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+    print(f"| detector | step | CPU s (median of {repeat}) | wall s | CPU s range |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, found in runs.items():
+        for step in found[0]:
+            cpu = [f[step][0] for f in found]
+            wall = statistics.median(f[step][1] for f in found)
+            print(f"| {name} | {step} | {statistics.median(cpu):.2f} | {wall:.2f} "
+                  f"| {min(cpu):.2f}-{max(cpu):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--first-block", action="store_true")
+    ap.add_argument("--first-block-child", choices=("lazy", "preload"))
     args = ap.parse_args()
+    if args.first_block_child:
+        return first_block_child(args.first_block_child == "preload")
+    if args.first_block:
+        return first_block(args.repeat)
     cfg = QualityConfig()
     tokenizer = load_backend_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
     identifier = LanguageIdentifier(cfg.language_margin)

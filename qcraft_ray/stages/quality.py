@@ -12,7 +12,7 @@
   the passage.
 
 Rows that are not ``ok`` keep null signals. Pure cores; :class:`QualityStage` loads the
-tokenizer and the detector once per worker process.
+tokenizer and the detector, with every language's models, once per actor.
 """
 
 from __future__ import annotations
@@ -54,14 +54,23 @@ _HAN_PAIR = {"chinese", "japanese"}
 
 
 class LanguageIdentifier:
-    """lingua's detector over the model's languages, in its high-accuracy mode."""
+    """lingua's detector over the model's languages, in its high-accuracy mode.
 
-    def __init__(self, margin: float) -> None:
+    lingua loads a language's models the first time a text in its script needs them;
+    with ``preload`` every one of the 21 is loaded now (~3 CPU s, ~150 MB more), so the
+    first blocks of a multilingual corpus do not pay for it (bench/RESULTS-quality.md).
+    """
+
+    def __init__(self, margin: float, preload: bool = False) -> None:
         from lingua import Language, LanguageDetectorBuilder
 
         self._languages = [getattr(Language, name.upper()) for name in LANGUAGES]
-        self._detector = LanguageDetectorBuilder.from_languages(*self._languages).build()
+        builder = LanguageDetectorBuilder.from_languages(*self._languages)
+        if preload:
+            builder = builder.with_preloaded_language_models()
+        self._detector = builder.build()
         self._margin = margin
+        self.preloaded = preload
 
     def identify(self, text: str, asked: str | None = None) -> str | None:
         """The model language ``text`` is in, or None when lingua is not sure: the most
@@ -91,11 +100,6 @@ class QualityChecker:
         self._identifier = identifier
         if cfg.language_id and identifier is None:
             self._identifier = LanguageIdentifier(cfg.language_margin)
-
-    def warm_up(self) -> None:
-        """Load every language model now (lingua loads them on first use: ~2 s)."""
-        if self._identifier is not None:
-            self._identifier.identify("warm up")
 
     def __call__(self, table: pa.Table) -> pa.Table:
         S.require_columns("quality", NEEDED, table.column_names)
@@ -139,7 +143,8 @@ class QualityChecker:
 
 class QualityStage:
     """The checker as a Ray Data actor: loads the tokenizer (staged from object storage
-    when needed) and every language model once, when the actor starts."""
+    when needed) and every language's models once, when the actor starts (while the
+    engines load), so no block waits for them."""
 
     def __init__(
         self,
@@ -151,8 +156,10 @@ class QualityStage:
         tokenizer = load_backend_tokenizer(
             staged(model, storage, weights=False) if storage else model
         )
-        self._checker = QualityChecker(cfg, tokenizer)
-        self._checker.warm_up()
+        identifier = (
+            LanguageIdentifier(cfg.language_margin, preload=True) if cfg.language_id else None
+        )
+        self._checker = QualityChecker(cfg, tokenizer, identifier)
         self._progress = progress
 
     def __call__(self, rows: pa.Table) -> pa.Table:

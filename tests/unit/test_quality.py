@@ -4,10 +4,16 @@ import pyarrow as pa
 import pytest
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import QualityConfig
+from qcraft_ray.config import ModelConfig, QualityConfig
+from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
 from qcraft_ray.ledger.counts import count_rows
 from qcraft_ray.report.quality import quality_of
-from qcraft_ray.stages.quality import LanguageIdentifier, QualityChecker, copy_signals
+from qcraft_ray.stages.quality import (
+    LanguageIdentifier,
+    QualityChecker,
+    QualityStage,
+    copy_signals,
+)
 
 KNOWN = {  # short outputs, as the model writes them, in several scripts
     "japanese": "富士山の高さはどのくらいですか",
@@ -42,6 +48,17 @@ def test_unsure_text_is_not_identified(identifier):
     assert identifier.identify("富士山", asked="japanese") is None
     assert identifier.identify("東京大学", asked="chinese") == "chinese"  # no doubt asked
     assert identifier.identify("富士山の高さ", asked="chinese") == "japanese"
+
+
+def test_the_stage_loads_every_language_before_its_first_block():
+    model = ModelConfig(name=str(tokenizer_files_dir()))
+    stage = QualityStage(QualityConfig(), model)
+    identifier = stage._checker._identifier
+    assert identifier is not None and identifier.preloaded
+    # preloaded models answer as lazily loaded ones do
+    for language, text in KNOWN.items():
+        assert identifier.identify(text) == language, (language, text)
+    assert QualityStage(QualityConfig(language_id=False), model)._checker._identifier is None
 
 
 @pytest.mark.parametrize("output,passage,copied", [

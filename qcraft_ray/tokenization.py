@@ -28,7 +28,12 @@ def named_tokenizer_class(name: str, revision: str | None) -> str | None:
     )
     if path is None:
         return None
-    config = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a valid tokenizer config ({e})") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a valid tokenizer config (a JSON object is expected)")
     named = config.get("tokenizer_class")
     if "auto_map" in config or not isinstance(named, str):
         return None

@@ -71,3 +71,10 @@ def test_named_tokenizer_class(tmp_path, extra, expected):
 
 def test_no_tokenizer_config_leaves_it_to_auto_tokenizer(tmp_path):
     assert named_tokenizer_class(str(tmp_path), None) is None
+
+
+@pytest.mark.parametrize("text", ['{"tokenizer_class": "Qwen2Tokenizer",', "[1, 2]"])
+def test_a_malformed_tokenizer_config_is_named_in_the_error(tmp_path, text):
+    (tmp_path / "tokenizer_config.json").write_text(text)
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json: not a valid tokenizer config"):
+        named_tokenizer_class(str(tmp_path), None)

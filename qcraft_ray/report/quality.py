@@ -53,23 +53,28 @@ def _mean(sums: dict[str, float] | None) -> float | None:
     return round(sums["sum"] / sums["n"], 4) if sums and sums.get("n") else None
 
 
-def _statuses(outcomes: dict[str, int]) -> tuple[int, int, int]:
-    rows = sum(n for k, n in outcomes.items() if k in S.OUTPUT_STATUSES)
-    return rows, outcomes.get(S.STATUS_OK, 0), outcomes.get(S.STATUS_NONE, 0)
+def output_rows(outcomes: dict[str, int]) -> int:
+    """Outputs among ``outcomes`` (status or rejection reason -> rows)."""
+    return sum(n for k, n in outcomes.items() if k in S.OUTPUT_STATUSES)
+
+
+def status_rate(outcomes: dict[str, int], status: str) -> float:
+    """The share of the outputs among ``outcomes`` that have ``status`` (0 with none)."""
+    return _rate(outcomes.get(status, 0), output_rows(outcomes)) or 0.0
 
 
 def quality_of(c: RowCounts, samples_per_prompt: int = 1) -> Quality:
     """Per language and per type, from the merged counters ``c``."""
     languages = {}
     for lang, outcomes in sorted(c.by_language.items()):
-        rows, ok, none = _statuses(outcomes)
+        rows, ok = output_rows(outcomes), outcomes.get(S.STATUS_OK, 0)
         if not rows and lang not in c.language_checked:
             continue  # only rejected before generation (unsupported, too short...)
         checked, wrong = c.language_checked.get(lang, 0), c.wrong_language.get(lang, 0)
         languages[lang] = LanguageQuality(
             rows=rows,
             ok=ok,
-            none_rate=_rate(none, rows) or 0.0,
+            none_rate=status_rate(outcomes, S.STATUS_NONE),
             checked=checked,
             wrong_language=wrong,
             wrong_language_rate=_rate(wrong, checked),
@@ -77,12 +82,12 @@ def quality_of(c: RowCounts, samples_per_prompt: int = 1) -> Quality:
         )
     types = {}
     for type_, outcomes in sorted(c.by_type.items()):
-        rows, ok, none = _statuses(outcomes)
+        rows, ok = output_rows(outcomes), outcomes.get(S.STATUS_OK, 0)
         checked, copied = c.copy_checked.get(type_, 0), c.copied.get(type_, 0)
         types[type_] = TypeQuality(
             rows=rows,
             ok=ok,
-            none_rate=_rate(none, rows) or 0.0,
+            none_rate=status_rate(outcomes, S.STATUS_NONE),
             copy_checked=checked,
             copied=copied,
             copied_rate=_rate(copied, checked),

@@ -18,6 +18,7 @@ from qcraft_ray.ledger.counts import (
     RowCounts,
     bin_labels,
 )
+from qcraft_ray.report.quality import output_rows, status_rate
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,8 @@ def summarize(path: str, counts: RowCounts) -> Summary:
             acc[status] = acc.get(status, 0) + n
     rates = {}
     for lang, c in sorted(per_language.items()):
-        rows = sum(c.values())
         rates[lang] = LanguageRates(
-            rows,
-            round(c.get(S.STATUS_NONE, 0) / max(rows, 1), 4),
-            round(c.get(S.STATUS_EMPTY, 0) / max(rows, 1), 4),
+            output_rows(c), status_rate(c, S.STATUS_NONE), status_rate(c, S.STATUS_EMPTY)
         )
     scores = {}
     for key, sums in sorted(counts.output_scores.items()):

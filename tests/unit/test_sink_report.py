@@ -109,7 +109,7 @@ def test_progress_line():
     t.add({"documents_done": 10})
     line = format_line(t.snapshot(), 100, elapsed=10.0)
     # every document read: the prompt total is known, and the ETA comes from prompts
-    assert line == ("qcraft progress: documents 50/100 (50.0%) | passages 90 | "
+    assert line == ("qcraft progress: documents 50/100 (50.0%), 100 read | passages 90 | "
                     "prompts 70/180 | outputs 60 (6.0/s) | generated tokens 60/s | "
                     "rejected 12 | ETA 0m15s")
     # work done twice is counted apart: a lost replica's batch retried, and a batch
@@ -133,6 +133,7 @@ def test_progress_line():
     line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0,
                        already_done=50)
     assert "prompts 0 |" in line and line.endswith("ETA 0m40s")
+    assert "read" not in line  # read no further than committed: nothing to add
 
 
 def test_engine_summary_from_occupancy_snapshots():

@@ -90,16 +90,22 @@ class LanguageIdentifier:
 
 
 class QualityChecker:
-    """Adds the quality columns to a table of stream rows (no Ray needed)."""
+    """Adds the quality columns to a table of stream rows (no Ray needed). Without an
+    ``identifier``, builds one when ``cfg.language_id`` is on (``preload``: see
+    :class:`LanguageIdentifier`)."""
 
     def __init__(
-        self, cfg: QualityConfig, tokenizer: Any, identifier: LanguageIdentifier | None = None
+        self,
+        cfg: QualityConfig,
+        tokenizer: Any,
+        identifier: LanguageIdentifier | None = None,
+        preload: bool = False,
     ) -> None:
         self._cfg = cfg
         self._tokenizer = tokenizer
         self._identifier = identifier
         if cfg.language_id and identifier is None:
-            self._identifier = LanguageIdentifier(cfg.language_margin)
+            self._identifier = LanguageIdentifier(cfg.language_margin, preload)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         S.require_columns("quality", NEEDED, table.column_names)
@@ -156,10 +162,7 @@ class QualityStage:
         tokenizer = load_backend_tokenizer(
             staged(model, storage, weights=False) if storage else model
         )
-        identifier = (
-            LanguageIdentifier(cfg.language_margin, preload=True) if cfg.language_id else None
-        )
-        self._checker = QualityChecker(cfg, tokenizer, identifier)
+        self._checker = QualityChecker(cfg, tokenizer, preload=True)
         self._progress = progress
 
     def __call__(self, rows: pa.Table) -> pa.Table:

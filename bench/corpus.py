@@ -26,13 +26,13 @@ def sample_documents() -> list[dict]:
     from qcraft_ray import schema as S
     from qcraft_ray.config import InputConfig, StorageConfig
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.languages import LANGUAGE_TO_SOURCE_CODE
 
     cfg = InputConfig(paths=[str(REPO / "data/sample")])
     plan = discover(cfg, StorageConfig())
     docs = pa.concat_tables(
-        t for f in plan_fragments(plan, 1000) for t in read_fragment(f, cfg, StorageConfig())
+        t for f in fragments_to_read(plan, 1000) for t in read_fragment(f, cfg, StorageConfig())
     ).to_pylist()
     out = []
     for d in docs:

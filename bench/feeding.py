@@ -52,7 +52,7 @@ def prompts_for(corpus: Path) -> list[str]:
     from qcraft_ray import schema as S
     from qcraft_ray.config import InputConfig, ModelConfig, PassageConfig, StorageConfig
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.stages.passages import make_passages
     from qcraft_ray.stages.prompts import PromptRenderer
     from qcraft_ray.tokenization import load_tokenizer
@@ -61,7 +61,7 @@ def prompts_for(corpus: Path) -> list[str]:
     cfg = InputConfig(paths=[str(corpus)])
     plan = discover(cfg, StorageConfig())
     docs = pa.concat_tables(
-        t for f in plan_fragments(plan, 10**7) for t in read_fragment(f, cfg, StorageConfig())
+        t for f in fragments_to_read(plan, 10**7) for t in read_fragment(f, cfg, StorageConfig())
     )
     rows = make_passages(docs, PassageConfig(), tok).to_pylist()
     passages = [r for r in rows if r[S.STATUS] == S.STATUS_PENDING]

@@ -50,7 +50,7 @@ def build_inputs(n_prompts: int) -> dict:
     from qcraft_ray.config import InputConfig, ModelConfig, PassageConfig, StorageConfig
     from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.languages import LANGUAGE_TO_SOURCE_CODE
     from qcraft_ray.output_types import TYPES
     from qcraft_ray.stages.passages import make_passages
@@ -60,7 +60,7 @@ def build_inputs(n_prompts: int) -> dict:
     tok = load_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
     cfg = InputConfig(paths=[str(REPO / "data/sample")])
     plan = discover(cfg, StorageConfig())
-    docs = pa.concat_tables(t for f in plan_fragments(plan, 1000)
+    docs = pa.concat_tables(t for f in fragments_to_read(plan, 1000)
                             for t in read_fragment(f, cfg, StorageConfig()))
     passages = [r for r in make_passages(docs, PassageConfig(), tok).to_pylist()
                 if r[S.STATUS] == S.STATUS_PENDING]

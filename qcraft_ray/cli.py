@@ -21,21 +21,13 @@ import time
 from typing import Any
 
 from qcraft_ray.config import RunConfig
-from qcraft_ray.config_loader import ConfigError, load_config
+from qcraft_ray.config_loader import load_config
+from qcraft_ray.errors import OutputPathError, UserError
 
 log = logging.getLogger("qcraft")
 
-# Errors that are the user's to fix: printed as one clear message, exit code 2.
+# Errors that are the user's to fix (UserError): printed as one clear message, exit code 2.
 EXIT_USAGE = 2
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from qcraft_ray.io.discover import InputError
-    from qcraft_ray.lake.catalog import MissingLakeExtraError
-    from qcraft_ray.lake.commit import TableMismatchError
-    from qcraft_ray.ledger.state import OutputPathError
-
-    return (ConfigError, InputError, OutputPathError, TableMismatchError, MissingLakeExtraError)
 
 
 def cluster_address(cfg: RunConfig, address: str | None) -> str | None:
@@ -146,7 +138,8 @@ def _print(data: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from qcraft_ray.ledger.state import plan_input
+    from qcraft_ray.io.discover import plan_input
+    from qcraft_ray.mode import Mode
 
     t0 = time.monotonic()
     shard = [f"input.shard={args.shard}"] if args.shard else []
@@ -161,12 +154,12 @@ def run_command(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     init_ray(cfg, args.address)
     log.info("ray ready (%.1f s)", time.monotonic() - t0)
-    from qcraft_ray.run import plan_run, run  # imports Ray: only after init_ray's setup
+    from qcraft_ray.run import estimate_run, run  # imports Ray: only after init_ray's setup
 
     if args.command == "plan" or args.dry_run:
-        _print({"plan": plan_run(cfg, plan)})
+        _print({"plan": estimate_run(cfg, plan)})
         return 0
-    report = run(cfg, plan, passages_only=args.command == "passages")
+    report = run(cfg, plan, Mode.PASSAGES if args.command == "passages" else Mode.GENERATE)
     if report.already_complete:
         log.info(
             "run %s in %s is already complete: nothing to do (set "
@@ -193,14 +186,13 @@ def report_command(args: argparse.Namespace) -> int:
     from qcraft_ray.config import StorageConfig
     from qcraft_ray.ledger.counts import RowCounts
     from qcraft_ray.ledger.manifests import read_manifests
-    from qcraft_ray.ledger.state import OutputPathError
-    from qcraft_ray.report.html import render_html, render_text
     from qcraft_ray.report.model import read_run
+    from qcraft_ray.report.page import render_html, render_text
     from qcraft_ray.report.summary import summarize
     from qcraft_ray.store import REPORT_HTML
 
     folder, run = read_run(args.path, StorageConfig())
-    if run.mode == "passages":
+    if not run.mode.generates:
         raise OutputPathError(
             f"{args.path} holds passages (qcraft passages), not generated "
             "outputs; its _report.json has the counts"
@@ -283,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             _print({"mean_scores": rescore(args.path, StorageConfig(), cfg).mean_scores})
             return 0
         return run_command(args)
-    except _user_errors() as e:
+    except UserError as e:
         print(f"qcraft: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

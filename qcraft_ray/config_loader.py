@@ -13,10 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from qcraft_ray.config import RunConfig
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be loaded; the message says which key and why."""
+from qcraft_ray.errors import ConfigError
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

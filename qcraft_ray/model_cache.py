@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from qcraft_ray.config import ModelConfig, StorageConfig
-from qcraft_ray.io import filesystems
+from qcraft_ray.store import filesystems
 from qcraft_ray.store.retry import RetryPolicy
 
 log = logging.getLogger("qcraft")
@@ -69,7 +69,7 @@ def stage(uri: str, model: ModelConfig, storage: StorageConfig, weights: bool = 
         if (target / MANIFEST).exists():
             return target
         fs, inner = filesystems.resolve(uri, storage)
-        retry = RetryPolicy(storage.attempts, storage.retry_max_backoff_s)
+        retry = RetryPolicy.for_storage(storage)
         files = _listing(fs, inner, retry, weights)
         if not files:
             raise FileNotFoundError(f"model {uri}: no files found there")

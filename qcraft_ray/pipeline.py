@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
-import pyarrow as pa
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
@@ -12,13 +12,15 @@ from ray.data._internal.logical.operators import StreamingRepartition
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, RunConfig
-from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger.state import RunState
-from qcraft_ray.progress import RemoteProgress, on_this_node
-from qcraft_ray.stages.attempts import AttemptLedger, RemoteLedger
+from qcraft_ray.mode import Mode
+from qcraft_ray.placement import on_this_node
+from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.stages.base import TaskStage, run_task_stage
+from qcraft_ray.stages.deaths import RemoteRowDeaths, RowDeaths
 from qcraft_ray.stages.generate import Replica
 from qcraft_ray.stages.passages import PassageStage
 from qcraft_ray.stages.prompts import PromptStage, TypeDraw
@@ -105,14 +107,14 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     """prompts -> generated rows, on an actor pool of engine replicas (restarted by Ray
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
-    ledger = RemoteLedger(on_this_node(AttemptLedger))
+    deaths = RemoteRowDeaths(on_this_node(RowDeaths))
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(
             gen=gen,
             model=cfg.model,
-            ledger=ledger,
-            max_attempts=gen.max_replica_deaths_per_row,
+            deaths=deaths,
+            max_deaths=gen.max_replica_deaths_per_row,
             progress=progress,
             storage=cfg.storage,
         ),
@@ -141,9 +143,8 @@ def score(ds: Dataset, cfg: RunConfig) -> Dataset:
     )
 
 
-def output_sink(
-    cfg: RunConfig, state: RunState, progress: RemoteProgress | None, schema: pa.Schema
-) -> OutputSink:
+def output_sink(cfg: RunConfig, state: RunState, progress: RemoteProgress | None) -> OutputSink:
+    schema = state.mode.schema
     layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
     # every passage yields a row per type it gets: a task's rows split over the types
     per_type = cfg.generation.prompts_per_passage if S.TYPE in layout.partition_by else 1
@@ -157,18 +158,12 @@ def output_sink(
         lease_attempt=state.attempt,
         layout=layout,
         rows_per_write=cfg.output.min_rows_per_file * per_type,
-        samples=cfg.generation.samples_per_prompt if schema is S.OUTPUT_SCHEMA else 1,
+        samples=cfg.generation.samples_per_prompt if state.mode.generates else 1,
     )
 
 
-def write(
-    ds: Dataset,
-    cfg: RunConfig,
-    state: RunState,
-    progress: RemoteProgress | None,
-    schema: pa.Schema = S.OUTPUT_SCHEMA,
-) -> None:
-    sink = output_sink(cfg, state, progress, schema)
+def write(ds: Dataset, cfg: RunConfig, state: RunState, progress: RemoteProgress | None) -> None:
+    sink = output_sink(cfg, state, progress)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.ray.write_cpus})
 
 
@@ -184,7 +179,7 @@ def run_passages_pipeline(
         progress=progress,
         storage=cfg.storage,
     )
-    write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress, S.PASSAGES_SCHEMA)
+    write(_cpu_stage(read(cfg, plan, state), stage, cfg), cfg, state, progress)
 
 
 def check_quality(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None) -> Dataset:
@@ -213,3 +208,10 @@ def run_pipeline(
     if cfg.score.enabled:
         ds = score(ds, cfg)
     write(ds, cfg, state, progress)
+
+
+Pipeline = Callable[[RunConfig, InputPlan, RunState, RemoteProgress | None], None]
+PIPELINES: dict[Mode, Pipeline] = {
+    Mode.GENERATE: run_pipeline,
+    Mode.PASSAGES: run_passages_pipeline,
+}

@@ -34,28 +34,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from qcraft_ray.stages.occupancy import OccupancySnapshot
+from qcraft_ray.placement import on_this_node
+from qcraft_ray.telemetry import (
+    EngineOccupancy,
+    EngineReport,
+    OccupancySnapshot,
+    ReplicaReady,
+    engine_occupancy,
+)
 
 log = logging.getLogger("qcraft")
-
-
-@dataclass(frozen=True)
-class EngineReport:
-    """A replica's engine occupancy so far (None: its engine keeps no scheduler stats)."""
-
-    replica: str
-    occupancy: OccupancySnapshot | None
-
-
-@dataclass(frozen=True)
-class ReplicaReady:
-    """A replica whose engine came up: where, when it started, how long it took to load."""
-
-    replica: str
-    load_s: float
-    started_at: float  # epoch seconds: the replica's constructor began
-    node_id: str | None = None
-    node_address: str | None = None
 
 
 class ProgressTracker:
@@ -88,54 +76,9 @@ class ProgressTracker:
         """A replica's occupancy so far (the latest replaces the earlier ones)."""
         self._engines[report.replica] = report.occupancy
 
-    def engine_summary(self) -> dict[str, Any]:
-        """Per replica that came up: :func:`replica_summary`; overall: the occupancy over
-        every replica's span, and the first output of any replica (epoch seconds)."""
-        per = {
-            name: replica_summary(ready, self._engines.get(name))
-            for name, ready in sorted(self._ready.items())
-        }
-        seen = [o for o in self._engines.values() if o is not None and o.span_s > 0]
-        capacity = sum(o.span_s * o.max_num_seqs for o in seen)
-        firsts = [o.first_output_at for o in seen if o.first_output_at is not None]
-        return {
-            "occupancy": round(sum(o.running_seq_s for o in seen) / capacity, 4)
-            if capacity
-            else None,
-            "first_output_at": min(firsts) if firsts else None,
-            "replicas": per,
-        }
-
-
-def replica_summary(ready: ReplicaReady, occ: OccupancySnapshot | None) -> dict[str, Any]:
-    """Where a replica ran, how long its engine took to load, and how full it was kept
-    from its first request to its last step (nulls: no work, or no scheduler stats)."""
-    out: dict[str, Any] = {
-        "node_id": ready.node_id,
-        "node_address": ready.node_address,
-        "load_s": round(ready.load_s, 3),
-        "first_output_s": None,
-        "span_s": None,
-        "occupancy": None,
-        "mean_running": None,
-        "queue_empty_fraction": None,
-        "idle_fraction": None,
-        "steps": None,
-    }
-    if occ is None or occ.span_s <= 0:
-        return out
-    out.update(
-        first_output_s=round(occ.first_output_at - ready.started_at, 3)
-        if occ.first_output_at is not None
-        else None,
-        span_s=round(occ.span_s, 3),
-        occupancy=round(occ.running_seq_s / (occ.span_s * occ.max_num_seqs), 4),
-        mean_running=round(occ.running_seq_s / occ.span_s, 2),
-        queue_empty_fraction=round(occ.queue_empty_s / occ.span_s, 4),
-        idle_fraction=round(occ.idle_s / occ.span_s, 4),
-        steps=occ.steps,
-    )
-    return out
+    def engine_summary(self) -> EngineOccupancy:
+        """:func:`~qcraft_ray.telemetry.engine_occupancy` of every replica that came up."""
+        return engine_occupancy(self._ready, self._engines)
 
 
 @dataclass
@@ -144,7 +87,7 @@ class FinalProgress:
     :meth:`ProgressTracker.engine_summary`."""
 
     counters: dict[str, float] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=lambda: {"replicas": {}})
+    engine: EngineOccupancy = field(default_factory=EngineOccupancy)
 
 
 class RemoteProgress:
@@ -161,16 +104,6 @@ class RemoteProgress:
 
     def engine(self, report: EngineReport) -> None:
         self._handle.engine.remote(report)
-
-
-def on_this_node(cls: type) -> Any:
-    """Start ``cls`` as a Ray actor on this process's node (the driver's, usually the
-    head): the run's bookkeeping actors must outlive any worker node."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return ray.remote(cls).options(num_cpus=0, scheduling_strategy=here).remote()
 
 
 def _duration(seconds: float) -> str:

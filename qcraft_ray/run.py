@@ -8,22 +8,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.finalise import finalise
+from qcraft_ray.io.discover import plan_input
+from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import check_table
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
-from qcraft_ray.ledger.finalise import finalise
-from qcraft_ray.ledger.state import now_iso, open_run, plan_input
-from qcraft_ray.pipeline import prompts, run_passages_pipeline, run_pipeline
+from qcraft_ray.ledger.state import now_iso, open_run
+from qcraft_ray.mode import Mode
+from qcraft_ray.pipeline import PIPELINES, prompts
 from qcraft_ray.progress import FinalProgress, track_progress
 from qcraft_ray.report.model import RunReport
 from qcraft_ray.store.layout import Layout
 
 
-def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
-    """What a run would do: documents, passages, prompts, prompt tokens. No engine."""
+def estimate_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
+    """What a run would do (``qcraft plan``): documents, passages, prompts, prompt
+    tokens, and the GPU time they would take by ``estimate.*``. No engine."""
     plan = plan or plan_input(cfg)
     counts = RowCounts.merge(
         count_rows(b)
@@ -60,28 +62,27 @@ def plan_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
     }
 
 
-def run(cfg: RunConfig, plan: InputPlan | None = None, passages_only: bool = False) -> RunReport:
-    """Run the whole job (or only read -> passages -> write), resuming an unfinished run
-    in ``output.path``; write and return the run report. A finished run is left as it
-    is (the report says ``already_complete``). Raises
-    :class:`~qcraft_ray.ledger.finalise.ReconciliationError` when rows or documents are
-    unaccounted for."""
+def run(cfg: RunConfig, plan: InputPlan | None = None, mode: Mode = Mode.GENERATE) -> RunReport:
+    """Run the job in ``mode``, resuming an unfinished run in ``output.path``; write and
+    return the run report. A finished run is left as it is (the report says
+    ``already_complete``). Raises :class:`~qcraft_ray.finalise.ReconciliationError` when
+    rows or documents are unaccounted for."""
     started, t0 = now_iso(), time.monotonic()
     plan = plan or plan_input(cfg)  # bad input fails before any engine
-    state = open_run(cfg, plan, "passages" if passages_only else "generate")
+    state = open_run(cfg, plan, mode)
     if state.complete:
         report = RunReport.read(state.folder)
         return report.model_copy(update={"already_complete": True})
     assert state.lease is not None
     if cfg.output.iceberg is not None:  # a wrong catalog or table fails before any engine
-        schema = S.PASSAGES_SCHEMA if passages_only else S.OUTPUT_SCHEMA
-        layout = Layout.of(cfg.output.partition_by, cfg.input.language_map).for_schema(schema)
-        check_table(cfg.output.iceberg, cfg.storage, schema, layout.partition_by)
+        layout = Layout.of(cfg.output.partition_by, cfg.input.language_map)
+        partition_by = layout.for_schema(mode.schema).partition_by
+        check_table(cfg.output.iceberg, cfg.storage, mode.schema, partition_by)
     tracked = FinalProgress()
     try:
         with lease.renewing(state.folder, state.lease):
             if state.documents_done < plan.total_rows:
-                pipeline = run_passages_pipeline if passages_only else run_pipeline
+                pipeline = PIPELINES[mode]
                 with track_progress(
                     plan.total_rows, cfg.report.progress_interval_s, state.documents_done
                 ) as (progress, tracked):

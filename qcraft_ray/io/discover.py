@@ -15,12 +15,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from qcraft_ray import schema as S
-from qcraft_ray.config import InputConfig, StorageConfig
-from qcraft_ray.io import filesystems
+from qcraft_ray.config import InputConfig, RunConfig, StorageConfig
+from qcraft_ray.errors import InputError
 from qcraft_ray.io.plan import InputFile, InputPlan, select_shard
 from qcraft_ray.languages import code_from_path
+from qcraft_ray.ledger.state import pinned_snapshot
+from qcraft_ray.store import filesystems
 
-__all__ = ["InputError", "InputFile", "InputPlan", "discover"]
+__all__ = ["discover", "plan_input"]
 
 # Source columns read when a file has them, and the column each one feeds.
 # FineWeb-Edu's edu classifier `score` is its quality score.
@@ -35,10 +37,6 @@ OPTIONAL_SOURCE_COLUMNS = (
 )
 
 _GLOB_CHARS = set("*?[")
-
-
-class InputError(ValueError):
-    """The input cannot be read as configured; the message names the file and field."""
 
 
 def _is_data_file(name: str) -> bool:
@@ -127,6 +125,12 @@ def _inspect(fs: pafs.FileSystem, path: str, name: str, cfg: InputConfig) -> Inp
         path_code=code_from_path(path),
         text_bytes=text_bytes,
     )
+
+
+def plan_input(cfg: RunConfig) -> InputPlan:
+    """The run's input plan (:func:`discover`), reading the Iceberg snapshot an earlier
+    attempt of the run in ``output.path`` pinned, so a resume reads the same rows."""
+    return discover(cfg.input, cfg.storage, pinned_snapshot=pinned_snapshot(cfg))
 
 
 def discover(

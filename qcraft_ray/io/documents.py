@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig
-from qcraft_ray.io.discover import InputFile
+from qcraft_ray.io.plan import InputFile
 from qcraft_ray.languages import language_for_code, source_code
 from qcraft_ray.ledger.units import unit_id
 from qcraft_ray.rows import reject, replace

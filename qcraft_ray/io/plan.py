@@ -89,7 +89,7 @@ def all_fragments(files: tuple[InputFile, ...], rows_per_task: int) -> list[Frag
     return fragments
 
 
-def plan_fragments(plan: InputPlan, rows_per_task: int) -> list[Fragment]:
+def fragments_to_read(plan: InputPlan, rows_per_task: int) -> list[Fragment]:
     """The fragments this job reads: all of them, or its shard's."""
     fragments = all_fragments(plan.files, rows_per_task)
     if plan.shard is None:

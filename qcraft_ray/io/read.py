@@ -19,15 +19,14 @@ from ray.data.block import BlockMetadata
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, StorageConfig
-from qcraft_ray.io import filesystems
 from qcraft_ray.io.documents import to_documents, unreadable_documents
-from qcraft_ray.io.plan import Fragment, InputPlan, plan_fragments
+from qcraft_ray.io.plan import Fragment, InputPlan, fragments_to_read
 from qcraft_ray.ledger.units import unit_id
-from qcraft_ray.store import RetryPolicy
+from qcraft_ray.store import RetryPolicy, filesystems
 
 log = logging.getLogger("qcraft")
 
-__all__ = ["FineWebDatasource", "Fragment", "plan_fragments", "read_fragment"]
+__all__ = ["FineWebDatasource", "Fragment", "fragments_to_read", "read_fragment"]
 
 
 def fragment_units(fragment: Fragment, rows_per_task: int) -> list[str]:
@@ -54,7 +53,7 @@ def read_fragment(
     rejections with the error, so one bad file does not stop a long run.
     """
     fs, _ = filesystems.resolve(fragment.file.display, storage)
-    retry = RetryPolicy(storage.attempts, storage.retry_max_backoff_s)
+    retry = RetryPolicy.for_storage(storage)
     done_rows, data_errors, outages = 0, 0, 0  # done_rows: rows of the fragment handled
     while True:
         try:
@@ -75,7 +74,7 @@ def read_fragment(
                 return
             continue
         outages += 1
-        if outages >= retry.attempts:
+        if outages >= retry.tries:
             raise OSError(
                 f"reading {fragment.file.display} rows {fragment.first_row}.."
                 f"{fragment.first_row + fragment.num_rows}: {error}"
@@ -158,7 +157,7 @@ class FineWebDatasource(Datasource):
 
     def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
         tasks = []
-        for frag in plan_fragments(self._plan, self._cfg.rows_per_task):
+        for frag in fragments_to_read(self._plan, self._cfg.rows_per_task):
             skip = frozenset(
                 u for u in fragment_units(frag, self._cfg.rows_per_task) if u in self._done
             )

@@ -13,7 +13,6 @@ collides with an earlier attempt.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,10 +24,10 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts, count_rows
-from qcraft_ray.ledger.manifests import Manifest, commit
+from qcraft_ray.ledger.manifests import Manifest, commit, manifest_name
 from qcraft_ray.ledger.units import count_units
-from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject
+from qcraft_ray.stages.base import Progress, timed
 from qcraft_ray.store import OutputFolder
 from qcraft_ray.store.layout import Layout, sized_files
 
@@ -63,7 +62,7 @@ class OutputSink(Datasink[RowCounts]):
         run_id: str,
         attempt: str,
         schema: pa.Schema = S.OUTPUT_SCHEMA,
-        progress: RemoteProgress | None = None,
+        progress: Progress | None = None,
         lease_attempt: str | None = None,
         layout: Layout | None = None,
         rows_per_write: int | None = None,
@@ -92,12 +91,21 @@ class OutputSink(Datasink[RowCounts]):
         return self._min_rows
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> RowCounts:
-        t0 = time.perf_counter()
-        tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
-        tables = [S.conform(t, S.STREAM_SCHEMA) for t in tables if t.num_rows]
-        if not tables:
-            return RowCounts()
-        table = pa.concat_tables(tables)
+        # counted once per commit: a task that Ray runs again commits the same manifest
+        once = f"commit:{manifest_name(self._attempt, ctx.task_idx)}"
+        with timed(self._progress, "write", once=once) as counters:
+            tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
+            tables = [S.conform(t, S.STREAM_SCHEMA) for t in tables if t.num_rows]
+            if not tables:
+                return RowCounts()
+            table = pa.concat_tables(tables)
+            counts, rejected = self._write_and_commit(table, ctx.task_idx)
+            counters.update(documents_done=counts.documents, rejected=rejected)
+        return counts
+
+    def _write_and_commit(self, table: pa.Table, task: int) -> tuple[RowCounts, int]:
+        """Write ``table``'s data and rejected files, then commit their manifest; the
+        counters, and how many rows were rejected."""
         if self._drop_none:
             table = mark_none_dropped(table)
         if self._samples > 1:
@@ -106,26 +114,17 @@ class OutputSink(Datasink[RowCounts]):
         rejected_mask = pc.equal(table[S.STATUS], S.STATUS_REJECTED)
         outputs = table.filter(pc.invert(rejected_mask))
         rejected = table.filter(rejected_mask)
-        stem = f"{self._stem}-{ctx.task_idx:06d}"
+        stem = f"{self._stem}-{task:06d}"
         files: list[str] = []
         for folder, rows in self._layout.data_groups(outputs):
             self._write(files, folder, stem, S.conform(rows, self._schema), number=len(files))
         for folder, rows in self._layout.rejected_groups(rejected):
             self._write(files, folder, stem, S.conform(rows, S.REJECTED_SCHEMA))
-        manifest = Manifest(self._attempt, ctx.task_idx, files, count_units(table), counts)
+        manifest = Manifest(self._attempt, task, files, count_units(table), counts)
         if self._lease_attempt is not None:  # a driver that lost its lease commits nothing
             lease.check(self._folder, self._lease_attempt)
         commit(self._folder, manifest)
-        if self._progress:
-            self._progress.add(
-                {
-                    "documents_done": counts.documents,
-                    "rejected": rejected.num_rows,
-                    "seconds_write": time.perf_counter() - t0,
-                },
-                once=f"commit:{manifest.name}",
-            )
-        return counts
+        return counts, rejected.num_rows
 
     def _write(
         self, files: list[str], folder: str, stem: str, rows: pa.Table, number: int | None = None

@@ -7,11 +7,12 @@ S3 file IO falls back on the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ...).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
+from qcraft_ray.errors import MissingLakeExtraError
+from qcraft_ray.store.filesystems import s3_options
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -21,23 +22,14 @@ if TYPE_CHECKING:
 def catalog_properties(cfg: IcebergTable, storage: StorageConfig) -> dict[str, str]:
     """The configured properties plus ``s3.endpoint`` / ``s3.region`` from storage."""
     props = dict(cfg.catalog)
-    endpoint = (
-        storage.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    region = storage.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if endpoint:
-        props.setdefault("s3.endpoint", endpoint)
-    if region:
-        props.setdefault("s3.region", region)
-    if storage.anonymous:
+    s3 = s3_options(storage)
+    if s3.endpoint:
+        props.setdefault("s3.endpoint", s3.endpoint)
+    if s3.region:
+        props.setdefault("s3.region", s3.region)
+    if s3.anonymous:
         props.setdefault("s3.anonymous", "true")
     return props
-
-
-class MissingLakeExtraError(RuntimeError):
-    """An Iceberg setting is used without pyiceberg installed."""
 
 
 def load(cfg: IcebergTable, storage: StorageConfig) -> Catalog:

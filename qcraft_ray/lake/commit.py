@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
+from qcraft_ray.errors import TableMismatchError
 from qcraft_ray.lake.catalog import load
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ class IcebergCommit(BaseModel):
     snapshot_id: int | None  # None: the run had no data file to add
     files: int
     already_committed: bool = False  # found from an earlier attempt of the run
-
-
-class TableMismatchError(RuntimeError):
-    """The table exists but cannot take this run's files."""
 
 
 def committed_snapshot(table: Table, run_id: str) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergInput
-from qcraft_ray.io.discover import InputError
+from qcraft_ray.errors import InputError
 from qcraft_ray.lake.catalog import load_table
 
 

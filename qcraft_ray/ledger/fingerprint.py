@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import MAY_CHANGE, RunConfig
-from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.io.plan import InputPlan
+from qcraft_ray.mode import Mode
 
 # Bumped when the bookkeeping files change shape: a run started by another version is
 # then refused (with this key among the differences) instead of misread.
@@ -51,12 +52,12 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def fingerprint(cfg: RunConfig, mode: str, plan: InputPlan) -> dict[str, Any]:
+def fingerprint(cfg: RunConfig, mode: Mode, plan: InputPlan) -> dict[str, Any]:
     """The settings and inputs that decide a run's output, as flat dotted keys."""
     free = may_change_keys()
     flat = _flatten(cfg.model_dump(mode="json"))
     keep = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in free)}
-    keep["mode"] = mode
+    keep["mode"] = mode.value
     keep["input.files"] = [[f.display, f.num_rows] for f in plan.files]
     if plan.snapshot_id is not None:
         keep[SNAPSHOT_KEY] = plan.snapshot_id

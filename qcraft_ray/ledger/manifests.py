@@ -30,6 +30,11 @@ from qcraft_ray.store import MANIFEST_DIR, REJECTED_DIR, TEMP_DIR, OutputFolder
 from qcraft_ray.store.folder import check_relative
 
 
+def manifest_name(attempt: str, task: int) -> str:
+    """The name of the manifest write task ``task`` of ``attempt`` commits."""
+    return f"{attempt}-{task:06d}.json"
+
+
 @dataclass
 class Manifest:
     """What one write task committed, and what later passes made of it."""
@@ -44,7 +49,7 @@ class Manifest:
 
     @property
     def name(self) -> str:
-        return f"{self.attempt}-{self.task:06d}.json"
+        return manifest_name(self.attempt, self.task)
 
     @property
     def data_files(self) -> list[str]:

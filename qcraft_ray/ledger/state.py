@@ -25,11 +25,13 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputPlan, discover
+from qcraft_ray.errors import OutputPathError
+from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.ledger.fingerprint import SNAPSHOT_KEY, differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
 from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
 from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
+from qcraft_ray.mode import Mode
 from qcraft_ray.store import (
     LEASE_FILE,
     RUN_FILE,
@@ -40,10 +42,6 @@ from qcraft_ray.store import (
 )
 
 T = TypeVar("T")
-
-
-class OutputPathError(RuntimeError):
-    """output.path cannot be used for this run; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Attempt:
 class RunState:
     run_id: str
     attempt: str
-    mode: str
+    mode: Mode
     folder: OutputFolder  # output.path: built once here, used by every step of the run
     resumed: bool = False
     complete: bool = False  # a finished run: nothing to do
@@ -113,13 +111,7 @@ def pinned_snapshot(cfg: RunConfig) -> int | None:
     return int(value) if value is not None else None
 
 
-def plan_input(cfg: RunConfig) -> InputPlan:
-    """The run's input plan (see :func:`~qcraft_ray.io.discover.discover`), reading the
-    Iceberg snapshot an earlier attempt pinned."""
-    return discover(cfg.input, cfg.storage, pinned_snapshot=pinned_snapshot(cfg))
-
-
-def open_run(cfg: RunConfig, plan: InputPlan, mode: str) -> RunState:
+def open_run(cfg: RunConfig, plan: InputPlan, mode: Mode) -> RunState:
     """Prepare ``output.path`` for a run: start fresh, resume, or refuse."""
     out = cfg.output
     folder = OutputFolder.for_run(out, cfg.storage)
@@ -209,7 +201,7 @@ def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None
         RUN_FILE,
         {
             "run_id": state.run_id,
-            "mode": state.mode,
+            "mode": state.mode.value,
             "fingerprint": current,
             "attempts": [asdict(a) for a in state.attempts],
         },

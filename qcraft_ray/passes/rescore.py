@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
+from qcraft_ray.errors import OutputPathError
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts, count_rows
 from qcraft_ray.ledger.manifests import (
@@ -29,7 +30,7 @@ from qcraft_ray.ledger.manifests import (
     replace_files,
     revised_name,
 )
-from qcraft_ray.ledger.state import OutputPathError
+from qcraft_ray.mode import Mode
 from qcraft_ray.report.model import Rescored, RunReport, read_run
 from qcraft_ray.report.quality import quality_of
 from qcraft_ray.stages.score import Embedder, load_embedder, score_table
@@ -59,7 +60,7 @@ def rescore(
             "score.min_score to drop low scores as counted rejections"
         )
     folder, report = finished_run(path, storage)
-    if report.mode != "generate":
+    if not report.mode.generates:
         raise OutputPathError(
             f"{path} holds passages (qcraft passages), not generated "
             "outputs: there is nothing to score"
@@ -110,7 +111,7 @@ def _rescore(folder: OutputFolder, m: Manifest, embedder: Embedder, cfg: ScoreCo
     before, after = [], []
     for rel in m.data_files:
         table = folder.read_parquet(rel)
-        scored = S.conform(score_table(table, embedder, cfg), S.OUTPUT_SCHEMA)
+        scored = S.conform(score_table(table, embedder, cfg), Mode.GENERATE.schema)
         new_files[revised_name(rel, m.revision + 1)] = scored
         before.append(S.to_stream(table))
         after.append(S.to_stream(scored))

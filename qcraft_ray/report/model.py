@@ -1,6 +1,6 @@
 """The run report (``_report.json``): its typed shape, read and written here only.
 
-Built once a run is finalised (:mod:`qcraft_ray.ledger.finalise`), returned by
+Built once a run is finalised (:mod:`qcraft_ray.finalise`), returned by
 ``qcraft run``, read back by ``qcraft report`` and updated by ``qcraft score``.
 """
 
@@ -9,17 +9,20 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig, StorageConfig
+from qcraft_ray.errors import OutputPathError
 from qcraft_ray.lake.commit import IcebergCommit
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.fingerprint import BOOKKEEPING_VERSION
-from qcraft_ray.ledger.state import Attempt, OutputPathError
+from qcraft_ray.ledger.state import Attempt
+from qcraft_ray.mode import Mode
 from qcraft_ray.report.examples import Example
 from qcraft_ray.report.quality import Quality
 from qcraft_ray.store import REPORT_FILE, OutputFolder
+from qcraft_ray.telemetry import EngineOccupancy
 
 
 def package_versions() -> dict[str, str | None]:
@@ -50,49 +53,12 @@ class Throughput(_Part):
     generated_tokens_per_second: float = 0.0
 
 
-class _Legacy(_Part):
-    """Reads reports of earlier versions, whose engine section counted time inside
-    engine calls (``busy_s``, ``busy_fraction``): those keys are dropped."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_busy(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in ("busy_s", "busy_fraction")}
-        return data
-
-
-class ReplicaEngine(_Legacy):
-    """One replica: where it ran, its start-up, and how full its engine was kept, from
-    the engine's own scheduler counts (nulls: no work, or an engine without them)."""
-
-    node_id: str | None = None  # the Ray node the replica ran on
-    node_address: str | None = None  # that node's IP address
-    load_s: float | None = None  # from the replica's start to its engine being ready
-    first_output_s: float | None = None  # from the replica's start to its first output
-    span_s: float | None = None  # from its engine's first request to its last step
-    occupancy: float | None = None  # mean running sequences / max_num_seqs over the span
-    mean_running: float | None = None  # mean running sequences over the span
-    queue_empty_fraction: float | None = None  # share of the span no request waited
-    idle_fraction: float | None = None  # share of the span nothing ran
-    steps: int | None = None  # engine steps
-
-
 class Retries(_Part):
     """Work this attempt did more than once, counted apart from the work itself."""
 
     replicas_lost: int = 0  # engine replicas that died while generating (process or node)
     prompts_retried: int = 0  # prompts of the batches those replicas were generating
     prompts_repeated: int = 0  # prompts generated again after their result was lost
-
-
-class EngineOccupancy(_Legacy):
-    """How full the pipeline kept the engines, and how soon they produced."""
-
-    occupancy: float | None = None  # over every replica's span
-    first_output_at: float | None = None  # epoch seconds: the first output of any replica
-    first_output_s: float | None = None  # from the run's start to that first output
-    replicas: dict[str, ReplicaEngine] = {}
 
 
 class ResumeInfo(_Part):
@@ -129,7 +95,7 @@ class RunReport(_Part):
     bookkeeping: int = BOOKKEEPING_VERSION  # the shape of the run's bookkeeping files
     schema_version: int = S.SCHEMA_VERSION  # the data files' schema (README: Output schema)
     run_id: str
-    mode: Literal["generate", "passages"]
+    mode: Mode
     status: Literal["complete", "incomplete"]
     already_complete: bool = False  # set on the copy returned for a finished run
     started_at: str

@@ -159,7 +159,7 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def plan_chunks(
+def chunk_spans(
     text: str, token_starts: list[int], min_tokens: int, max_tokens: int
 ) -> tuple[list[Span], list[Span]]:
     """Split ``text`` into spans of ``min_tokens``..``max_tokens`` tokens.

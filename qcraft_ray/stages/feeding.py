@@ -22,9 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from qcraft_ray.errors import ROW_ERRORS
 from qcraft_ray.stages.occupancy import Occupancy
-
-ROW_ERRORS = (ValueError, TypeError)
 
 
 class _Batch:

@@ -25,26 +25,29 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
+from qcraft_ray.errors import ROW_ERRORS
 from qcraft_ray.model_cache import staged
-from qcraft_ray.progress import EngineReport, RemoteProgress, ReplicaReady
-from qcraft_ray.stages.attempts import (
-    AttemptLedger,
-    RemoteLedger,
+from qcraft_ray.progress import RemoteProgress
+from qcraft_ray.stages.base import timed
+from qcraft_ray.stages.deaths import (
+    RemoteRowDeaths,
     ReplicaDiedOnRow,
+    RowDeaths,
     batch_digest,
 )
 from qcraft_ray.stages.engine import Engine, Generated, make_engine
 from qcraft_ray.stages.generated import generated_table
 from qcraft_ray.stages.isolation import IsolationGate
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
+from qcraft_ray.telemetry import EngineReport, ReplicaReady
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
-ROW_ERRORS = (ValueError, TypeError)
 
 
 def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated | BaseException]:
@@ -76,6 +79,16 @@ def row_key(row: dict) -> str:
     return "\x1f".join(str(row.get(c)) for c in S.ROW_IDENTITY)
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """A batch's results (a :class:`Generated` or the row's error, in order), and how
+    it came to be generated."""
+
+    results: list[Generated | BaseException]
+    retried: bool = False  # a replica died on this batch before: it went row by row
+    repeated: bool = False  # finished before (its result was lost and Ray re-ran it)
+
+
 def row_keys(batch: pa.Table, rows: list[int]) -> list[str]:
     """:func:`row_key` of ``rows`` of ``batch``, read column by column."""
     take = pa.array(rows, pa.int64())
@@ -86,8 +99,8 @@ def row_keys(batch: pa.Table, rows: list[int]) -> list[str]:
 class Replica:
     """Ray Data UDF (actor): generate for pending rows, pass the others through.
 
-    With a ``ledger`` (see :mod:`qcraft_ray.stages.attempts`), a row whose replica died
-    ``max_attempts`` times while generating it becomes an error row instead of being
+    With ``deaths`` (see :mod:`qcraft_ray.stages.deaths`), a row whose replica died
+    ``max_deaths`` times while generating it becomes an error row instead of being
     retried forever.
     """
 
@@ -96,16 +109,16 @@ class Replica:
         gen: GenerationConfig,
         model: ModelConfig,
         engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = make_engine,
-        ledger: AttemptLedger | RemoteLedger | None = None,
-        max_attempts: int = 3,
+        deaths: RowDeaths | RemoteRowDeaths | None = None,
+        max_deaths: int = 3,
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
         """``storage``: how to reach a model on object storage (staged to this node)."""
         t0, self._started_at = time.monotonic(), time.time()
         self._progress = progress
-        self._ledger = ledger
-        self._max_attempts = max_attempts
+        self._deaths = deaths
+        self._max_deaths = max_deaths
         self._engine = engine_factory(gen, staged(model, storage) if storage else model)
         self._samples = gen.samples_per_prompt
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
@@ -138,75 +151,70 @@ class Replica:
         todo = [i for i, s in enumerate(batch[S.STATUS].to_pylist()) if s == S.STATUS_PENDING]
         prompts = batch[S.PROMPT_TOKEN_IDS].take(pa.array(todo, pa.int64())).to_pylist()
         keys = row_keys(batch, todo)
-        t0 = time.perf_counter()
-        results, retried, again = self._generate(prompts, keys) if todo else ([], False, False)
-        if self._progress and todo:
-            # the work, counted once per batch however often it was generated (the
-            # tracker drops a key it has seen, in the same call that counts it)
-            self._progress.add(
-                {
-                    "prompts_done": len(todo),
-                    "outputs": len(todo) * self._samples,
-                    "output_tokens": sum(r.tokens for r in results if isinstance(r, Generated)),
-                },
-                once=f"batch:{batch_digest(keys)}",
+        progress = self._progress if todo else None
+        # the effort, every time: time in calls, and work done twice counted apart
+        with timed(progress, "generate") as effort:
+            done = self._generate(prompts, keys) if todo else BatchResult([])
+            effort.update(
+                prompts_retried=len(todo) if done.retried else 0,
+                prompts_repeated=len(todo) if done.repeated else 0,
             )
-            # the effort, every time: time in calls, and work done twice counted apart
-            self._progress.add(
-                {
-                    "seconds_generate": time.perf_counter() - t0,
-                    "prompts_retried": len(todo) if retried else 0,
-                    "prompts_repeated": len(todo) if again else 0,
-                },
-            )
+            if progress:
+                # the work, counted once per batch however often it was generated (the
+                # tracker drops a key it has seen, in the same call that counts it)
+                progress.add(
+                    {
+                        "prompts_done": len(todo),
+                        "outputs": len(todo) * self._samples,
+                        "output_tokens": sum(
+                            r.tokens for r in done.results if isinstance(r, Generated)
+                        ),
+                    },
+                    once=f"batch:{batch_digest(keys)}",
+                )
+        if progress:
             occupancy = getattr(self._engine, "occupancy", None)
-            self._progress.engine(
-                EngineReport(self._name, occupancy.snapshot() if occupancy else None)
-            )
+            progress.engine(EngineReport(self._name, occupancy.snapshot() if occupancy else None))
         return generated_table(
-            batch, dict(zip(todo, results, strict=True)), self._samples, self._name
+            batch, dict(zip(todo, done.results, strict=True)), self._samples, self._name
         )
 
-    def _generate(
-        self, prompts: list[list[int]], keys: list[str]
-    ) -> tuple[list[Generated | BaseException], bool, bool]:
-        """Results, whether a replica died on this batch before, and whether the batch
-        had been generated before (its finished result was lost and Ray re-ran it)."""
-        ledger = self._ledger
-        if ledger is None:
+    def _generate(self, prompts: list[list[int]], keys: list[str]) -> BatchResult:
+        deaths = self._deaths
+        if deaths is None:
             with self._gate.shared():
-                return _generate_rows(self._calls, prompts), False, False
+                return BatchResult(_generate_rows(self._calls, prompts))
         with self._gate.shared():  # marked only once in the engine's company
-            before = ledger.begin(keys, self._incarnation)
+            before = deaths.begin(keys, self._incarnation)
             if not any(before):  # the usual case: one engine call for the whole batch
                 results = _generate_rows(self._calls, prompts)
         if not any(before):
-            return results, False, ledger.clear(keys, batch_digest(keys))
+            return BatchResult(results, repeated=deaths.clear(keys, batch_digest(keys)))
         if self._progress:  # the replicas that were generating this batch died
-            for lost in ledger.marked_by(keys):  # each counted once, however many batches
+            for lost in deaths.marked_by(keys):  # each counted once, however many batches
                 self._progress.add({"replicas_lost": 1}, once=f"lost:{lost}")
         # alone in the engine: a row that ends the process charges no other batch's rows
         with self._gate.exclusive():
-            return self._generate_rows_apart(prompts, keys, before), True, False
+            return BatchResult(self._generate_rows_apart(prompts, keys, before), retried=True)
 
     def _generate_rows_apart(
         self, prompts: list[list[int]], keys: list[str], before: list[int]
     ) -> list[Generated | BaseException]:
         """A replica died on this batch before: go row by row, so only the row that
         kills the process is charged for it."""
-        ledger = self._ledger
-        assert ledger is not None
+        deaths = self._deaths
+        assert deaths is not None
         out: list[Generated | BaseException] = []
-        for prompt, key, tries in zip(prompts, keys, before, strict=True):
-            if tries >= self._max_attempts:
+        for prompt, key, died in zip(prompts, keys, before, strict=True):
+            if died >= self._max_deaths:
                 out.append(
                     ReplicaDiedOnRow(
-                        f"the engine replica died {tries} times while generating this row"
+                        f"the engine replica died {died} times while generating this row"
                     )
                 )
                 continue
-            ledger.mark([key], self._incarnation)
+            deaths.mark([key], self._incarnation)
             out.extend(_generate_rows(self._calls, [prompt]))
-            ledger.clear([key])
-        ledger.clear([], batch_digest(keys))
+            deaths.clear([key])
+        deaths.clear([], batch_digest(keys))
         return out

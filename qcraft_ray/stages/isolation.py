@@ -1,10 +1,10 @@
 """Batches share a replica's engine; a suspect batch has it to itself.
 
 A replica runs several batches at once in one engine. When the process dies, every row
-in the engine is charged an attempt (:mod:`qcraft_ray.stages.attempts`). A batch that
+in the engine is charged a death (:mod:`qcraft_ray.stages.deaths`). A batch that
 finds its rows charged goes row by row, and must do so alone: otherwise the row that
 kills the process would charge the rows of whatever batch shares the engine with it,
-and an innocent row could run out of attempts. :class:`IsolationGate` is a
+and an innocent row could reach the limit of deaths. :class:`IsolationGate` is a
 readers-writer lock that favours the writer: ordinary batches share the engine; a
 suspect batch waits for them to finish, holds back new ones, and runs alone.
 """

@@ -16,30 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class OccupancySnapshot:
-    """Totals since the engine's first request (seconds; sequence-seconds)."""
-
-    max_num_seqs: int
-    span_s: float = 0.0
-    running_seq_s: float = 0.0  # the integral of running sequences over time
-    queue_empty_s: float = 0.0
-    idle_s: float = 0.0
-    steps: int = 0
-    first_output_at: float | None = None  # epoch seconds of the engine's first finished output
-
-    @property
-    def occupancy(self) -> float | None:
-        if self.span_s <= 0:
-            return None
-        return self.running_seq_s / (self.span_s * self.max_num_seqs)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from qcraft_ray.telemetry import OccupancySnapshot
 
 
 class Occupancy:

@@ -10,7 +10,6 @@ Chunk indexes number every span of a document in text order, kept or rejected, s
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,9 +21,9 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ModelConfig, PassageConfig, StorageConfig
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
 from qcraft_ray.model_cache import staged
-from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import replace
-from qcraft_ray.stages.chunking import Span, plan_chunks, trim
+from qcraft_ray.stages.base import Progress, timed
+from qcraft_ray.stages.chunking import Span, chunk_spans, trim
 from qcraft_ray.tokenization import encode, load_tokenizer, span_token_ids, token_starts
 
 NEEDED = (S.DOC_ID, S.TEXT, S.LANGUAGE, S.SOURCE_LANGUAGE, S.SOURCE_FILE, S.SOURCE_ROW)
@@ -90,7 +89,7 @@ def _split_doc(
     starts = token_starts(tokenizer, text, enc, ids)  # only long documents need them
     # Chunk with a small margin: a passage counted on its own text can differ by a
     # token or two from its share of the whole-text count.
-    kept, short = plan_chunks(text, starts, cfg.min_tokens + _MARGIN, hi - 2 * _MARGIN)
+    kept, short = chunk_spans(text, starts, cfg.min_tokens + _MARGIN, hi - 2 * _MARGIN)
     return kept, short, (ids, starts)
 
 
@@ -164,40 +163,41 @@ def pending_rows(rows: pa.Table) -> int:
     return int(pc.sum(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).as_py() or 0)
 
 
+class PassageMaker:
+    """:func:`make_passages` with the model's tokenizer, loaded once (staged from object
+    storage when ``storage`` is given and the model lives there)."""
+
+    def __init__(
+        self, passages: PassageConfig, model: ModelConfig, storage: StorageConfig | None = None
+    ) -> None:
+        self.cfg = passages
+        self.tokenizer = load_tokenizer(staged(model, storage, weights=False) if storage else model)
+
+    def __call__(self, docs: pa.Table) -> pa.Table:
+        return make_passages(docs, self.cfg, self.tokenizer)
+
+
 class PassageStage:
     """Documents -> passage rows (``qcraft passages``); a resumed run drops rows it
-    already wrote. Loads the tokenizer once."""
+    already wrote."""
 
     def __init__(
         self,
         passages: PassageConfig,
         model: ModelConfig,
         written: pa.Table | None = None,
-        progress: RemoteProgress | None = None,
+        progress: Progress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
         """``storage``: how to reach a model on object storage (its tokenizer is staged)."""
-        self._cfg = passages
-        self._tokenizer = load_tokenizer(
-            staged(model, storage, weights=False) if storage else model
-        )
+        self._make = PassageMaker(passages, model, storage)
         self._written = written
         self._progress = progress
 
     def __call__(self, docs: pa.Table) -> pa.Table:
-        t0 = time.perf_counter()
-        rows = drop_written(
-            with_doc_rows(make_passages(docs, self._cfg, self._tokenizer)), self._written
-        )
-        if self._progress:
-            self._progress.add(
-                {
-                    "documents_read": docs.num_rows,
-                    "passages": pending_rows(rows),
-                    "seconds_passages": time.perf_counter() - t0,
-                },
-                once=block_key(docs),
-            )
+        with timed(self._progress, "passages", once=block_key(docs)) as counters:
+            rows = drop_written(with_doc_rows(self._make(docs)), self._written)
+            counters.update(documents_read=docs.num_rows, passages=pending_rows(rows))
         return rows
 
 

@@ -14,7 +14,6 @@ replica. Rejected rows pass through untouched.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +24,8 @@ from qcraft_ray.config import GenerationConfig, ModelConfig, PassageConfig, Stor
 from qcraft_ray.languages import normalize_language
 from qcraft_ray.ledger.units import drop_written, with_doc_rows
 from qcraft_ray.output_types import draw_types, normalize_type
-from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.passages import (
-    PassageStage,
-    block_key,
-    make_passages,
-    pending_rows,
-)
+from qcraft_ray.stages.base import Progress, timed
+from qcraft_ray.stages.passages import PassageMaker, block_key, pending_rows
 
 NEEDED = (S.STATUS, S.PASSAGE, S.PASSAGE_TOKEN_IDS, S.LANGUAGE)
 
@@ -181,7 +175,7 @@ class PromptBuilder:
         return S.stream_table(out)
 
 
-class PromptStage(PassageStage):
+class PromptStage:
     """Documents -> passages -> prompts in one task; a resumed run drops rows it already
     wrote. Loads the tokenizer and renders the chat template's parts once."""
 
@@ -193,25 +187,23 @@ class PromptStage(PassageStage):
         max_prompt_tokens: int,
         written: pa.Table | None = None,
         samples: int = 1,
-        progress: RemoteProgress | None = None,
+        progress: Progress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
-        super().__init__(passages, model, written, progress, storage)
-        self.builder = PromptBuilder(self._tokenizer, types, model.name, max_prompt_tokens)
+        """``storage``: how to reach a model on object storage (its tokenizer is staged)."""
+        self._make = PassageMaker(passages, model, storage)
+        self.builder = PromptBuilder(self._make.tokenizer, types, model.name, max_prompt_tokens)
+        self._written = written
         self._samples = samples
+        self._progress = progress
 
     def __call__(self, docs: pa.Table) -> pa.Table:
-        t0 = time.perf_counter()
-        chunks = make_passages(docs, self._cfg, self._tokenizer)
-        rows = drop_written(with_doc_rows(self.builder(chunks), self._samples), self._written)
-        if self._progress:
-            self._progress.add(
-                {
-                    "documents_read": docs.num_rows,
-                    "passages": pending_rows(chunks),
-                    "prompts": pending_rows(rows),
-                    "seconds_passages_prompts": time.perf_counter() - t0,
-                },
-                once=block_key(docs),
+        with timed(self._progress, "passages_prompts", once=block_key(docs)) as counters:
+            chunks = self._make(docs)
+            rows = drop_written(with_doc_rows(self.builder(chunks), self._samples), self._written)
+            counters.update(
+                documents_read=docs.num_rows,
+                passages=pending_rows(chunks),
+                prompts=pending_rows(rows),
             )
         return rows

@@ -18,7 +18,6 @@ tokenizer and the detector, with every language's models, once per actor.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pyarrow as pa
@@ -28,8 +27,8 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ModelConfig, QualityConfig, StorageConfig
 from qcraft_ray.languages import LANGUAGES
 from qcraft_ray.model_cache import staged
-from qcraft_ray.progress import RemoteProgress
 from qcraft_ray.rows import reject, replace
+from qcraft_ray.stages.base import Progress, timed
 from qcraft_ray.stages.clean import comparable
 from qcraft_ray.tokenization import load_backend_tokenizer
 
@@ -156,7 +155,7 @@ class QualityStage:
         self,
         cfg: QualityConfig,
         model: ModelConfig,
-        progress: RemoteProgress | None = None,
+        progress: Progress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
         tokenizer = load_backend_tokenizer(
@@ -166,8 +165,5 @@ class QualityStage:
         self._progress = progress
 
     def __call__(self, rows: pa.Table) -> pa.Table:
-        t0 = time.perf_counter()
-        out = self._checker(rows)
-        if self._progress:
-            self._progress.add({"seconds_quality": time.perf_counter() - t0})
-        return out
+        with timed(self._progress, "quality"):
+            return self._checker(rows)

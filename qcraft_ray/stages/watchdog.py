@@ -4,8 +4,8 @@ A hung accelerator call (a stuck CUDA kernel, a deadlocked collective) never ret
 never raises: without a limit the batch, and the job, would wait forever. A watchdog
 thread beside the engine ends the process when one call runs past
 ``generation.call_timeout_s``. Ray then restarts the replica and retries its batch; the
-attempt ledger (:mod:`qcraft_ray.stages.attempts`) retries an interrupted batch row by
-row and turns a row that ends its replica every time into an error row.
+replica death counts (:mod:`qcraft_ray.stages.deaths`) retry an interrupted batch row by
+row and turn a row that ends its replica every time into an error row.
 """
 
 from __future__ import annotations

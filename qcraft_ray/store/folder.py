@@ -16,6 +16,7 @@ on I/O errors by the folder's :class:`RetryPolicy`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig, StorageConfig
-from qcraft_ray.io import filesystems
+from qcraft_ray.store import filesystems
 from qcraft_ray.store.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -55,6 +56,33 @@ def check_relative(rel: str) -> str:
     return rel
 
 
+class _Client:
+    """The folder's filesystem and root, resolved on first use; shared by the views of
+    one folder (:meth:`OutputFolder.with_retry`, :meth:`OutputFolder.with_compression`),
+    so they make one client between them."""
+
+    def __init__(
+        self, path: str, storage: StorageConfig, filesystem: pafs.FileSystem | None
+    ) -> None:
+        self.path = path
+        self.storage = storage
+        self.given = filesystem
+        self._resolved: tuple[pafs.FileSystem, str] | None = (
+            (filesystem, path.rstrip("/")) if filesystem is not None else None
+        )
+
+    def target(self) -> tuple[pafs.FileSystem, str]:
+        if self._resolved is None:
+            self._resolved = filesystems.resolve(self.path, self.storage)
+        return self._resolved
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.given is None:
+            state["_resolved"] = None  # each process builds its own client
+        return state
+
+
 class OutputFolder:
     """``output.path`` as a filesystem, a root, retries and atomic puts."""
 
@@ -68,45 +96,33 @@ class OutputFolder:
         """``filesystem``: use this one (``path`` is then a path inside it) instead of
         resolving ``path`` with ``storage``."""
         self.path = path
-        self._storage = storage or StorageConfig()
         self.compression = compression
-        self.retry = RetryPolicy(self._storage.attempts, self._storage.retry_max_backoff_s)
-        self._given = filesystem
-        self._resolved: tuple[pafs.FileSystem, str] | None = (
-            (filesystem, path.rstrip("/")) if filesystem is not None else None
-        )
+        self._client = _Client(path, storage or StorageConfig(), filesystem)
+        self.retry = RetryPolicy.for_storage(self._client.storage)
 
     @classmethod
     def for_run(cls, output: OutputConfig, storage: StorageConfig) -> OutputFolder:
         return cls(output.path, storage, output.compression)
 
     def with_compression(self, compression: str) -> OutputFolder:
-        return OutputFolder(self.path, self._storage, compression, self._given)
+        """The same folder (the same filesystem client), writing with ``compression``."""
+        view = copy.copy(self)
+        view.compression = compression
+        return view
 
     def with_retry(self, retry: RetryPolicy) -> OutputFolder:
-        """The same folder, its calls retried by ``retry``."""
-        copy = OutputFolder(self.path, self._storage, self.compression, self._given)
-        copy.retry = retry
-        return copy
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if self._given is None:
-            state["_resolved"] = None  # each process builds its own client
-        return state
+        """The same folder (the same filesystem client), its calls retried by ``retry``."""
+        view = copy.copy(self)
+        view.retry = retry
+        return view
 
     @property
     def _fs(self) -> pafs.FileSystem:
-        return self._target()[0]
+        return self._client.target()[0]
 
     @property
     def root(self) -> str:
-        return self._target()[1]
-
-    def _target(self) -> tuple[pafs.FileSystem, str]:
-        if self._resolved is None:
-            self._resolved = filesystems.resolve(self.path, self._storage)
-        return self._resolved
+        return self._client.target()[1]
 
     def _abs(self, rel: str) -> str:
         return filesystems.join(self.root, check_relative(rel))

@@ -9,7 +9,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from qcraft_ray.config import StorageConfig
 
 log = logging.getLogger("qcraft")
 
@@ -26,10 +29,15 @@ ANSWERS = (
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` tries per call; waits double from 1 s up to ``max_backoff_s``."""
+    """``tries`` per call; waits double from 1 s up to ``max_backoff_s``."""
 
-    attempts: int = 8
+    tries: int = 8
     max_backoff_s: float = 30.0
+
+    @classmethod
+    def for_storage(cls, storage: StorageConfig) -> RetryPolicy:
+        """The policy ``storage`` configures (``storage.attempts``, its backoff cap)."""
+        return cls(storage.attempts, storage.retry_max_backoff_s)
 
     def wait_s(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failure (1-based)."""
@@ -44,19 +52,19 @@ class RetryPolicy:
             error,
             wait,
             failures + 1,
-            self.attempts,
+            self.tries,
         )
         time.sleep(wait)
 
     def call(self, fn: Callable[[], T], what: str) -> T:
-        """``fn()``, tried again on ``OSError`` until ``attempts`` tries have failed."""
-        for failures in range(1, self.attempts + 1):
+        """``fn()``, tried again on ``OSError`` until ``tries`` tries have failed."""
+        for failures in range(1, self.tries + 1):
             try:
                 return fn()
             except ANSWERS:
                 raise
             except OSError as e:
-                if failures == self.attempts:
-                    raise OSError(f"{what}: failed {self.attempts} times; last error: {e}") from e
+                if failures == self.tries:
+                    raise OSError(f"{what}: failed {self.tries} times; last error: {e}") from e
                 self.pause(what, e, failures)
         raise AssertionError("unreachable")

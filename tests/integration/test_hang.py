@@ -22,12 +22,12 @@ def marker_token(tokenizer) -> tuple[int, tuple[str, int]]:
     """A token id found in exactly one sample passage, and that passage's key."""
     from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.stages.passages import make_passages
     from qcraft_ray.stages.prompts import PromptRenderer
 
     cfg = InputConfig(paths=[SAMPLE])
-    docs = pa.concat_tables(t for f in plan_fragments(discover(cfg, StorageConfig()), 1000)
+    docs = pa.concat_tables(t for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
                             for t in read_fragment(f, cfg, StorageConfig()))
     rows = make_passages(docs, PassageConfig(), tokenizer)
     rows = rows.filter(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).to_pylist()

@@ -383,12 +383,12 @@ def test_plan_counts(ray_cluster, tiny_model, tokenizer):
     # cross-check with the pure stages run in this process
     from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.stages.passages import make_passages
 
     cfg = InputConfig(paths=[SAMPLE])
     inplan = discover(cfg, StorageConfig())
-    docs = pa.concat_tables(t for f in plan_fragments(inplan, 1000)
+    docs = pa.concat_tables(t for f in fragments_to_read(inplan, 1000)
                             for t in read_fragment(f, cfg, StorageConfig()))
     passages = make_passages(docs, PassageConfig(), tokenizer)
     n_pass = pc.sum(pc.equal(passages[S.STATUS], "pending")).as_py()

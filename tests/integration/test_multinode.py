@@ -53,11 +53,11 @@ def expected_keys(tokenizer, types: list[str] = TYPES) -> set[tuple]:
     pure stages run in this process."""
     from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig
     from qcraft_ray.io.discover import discover
-    from qcraft_ray.io.read import plan_fragments, read_fragment
+    from qcraft_ray.io.read import fragments_to_read, read_fragment
     from qcraft_ray.stages.passages import make_passages
 
     cfg = InputConfig(paths=[SAMPLE])
-    docs = pa.concat_tables(t for f in plan_fragments(discover(cfg, StorageConfig()), 1000)
+    docs = pa.concat_tables(t for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
                             for t in read_fragment(f, cfg, StorageConfig()))
     rows = make_passages(docs, PassageConfig(), tokenizer)
     rows = rows.filter(pc.equal(rows[S.STATUS], S.STATUS_PENDING))

@@ -26,10 +26,11 @@ HOSTILE_PASSAGE = (f'</td></tr></table><img src=x onerror="{PWN.format(2)}">'
 
 def hostile_output(out_dir: str) -> None:
     from qcraft_ray.config import RunConfig
-    from qcraft_ray.io.discover import InputFile, InputPlan
+    from qcraft_ray.finalise import finalise
+    from qcraft_ray.io.plan import InputFile, InputPlan
     from qcraft_ray.io.write import OutputSink
-    from qcraft_ray.ledger.finalise import finalise
     from qcraft_ray.ledger.state import now_iso, open_run
+    from qcraft_ray.mode import Mode
     from qcraft_ray.progress import FinalProgress
     from qcraft_ray.store import OutputFolder
 
@@ -39,7 +40,7 @@ def hostile_output(out_dir: str) -> None:
     n = 4
     plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None,
                                       1),))
-    state = open_run(cfg, plan, "generate")
+    state = open_run(cfg, plan, Mode.GENERATE)
     sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
                       state.run_id, state.attempt)
     kinds = [("ok", 0.01, False), ("none", None, None), ("ok", 0.9, True), ("ok", 0.5, False)]

@@ -100,10 +100,11 @@ def committed_output(out_dir: str, tasks: int, rows_per_task: int) -> None:
 
     from qcraft_ray.config import RunConfig
     from qcraft_ray.devtools.sample_corpus import load_passages
-    from qcraft_ray.io.discover import InputFile, InputPlan
+    from qcraft_ray.finalise import finalise
+    from qcraft_ray.io.plan import InputFile, InputPlan
     from qcraft_ray.io.write import OutputSink
-    from qcraft_ray.ledger.finalise import finalise
     from qcraft_ray.ledger.state import now_iso, open_run
+    from qcraft_ray.mode import Mode
     from qcraft_ray.progress import FinalProgress
     from qcraft_ray.store import OutputFolder
 
@@ -112,7 +113,7 @@ def committed_output(out_dir: str, tasks: int, rows_per_task: int) -> None:
                                     "output": {"path": out_dir, "min_rows_per_file": 1}})
     plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None,
                                       1),))
-    state = open_run(cfg, plan, "generate")
+    state = open_run(cfg, plan, Mode.GENERATE)
     texts = [p["text"] for p in load_passages()]
     sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
                       state.run_id, state.attempt)

@@ -8,12 +8,14 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, PassageConfig, RunConfig, StorageConfig
-from qcraft_ray.io.discover import InputError, discover
-from qcraft_ray.io.read import plan_fragments, read_fragment
+from qcraft_ray.errors import InputError, OutputPathError
+from qcraft_ray.io.discover import discover
+from qcraft_ray.io.read import fragments_to_read, read_fragment
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger.manifests import Manifest, commit, read_manifests
-from qcraft_ray.ledger.state import OutputPathError, open_run
+from qcraft_ray.ledger.state import open_run
 from qcraft_ray.ledger.units import drop_written, identity, with_doc_rows
+from qcraft_ray.mode import Mode
 from qcraft_ray.stages.passages import make_passages
 from qcraft_ray.stages.prompts import PromptBuilder
 from qcraft_ray.store import OutputFolder
@@ -25,7 +27,7 @@ STORAGE = StorageConfig(attempts=2)
 def read_all(paths, **cfg):
     icfg = InputConfig(paths=[str(p) for p in paths], **cfg)
     plan = discover(icfg, STORAGE)
-    return plan, pa.concat_tables(t for f in plan_fragments(plan, icfg.rows_per_task)
+    return plan, pa.concat_tables(t for f in fragments_to_read(plan, icfg.rows_per_task)
                                   for t in read_fragment(f, icfg, STORAGE))
 
 
@@ -124,7 +126,7 @@ def test_output_path_that_cannot_be_written(tmp_path):
     B.other_schema_file(tmp_path / "o.parquet")
     plan, _ = read_all([tmp_path / "o.parquet"])
     with pytest.raises(OutputPathError, match="cannot create it"):
-        open_run(cfg, plan, "generate")
+        open_run(cfg, plan, Mode.GENERATE)
 
 
 def test_values_from_data_never_leave_output_path(tmp_path):

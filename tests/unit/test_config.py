@@ -1,7 +1,8 @@
 import pytest
 
 from qcraft_ray.config import RunConfig
-from qcraft_ray.config_loader import ConfigError, load_config
+from qcraft_ray.config_loader import load_config
+from qcraft_ray.errors import ConfigError
 from tests.conftest import REPO
 
 LOCAL = REPO / "configs/local.yaml"

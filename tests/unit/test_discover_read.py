@@ -6,8 +6,9 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, StorageConfig
-from qcraft_ray.io.discover import InputError, discover
-from qcraft_ray.io.read import plan_fragments, read_fragment
+from qcraft_ray.errors import InputError
+from qcraft_ray.io.discover import discover
+from qcraft_ray.io.read import fragments_to_read, read_fragment
 from tests.conftest import REPO
 
 SAMPLE = str(REPO / "data/sample")
@@ -16,7 +17,7 @@ STORAGE = StorageConfig()
 
 def read_all(cfg):
     plan = discover(cfg, STORAGE)
-    return plan, pa.concat_tables(t for f in plan_fragments(plan, cfg.rows_per_task)
+    return plan, pa.concat_tables(t for f in fragments_to_read(plan, cfg.rows_per_task)
                                   for t in read_fragment(f, cfg, STORAGE))
 
 
@@ -61,7 +62,7 @@ def test_one_file_many_blocks(tmp_path):
                    path, row_group_size=1000)  # one row group
     cfg = InputConfig(paths=[str(path)], rows_per_task=100)
     plan = discover(cfg, STORAGE)
-    blocks = [t for f in plan_fragments(plan, 100) for t in read_fragment(f, cfg, STORAGE)]
+    blocks = [t for f in fragments_to_read(plan, 100) for t in read_fragment(f, cfg, STORAGE)]
     assert len(blocks) == 10 and all(b.num_rows == 100 for b in blocks)
     rows = pa.concat_tables(blocks)[S.SOURCE_ROW].to_pylist()
     assert rows == list(range(1000))
@@ -71,7 +72,7 @@ def test_row_groups_become_separate_tasks(tmp_path):
     path = tmp_path / "rg.parquet"
     pq.write_table(pa.table({"text": ["x"] * 1000}), path, row_group_size=100)
     plan = discover(InputConfig(paths=[str(path)]), STORAGE)
-    frags = plan_fragments(plan, 250)
+    frags = fragments_to_read(plan, 250)
     assert [f.num_rows for f in frags] == [300, 300, 300, 100]
     assert [f.first_row for f in frags] == [0, 300, 600, 900]
 

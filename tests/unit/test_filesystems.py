@@ -3,7 +3,7 @@
 import pyarrow.fs as pafs
 
 from qcraft_ray.config import StorageConfig
-from qcraft_ray.io.filesystems import display, resolve
+from qcraft_ray.store.filesystems import display, resolve
 
 
 def s3_options(fs):

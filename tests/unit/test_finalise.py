@@ -7,10 +7,12 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputFile, InputPlan
+from qcraft_ray.errors import OutputPathError
+from qcraft_ray.finalise import ReconciliationError, finalise
+from qcraft_ray.io.plan import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.ledger.finalise import ReconciliationError, finalise
-from qcraft_ray.ledger.state import OutputPathError, now_iso, open_run
+from qcraft_ray.ledger.state import now_iso, open_run
+from qcraft_ray.mode import Mode
 from qcraft_ray.progress import FinalProgress
 from qcraft_ray.report.model import RunReport, read_run
 from qcraft_ray.report.summary import summarize
@@ -22,7 +24,7 @@ def setup(tmp_path, docs=3):
                                     "output": {"path": str(tmp_path / "out"),
                                                "min_rows_per_file": 1}})
     plan = InputPlan(files=(InputFile("f", "f", docs, (docs,), ("text",), None, 1),))
-    return cfg, plan, open_run(cfg, plan, "generate")
+    return cfg, plan, open_run(cfg, plan, Mode.GENERATE)
 
 
 def doc_rows(source_row, types=("query", "title"), unit_docs=3):

@@ -97,34 +97,34 @@ def keyed_batch(prompts, first_row=0):
 
 
 def test_row_that_keeps_killing_replicas_becomes_an_error_row():
-    from qcraft_ray.stages.attempts import AttemptLedger
+    from qcraft_ray.stages.deaths import RowDeaths
 
-    ledger = AttemptLedger()  # outlives replicas (a Ray actor in the pipeline)
+    deaths = RowDeaths()  # outlives replicas (a Ray actor in the pipeline)
     b = keyed_batch([[1], [POISON], [5]])
-    deaths = 0
+    died = 0
     while True:  # Ray restarts the actor and retries the batch
         rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
-                      ledger=ledger, max_attempts=3)
+                      deaths=deaths, max_deaths=3)
         try:
             out = rep.process(b).to_pylist()
             break
         except SystemExit:
-            deaths += 1
-            assert deaths < 10, "retried forever"
-    assert deaths == 3
+            died += 1
+            assert died < 10, "retried forever"
+    assert died == 3
     assert [r[S.STATUS] for r in out] == ["ok", "error", "ok"]
     assert out[1][S.ERROR] == ("ReplicaDiedOnRow: the engine replica died 3 times while "
                                "generating this row")
-    assert ledger.get(["f\x1f0\x1f0\x1fquery", "f\x1f2\x1f0\x1fquery"]) == [0, 0]
+    assert deaths.get(["f\x1f0\x1f0\x1fquery", "f\x1f2\x1f0\x1fquery"]) == [0, 0]
 
 
-def test_ledger_untouched_batches_use_one_engine_call():
-    from qcraft_ray.stages.attempts import AttemptLedger
+def test_death_counts_untouched_batches_use_one_engine_call():
+    from qcraft_ray.stages.deaths import RowDeaths
 
-    ledger = AttemptLedger()
-    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger)
+    deaths = RowDeaths()
+    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, deaths=deaths)
     rep.process(keyed_batch([[1], [2], [5]]))
-    assert len(rep._engine.calls) == 1 and ledger._attempts == {}
+    assert len(rep._engine.calls) == 1 and deaths._marks == {}
 
 
 def test_cpu_engine_threads():
@@ -142,23 +142,23 @@ def test_cpu_engine_threads():
 
 def test_work_done_twice_is_counted_apart():
     from qcraft_ray.progress import ProgressTracker
-    from qcraft_ray.stages.attempts import AttemptLedger
+    from qcraft_ray.stages.deaths import RowDeaths
 
-    ledger, progress = AttemptLedger(), ProgressTracker()
+    deaths, progress = RowDeaths(), ProgressTracker()
     b = keyed_batch([[1], [POISON], [5]])
     while True:  # a replica dies on the batch, Ray restarts it and retries
         rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
-                      ledger=ledger, max_attempts=2, progress=progress)
+                      deaths=deaths, max_deaths=2, progress=progress)
         try:
             rep.process(b)
             break
         except SystemExit:
             pass
-    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, deaths=deaths,
             progress=progress).process(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
     again = keyed_batch([[1], [2]], 10)                       # its result was lost
 
-    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, ledger=ledger,
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, deaths=deaths,
             progress=progress).process(again)
     snap = progress.snapshot()
     assert snap["prompts_done"] == 3 + 2  # the batch generated twice counts once
@@ -304,14 +304,14 @@ class CountingEngine(FakeEngine):
 def test_concurrent_calls_share_the_engine_and_a_suspect_batch_runs_alone():
     import threading
 
-    from qcraft_ray.stages.attempts import AttemptLedger
+    from qcraft_ray.stages.deaths import RowDeaths
 
-    ledger = AttemptLedger()
+    deaths = RowDeaths()
     batches = [keyed_batch([[1], [5]], 10 * k) for k in range(4)]
     # a replica died while generating batch 0: its rows carry an attempt
-    ledger.mark([row_key(r) for r in batches[0].to_pylist()])
+    deaths.mark([row_key(r) for r in batches[0].to_pylist()])
     rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=CountingEngine,
-                  ledger=ledger)
+                  deaths=deaths)
     outs = {}
 
     def call(k):

@@ -9,10 +9,11 @@ import pytest
 from qcraft_ray import schema as S
 from qcraft_ray.config import InputConfig, OutputConfig, StorageConfig
 from qcraft_ray.config.iceberg import IcebergInput, IcebergTable
+from qcraft_ray.errors import TableMismatchError
 from qcraft_ray.io.discover import discover
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.lake.catalog import load_table
-from qcraft_ray.lake.commit import TableMismatchError, check_table, commit_run
+from qcraft_ray.lake.commit import check_table, commit_run
 from qcraft_ray.ledger.manifests import read_manifests
 from qcraft_ray.store import OutputFolder
 from qcraft_ray.store.layout import Layout
@@ -108,8 +109,10 @@ def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     """Through finalise (no Ray): the report names the commit; a second finalise of the
     same run (a crash before _SUCCESS) adds nothing; qcraft score keeps off the files."""
     from qcraft_ray.config import RunConfig, ScoreConfig
-    from qcraft_ray.ledger.finalise import finalise
-    from qcraft_ray.ledger.state import OutputPathError, now_iso, open_run
+    from qcraft_ray.errors import OutputPathError
+    from qcraft_ray.finalise import finalise
+    from qcraft_ray.ledger.state import now_iso, open_run
+    from qcraft_ray.mode import Mode
     from qcraft_ray.passes.rescore import rescore
     from qcraft_ray.progress import FinalProgress
     from qcraft_ray.store import SUCCESS_FILE
@@ -119,16 +122,16 @@ def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     cfg = RunConfig.model_validate({
         "input": {"paths": ["f"]},
         "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
-    from qcraft_ray.io.discover import InputFile, InputPlan
+    from qcraft_ray.io.plan import InputFile, InputPlan
 
     plan = InputPlan(files=(InputFile("f", "f", 3, (3,), ("text",), None, 1),))
-    state = open_run(cfg, plan, "generate")
+    state = open_run(cfg, plan, Mode.GENERATE)
     for task in range(3):
         write(cfg, state, task, doc_rows(task))
     report = finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
     assert report.iceberg is not None and report.iceberg.files == 3
     (tmp_path / "out" / SUCCESS_FILE).unlink()
-    state = open_run(cfg, plan, "generate")  # the resume after the crash
+    state = open_run(cfg, plan, Mode.GENERATE)  # the resume after the crash
     again = finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
     assert again.iceberg.already_committed
     assert again.iceberg.snapshot_id == report.iceberg.snapshot_id

@@ -109,20 +109,22 @@ def test_partition_by_type_gathers_rows_for_every_type(tmp_path):
     """Each passage yields one row per type: a write task gathers min_rows_per_file rows
     per type, so each type's file still gets about min_rows_per_file rows."""
     from qcraft_ray.config import RunConfig
+    from qcraft_ray.mode import Mode
     from qcraft_ray.pipeline import output_sink
 
-    def rows_per_write(partition_by, schema=S.OUTPUT_SCHEMA):
+    def rows_per_write(partition_by, mode=Mode.GENERATE):
         cfg = RunConfig.model_validate({
             "input": {"paths": ["x"]},
             "output": {"path": str(tmp_path), "partition_by": partition_by,
                        "min_rows_per_file": 100},
             "generation": {"types": ["query", "title", "keywords"]}})
-        state = SimpleNamespace(folder=OutputFolder(str(tmp_path)), run_id="r", attempt="a")
-        return output_sink(cfg, state, None, schema).min_rows_per_write
+        state = SimpleNamespace(folder=OutputFolder(str(tmp_path)), run_id="r", attempt="a",
+                                mode=mode)
+        return output_sink(cfg, state, None).min_rows_per_write
 
     assert rows_per_write(["language", "type"]) == 300
     assert rows_per_write(["language"]) == 100 and rows_per_write([]) == 100
-    assert rows_per_write(["type"], S.PASSAGES_SCHEMA) == 100  # passages have no type
+    assert rows_per_write(["type"], Mode.PASSAGES) == 100  # passages have no type
 
 
 @pytest.mark.parametrize("bad", [["language", "language"], ["url"]])

@@ -13,11 +13,13 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputFile, InputPlan
+from qcraft_ray.errors import OutputPathError
+from qcraft_ray.io.plan import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.manifests import read_manifests
-from qcraft_ray.ledger.state import OutputPathError, open_run
+from qcraft_ray.ledger.state import open_run
+from qcraft_ray.mode import Mode
 from qcraft_ray.store import LEASE_FILE, OutputFolder
 
 
@@ -30,11 +32,11 @@ PLAN = InputPlan(files=(InputFile("f", "f", 1, (1,), ("text",), None, 1),))
 
 
 def test_second_driver_is_refused_naming_the_first(tmp_path):
-    first = open_run(cfg(tmp_path / "out"), PLAN, "generate")
+    first = open_run(cfg(tmp_path / "out"), PLAN, Mode.GENERATE)
     for if_exists in ("resume", "overwrite"):  # a live run is neither resumed nor deleted
         with pytest.raises(OutputPathError, match=f"in use by run {first.run_id} attempt "
                            f"{first.attempt}"):
-            open_run(cfg(tmp_path / "out", if_exists=if_exists), PLAN, "generate")
+            open_run(cfg(tmp_path / "out", if_exists=if_exists), PLAN, Mode.GENERATE)
     assert (tmp_path / "out" / LEASE_FILE).exists()
 
 
@@ -54,7 +56,7 @@ def test_expired_or_dead_holder_is_taken_over(tmp_path):
 
 def test_renewal_and_a_lost_lease_stops_commits(tmp_path):
     c = cfg(tmp_path / "out", lease_ttl_s=0.4, min_rows_per_file=1)
-    state = open_run(c, PLAN, "generate")
+    state = open_run(c, PLAN, Mode.GENERATE)
     folder = state.folder
     with lease.renewing(folder, state.lease) as lost:
         time.sleep(1.0)  # 2.5 TTLs: alive only because it is renewed
@@ -84,5 +86,5 @@ def test_a_driver_that_died_before_its_run_file_left_no_run(tmp_path):
     folder.create()
     lease.acquire(folder, "run", "dead", ttl_s=0.1, settle_s=0)
     time.sleep(0.2)  # expired: its driver is gone
-    state = open_run(cfg(tmp_path / "out"), PLAN, "generate")
+    state = open_run(cfg(tmp_path / "out"), PLAN, Mode.GENERATE)
     assert not state.resumed and state.lease.attempt == state.attempt

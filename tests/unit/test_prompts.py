@@ -85,8 +85,8 @@ def test_a_block_run_twice_counts_once(tmp_path):
 
     from qcraft_ray.config import InputConfig, ModelConfig, PassageConfig
     from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
-    from qcraft_ray.io.discover import InputFile
     from qcraft_ray.io.documents import to_documents
+    from qcraft_ray.io.plan import InputFile
     from qcraft_ray.progress import ProgressTracker
     from qcraft_ray.stages.prompts import PromptStage
 

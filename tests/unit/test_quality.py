@@ -138,7 +138,7 @@ def test_report_examples_look_at_a_bounded_even_spread_of_files():
 
 
 def test_every_output_status_has_a_colour_on_the_page():
-    from qcraft_ray.report.html import _STATUS_COLORS
+    from qcraft_ray.report.page import _STATUS_COLORS
 
     assert set(_STATUS_COLORS) == set(S.OUTPUT_STATUSES)
 

@@ -7,11 +7,11 @@ import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputFile, InputPlan
+from qcraft_ray.errors import OutputPathError
+from qcraft_ray.io.plan import InputFile, InputPlan
 from qcraft_ray.io.write import OutputSink
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.manifests import read_manifests
-from qcraft_ray.ledger.state import OutputPathError
 from qcraft_ray.ledger.state import open_run as open_and_hold
 from qcraft_ray.ledger.units import (
     UnitCounts,
@@ -21,6 +21,7 @@ from qcraft_ray.ledger.units import (
     merge_units,
     with_doc_rows,
 )
+from qcraft_ray.mode import Mode
 from qcraft_ray.store import SUCCESS_FILE, OutputFolder
 
 
@@ -94,13 +95,13 @@ def commit(c, state, table, task):
 def test_fresh_then_resume_skips_done_and_drops_written(tmp_path):
     out = tmp_path / "out"
     c = cfg(out, output__min_rows_per_file=1)
-    first = open_run(c, plan(), "generate")
+    first = open_run(c, plan(), Mode.GENERATE)
     assert not first.resumed and (out / "_run.json").exists()
     t = with_doc_rows(pa.concat_tables([rows(), rows(unit="f@2", source_rows=(2, 2, 3))]))
     commit(c, first, t.slice(0, 3), 0)  # unit f@0 whole
     commit(c, first, t.slice(3, 1), 1)  # one row of unit f@2
     (out / "part-orphan.parquet").write_bytes(b"half")  # a task died before its commit
-    again = open_run(c, plan(), "generate")
+    again = open_run(c, plan(), Mode.GENERATE)
     assert again.resumed and again.run_id == first.run_id and again.attempt != first.attempt
     assert again.done_units == {"f@0": 2}
     assert again.removed_orphans == ["part-orphan.parquet"]
@@ -112,27 +113,27 @@ def test_fresh_then_resume_skips_done_and_drops_written(tmp_path):
 
 def test_changed_config_refused_resources_allowed(tmp_path):
     out = tmp_path / "out"
-    open_run(cfg(out), plan(), "generate")
+    open_run(cfg(out), plan(), Mode.GENERATE)
     with pytest.raises(OutputPathError, match=r"generation.max_new_tokens: 128 -> 5"):
-        open_run(cfg(out, generation__max_new_tokens=5), plan(), "generate")
+        open_run(cfg(out, generation__max_new_tokens=5), plan(), Mode.GENERATE)
     with pytest.raises(OutputPathError, match="input.files"):
-        open_run(cfg(out), plan(3), "generate")
+        open_run(cfg(out), plan(3), Mode.GENERATE)
     with pytest.raises(OutputPathError, match="mode"):
-        open_run(cfg(out), plan(), "passages")
+        open_run(cfg(out), plan(), Mode.PASSAGES)
     with pytest.raises(OutputPathError, match="input.rows_per_task"):  # units would differ
-        open_run(cfg(out, input__rows_per_task=7), plan(), "generate")
+        open_run(cfg(out, input__rows_per_task=7), plan(), Mode.GENERATE)
     assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
-                    "generate").resumed
+                    Mode.GENERATE).resumed
     fresh = open_run(cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"),
-                     plan(), "generate")
+                     plan(), Mode.GENERATE)
     assert not fresh.resumed
 
 
 def test_finished_run_is_left_alone(tmp_path):
     out = tmp_path / "out"
-    open_run(cfg(out), plan(), "generate")
+    open_run(cfg(out), plan(), Mode.GENERATE)
     (out / SUCCESS_FILE).write_bytes(b"")
-    assert open_run(cfg(out), plan(), "generate").complete
+    assert open_run(cfg(out), plan(), Mode.GENERATE).complete
 
 
 def test_foreign_or_strict_output_refused(tmp_path):
@@ -140,22 +141,22 @@ def test_foreign_or_strict_output_refused(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(OutputPathError, match="holds no qcraft run"):
-        open_run(cfg(out), plan(), "generate")
+        open_run(cfg(out), plan(), Mode.GENERATE)
     with pytest.raises(OutputPathError, match="not empty"):
-        open_run(cfg(out, output__if_exists="error"), plan(), "generate")
+        open_run(cfg(out, output__if_exists="error"), plan(), Mode.GENERATE)
     (out / "notes.txt").unlink()
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputPathError, match="is a file"):
-        open_run(cfg(tmp_path / "file"), plan(), "generate")
+        open_run(cfg(tmp_path / "file"), plan(), Mode.GENERATE)
 
 
 def test_duplicated_rows_are_detected(tmp_path):
     out = tmp_path / "out"
     c = cfg(out, output__min_rows_per_file=1)
-    state = open_run(c, plan(), "generate")
+    state = open_run(c, plan(), Mode.GENERATE)
     t = with_doc_rows(rows())
     commit(c, state, t, 0)
     commit(c, state, t.slice(0, 1), 1)  # the same row committed twice
     assert len(read_manifests(OutputFolder(str(out)))) == 2
     with pytest.raises(RuntimeError, match="duplicated rows"):  # d0's anchor twice
-        open_run(c, plan(), "generate")
+        open_run(c, plan(), Mode.GENERATE)

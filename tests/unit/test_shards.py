@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from qcraft_ray.config import InputConfig, StorageConfig
-from qcraft_ray.io.discover import InputError, discover
+from qcraft_ray.errors import InputError
+from qcraft_ray.io.discover import discover
 from qcraft_ray.io.plan import InputFile, all_fragments, shard_of
 
 

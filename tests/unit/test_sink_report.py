@@ -137,12 +137,18 @@ def test_progress_line():
 
 
 def test_engine_summary_from_occupancy_snapshots():
-    from qcraft_ray.progress import EngineReport, ProgressTracker, ReplicaReady
-    from qcraft_ray.report.model import EngineOccupancy
-    from qcraft_ray.stages.occupancy import OccupancySnapshot
+    from qcraft_ray.progress import ProgressTracker
+    from qcraft_ray.report.model import RunReport
+    from qcraft_ray.telemetry import (
+        EngineOccupancy,
+        EngineReport,
+        OccupancySnapshot,
+        ReplicaReady,
+    )
 
     t = ProgressTracker()
-    assert t.engine_summary() == {"occupancy": None, "first_output_at": None, "replicas": {}}
+    assert t.engine_summary().model_dump() == {
+        "occupancy": None, "first_output_s": None, "first_output_at": None, "replicas": {}}
     t.replica_ready(ReplicaReady("a", 12.5, 1000.0, "n1", "10.0.0.1"))
     t.replica_ready(ReplicaReady("b", 20.0, 1000.0))
     t.replica_ready(ReplicaReady("c", 21.5, 1001.0, "n2", "10.0.0.2"))  # never got work
@@ -152,7 +158,10 @@ def test_engine_summary_from_occupancy_snapshots():
     t.engine(EngineReport("b", OccupancySnapshot(32, 10.0, 160.0, 10.0, 5.0, 50, 1021.0)))
     t.engine(EngineReport("c", None))
     t.add({"outputs": 1})  # counters leave the engines alone
-    got = t.engine_summary()
+    summary = t.engine_summary()
+    assert isinstance(summary, EngineOccupancy)
+    assert RunReport.model_fields["engine"].annotation is EngineOccupancy  # the report's shape
+    got = summary.model_dump()
     assert got["replicas"]["a"] == {
         "node_id": "n1", "node_address": "10.0.0.1", "load_s": 12.5, "first_output_s": 14.0,
         "span_s": 10.0, "occupancy": 0.75, "mean_running": 48.0, "queue_empty_fraction": 0.2,
@@ -161,7 +170,7 @@ def test_engine_summary_from_occupancy_snapshots():
     assert got["replicas"]["c"]["occupancy"] is None and got["replicas"]["c"]["load_s"] == 21.5
     assert got["occupancy"] == round((480 + 160) / (10 * 64 + 10 * 32), 4)
     assert got["first_output_at"] == 1014.0
-    EngineOccupancy.model_validate(got)  # the report's shape
+    assert EngineOccupancy.model_validate(got) == summary
     # a report of an earlier version (time inside calls) still reads
     old = {"busy_fraction": 0.9, "replicas": {"a": {"busy_s": 9.0, "span_s": 10.0,
            "busy_fraction": 0.9, "node_id": "n1", "node_address": None, "load_s": 3.0}}}

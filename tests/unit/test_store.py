@@ -136,4 +136,18 @@ def test_pickled_without_its_client(tmp_path):
     folder.create()
     assert folder.root == str(tmp_path / "out")  # resolved once used
     copy = pickle.loads(pickle.dumps(folder))
-    assert copy._resolved is None and copy.root_entries() == []
+    assert copy._client._resolved is None and copy.root_entries() == []
+
+
+def test_views_of_a_folder_share_one_client(tmp_path):
+    """open_run probes output.path with fewer tries: through the same filesystem client."""
+    from qcraft_ray.store import RetryPolicy
+
+    folder = OutputFolder(str(tmp_path / "out"))
+    probe = folder.with_retry(RetryPolicy(1, 1.0))
+    probe.create()  # resolves the client, for both
+    assert folder._client._resolved is not None
+    assert probe._fs is folder._fs and folder.with_compression("snappy")._fs is folder._fs
+    assert (probe.retry.tries, folder.retry.tries) == (1, 8)
+    assert folder.with_compression("snappy").compression == "snappy"
+    assert folder.compression == "zstd"

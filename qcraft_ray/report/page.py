@@ -11,9 +11,9 @@ from html import escape
 from typing import Any
 
 from qcraft_ray import schema as S
-from qcraft_ray.report.html_parts import bar_chart, table
-from qcraft_ray.report.html_quality import example_tables, quality_tables
 from qcraft_ray.report.model import RunReport
+from qcraft_ray.report.page_parts import bar_chart, table
+from qcraft_ray.report.page_quality import example_tables, quality_tables
 from qcraft_ray.report.summary import Summary
 
 _STYLE = """

@@ -12,6 +12,7 @@ Other schemes go through pyarrow's own resolver, then fsspec.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -25,18 +26,33 @@ def is_uri(path: str) -> bool:
     return len(scheme) > 1  # "C:" style drive letters are not schemes
 
 
-def _s3(storage: StorageConfig) -> pafs.S3FileSystem:
-    endpoint = (
-        storage.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
+@dataclass(frozen=True)
+class S3Options:
+    """Where object storage is and how to reach it (never the credentials)."""
+
+    endpoint: str | None
+    region: str | None
+    anonymous: bool
+
+
+def s3_options(storage: StorageConfig) -> S3Options:
+    """The S3 endpoint and region: ``storage`` first, then the AWS environment
+    (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``; ``AWS_REGION``, ``AWS_DEFAULT_REGION``)."""
+    env = os.environ.get
+    return S3Options(
+        endpoint=storage.endpoint_url or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+        region=storage.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION"),
+        anonymous=storage.anonymous,
     )
-    region = storage.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    kwargs: dict = {"anonymous": storage.anonymous}
-    if region:
-        kwargs["region"] = region
-    if endpoint:
-        parsed = urlparse(endpoint)
+
+
+def _s3(storage: StorageConfig) -> pafs.S3FileSystem:
+    options = s3_options(storage)
+    kwargs: dict = {"anonymous": options.anonymous}
+    if options.region:
+        kwargs["region"] = options.region
+    if options.endpoint:
+        parsed = urlparse(options.endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
         kwargs["scheme"] = parsed.scheme or "https"
         kwargs["force_virtual_addressing"] = False

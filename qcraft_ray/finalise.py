@@ -1,29 +1,28 @@
-"""Finalise a run: settle which manifests are the output, reconcile, report, mark done.
+"""The run's last act: settle which manifests are the output, reconcile, report, commit.
 
-After the pipeline: late commits of a killed attempt are discarded and orphan files
-removed; the percentile filter runs when configured; the counters of the accepted
-manifests must account for every input document and every work unit; the run report is
-written, and ``_SUCCESS`` only when everything reconciles.
+After the pipeline, with the lease still held: late commits of a killed attempt are
+discarded and orphan files removed (:mod:`qcraft_ray.ledger.reconcile`); the percentile
+filter runs when configured; the counters of the accepted manifests must account for
+every input document and every work unit; the run report and its examples are written,
+the Iceberg commit made, and ``_SUCCESS`` written only when everything reconciles.
 """
 
 from __future__ import annotations
 
 import time
 
-from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
-from qcraft_ray.io.discover import InputPlan
+from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import commit_run
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.counts import RowCounts
-from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
+from qcraft_ray.ledger.reconcile import accepted_manifests, reconcile
 from qcraft_ray.ledger.state import RunState, now_iso
-from qcraft_ray.ledger.units import UnitCounts, merge_units
+from qcraft_ray.ledger.units import merge_units
 from qcraft_ray.passes.percentile import filter_by_percentile
 from qcraft_ray.progress import FinalProgress
 from qcraft_ray.report.examples import REPORT_FILES, pick, spread
 from qcraft_ray.report.model import (
-    EngineOccupancy,
     InputInfo,
     ModelInfo,
     OutputInfo,
@@ -34,38 +33,13 @@ from qcraft_ray.report.model import (
     package_versions,
 )
 from qcraft_ray.report.quality import quality_of
-from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
+from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR
 from qcraft_ray.store.layout import Layout
+from qcraft_ray.telemetry import EngineOccupancy
 
 
 class ReconciliationError(RuntimeError):
     """The output does not account for every input document."""
-
-
-def accepted_manifests(folder: OutputFolder, state: RunState) -> tuple[list[Manifest], list[str]]:
-    """The manifests this run accepts (late commits of a killed attempt are deleted:
-    their rows were generated again), and the orphan files removed."""
-    manifests = []
-    for m in read_manifests(folder):
-        if state.accepts(m):
-            manifests.append(m)
-        else:
-            remove(folder, m)
-    return manifests, remove_orphans(folder, manifests)
-
-
-def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -> list[str]:
-    """What keeps the output from accounting for ``documents`` input documents."""
-    problems = []
-    unit_docs = sum(c.documents for c in units.values())
-    if counts.documents != documents or unit_docs != documents:
-        problems.append(
-            f"{documents} input documents but {counts.documents} accounted for in the output"
-        )
-    unfinished = sorted(u for u, c in units.items() if not c.complete)
-    if unfinished:
-        problems.append(f"{len(unfinished)} work units not fully written (first: {unfinished[0]})")
-    return problems
 
 
 def finalise(
@@ -82,7 +56,7 @@ def finalise(
     lease.check(folder, state.attempt)  # a driver that lost its lease writes nothing more
     manifests, orphans = accepted_manifests(folder, state)
     layout = Layout.of(cfg.output.partition_by, cfg.input.language_map)
-    if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode == "generate":
+    if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode.generates:
         manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile, layout)
     counts = RowCounts.merge(m.counts for m in manifests)
     problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
@@ -144,21 +118,20 @@ def finalise(
         problems=problems or None,
     )
     k = cfg.report.examples_per_language
-    if k and state.mode == "generate" and not problems:
+    if k and state.mode.generates and not problems:
         files = spread([f for m in manifests for f in m.data_files], REPORT_FILES)
         report.examples = pick(folder, files, k)
     report.write(folder)
     if problems:
         raise ReconciliationError(f"{'; '.join(problems)}; see {folder.display(REPORT_FILE)}")
     if cfg.output.iceberg is not None:
-        schema = S.OUTPUT_SCHEMA if state.mode == "generate" else S.PASSAGES_SCHEMA
         report.iceberg = commit_run(
             cfg.output.iceberg,
             cfg.storage,
             state.run_id,
             [folder.uri(f) for m in manifests for f in m.data_files],
-            schema,
-            layout.for_schema(schema).partition_by,
+            state.mode.schema,
+            layout.for_schema(state.mode.schema).partition_by,
         )
         report.write(folder)
     folder.write_bytes(SUCCESS_FILE, b"")
@@ -167,10 +140,10 @@ def finalise(
     return report
 
 
-def engine_section(tracked: dict, t0: float) -> EngineOccupancy:
+def engine_section(tracked: EngineOccupancy, t0: float) -> EngineOccupancy:
     """The tracker's engine summary, with the first output timed from the run's start
     (``t0``: this process's monotonic clock when the run began)."""
-    engine = EngineOccupancy.model_validate(tracked)
+    engine = tracked.model_copy(deep=True)
     if engine.first_output_at is not None:
         started = time.time() - (time.monotonic() - t0)
         engine.first_output_s = round(engine.first_output_at - started, 3)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from qcraft_ray.report.examples import inert
-from qcraft_ray.report.html_parts import table
 from qcraft_ray.report.model import RunReport
+from qcraft_ray.report.page_parts import table
 
 
 def _pct(value: float | None) -> str:

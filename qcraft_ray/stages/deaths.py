@@ -1,17 +1,17 @@
-"""Rows that keep killing their replica: counted across restarts, then recorded as errors.
+"""Rows that keep killing their replica: deaths counted across restarts, then errors.
 
 When a replica process dies (OOM, segfault, a killed node), Ray restarts the actor and
 retries its batch. If one row is what kills it, that would repeat forever. The replica
-therefore notes the rows of a batch in an :class:`AttemptLedger` (one small Ray actor
-per run attempt, outliving replica processes) before generating and clears them after.
-A batch that finds any of its rows already noted was interrupted before: it is retried
-row by row, each row noted on its own, and a row noted ``max_attempts`` times is not
-tried again but returned as an error row with the reason. Rows are keyed by their
-:data:`~qcraft_ray.schema.ROW_IDENTITY`.
+therefore marks the rows of a batch in :class:`RowDeaths` (one small Ray actor per run
+attempt, outliving replica processes) before generating and clears them after: a mark
+still there when the batch comes back is a replica that died with the row. A batch that
+finds any of its rows marked is retried row by row, each row marked on its own, and a
+row whose replica died ``max_deaths`` times is not tried again but returned as an error
+row with the reason. Rows are keyed by their :data:`~qcraft_ray.schema.ROW_IDENTITY`.
 
-The ledger also keeps a digest of every batch finished in this attempt, so a batch that
-Ray runs again after finishing it (its result was lost with a node) is told apart, and
-progress counts each prompt once. The ledger lives on the driver's node.
+The counter also keeps a digest of every batch finished in this run attempt, so a batch
+that Ray runs again after finishing it (its result was lost with a node) is told apart,
+and progress counts each prompt once. It lives on the driver's node.
 """
 
 from __future__ import annotations
@@ -26,24 +26,25 @@ def batch_digest(keys: list[str]) -> int:
     return int.from_bytes(hashlib.blake2b("\n".join(keys).encode(), digest_size=8).digest(), "big")
 
 
-class AttemptLedger:
-    """Attempts in flight per row key, and the batches finished in this run attempt
-    (a plain class; run as a Ray actor by the pipeline)."""
+class RowDeaths:
+    """Marks per row key (each a replica that had the row in its engine and has not
+    cleared it), and the batches finished in this run attempt (a plain class; run as a
+    Ray actor by the pipeline)."""
 
     def __init__(self) -> None:
-        self._attempts: Counter = Counter()
+        self._marks: Counter = Counter()
         self._by: dict[str, str] = {}  # row key -> the replica that last marked it
         self._finished: set[int] = set()  # digests: 8 bytes of key per batch
 
     def get(self, keys: list[str]) -> list[int]:
-        return [self._attempts.get(k, 0) for k in keys]
+        return [self._marks.get(k, 0) for k in keys]
 
     def marked_by(self, keys: list[str]) -> set[str]:
         """The replicas whose marks ``keys`` still carry: replicas that died with them."""
         return {self._by[k] for k in keys if k in self._by}
 
     def mark(self, keys: list[str], replica: str = "") -> None:
-        self._attempts.update(keys)
+        self._marks.update(keys)
         for k in keys:
             self._by[k] = replica
 
@@ -60,7 +61,7 @@ class AttemptLedger:
         finished and say whether it had finished before: generated again, because Ray
         re-ran a task whose result was lost (a node died after it finished)."""
         for k in keys:
-            self._attempts.pop(k, None)
+            self._marks.pop(k, None)
             self._by.pop(k, None)
         if batch is None:
             return False
@@ -69,8 +70,8 @@ class AttemptLedger:
         return again
 
 
-class RemoteLedger:
-    """Synchronous calls to an :class:`AttemptLedger` actor (picklable: a handle)."""
+class RemoteRowDeaths:
+    """Synchronous calls to a :class:`RowDeaths` actor (picklable: a handle)."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
@@ -102,4 +103,4 @@ class RemoteLedger:
 
 
 class ReplicaDiedOnRow(RuntimeError):
-    """Recorded (not raised) for a row whose replica died ``max_attempts`` times."""
+    """Recorded (not raised) for a row whose replica died ``max_deaths`` times."""

@@ -1,0 +1,41 @@
+"""Which committed manifests are the run's output, and whether they account for its input.
+
+A manifest of the run is accepted when it was committed before this attempt began, or
+by this attempt; the late commit of an earlier, killed attempt (a zombie task) is
+deleted, its rows having been generated again. The accepted manifests must then account
+for every input document and every work unit.
+"""
+
+from __future__ import annotations
+
+from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
+from qcraft_ray.ledger.state import RunState
+from qcraft_ray.ledger.units import UnitCounts
+from qcraft_ray.store import OutputFolder
+
+
+def accepted_manifests(folder: OutputFolder, state: RunState) -> tuple[list[Manifest], list[str]]:
+    """The manifests this run accepts (late commits of a killed attempt are deleted:
+    their rows were generated again), and the orphan files removed."""
+    manifests = []
+    for m in read_manifests(folder):
+        if state.accepts(m):
+            manifests.append(m)
+        else:
+            remove(folder, m)
+    return manifests, remove_orphans(folder, manifests)
+
+
+def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -> list[str]:
+    """What keeps the output from accounting for ``documents`` input documents."""
+    problems = []
+    unit_docs = sum(c.documents for c in units.values())
+    if counts.documents != documents or unit_docs != documents:
+        problems.append(
+            f"{documents} input documents but {counts.documents} accounted for in the output"
+        )
+    unfinished = sorted(u for u, c in units.items() if not c.complete)
+    if unfinished:
+        problems.append(f"{len(unfinished)} work units not fully written (first: {unfinished[0]})")
+    return problems

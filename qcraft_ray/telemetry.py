@@ -1,0 +1,133 @@
+"""What the engine replicas tell the driver about themselves, typed once.
+
+A replica sends :class:`ReplicaReady` when its engine is up and :class:`EngineReport`
+(its :class:`OccupancySnapshot`) after each batch; the progress tracker keeps the latest
+of each and sums them up (:func:`engine_occupancy`) into the :class:`EngineOccupancy`
+that the run report carries as its ``engine`` section. The stages, the tracker and the
+report all use these types; none of them declares the shape again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+@dataclass(frozen=True)
+class OccupancySnapshot:
+    """An engine's totals since its first request (seconds; sequence-seconds)."""
+
+    max_num_seqs: int
+    span_s: float = 0.0
+    running_seq_s: float = 0.0  # the integral of running sequences over time
+    queue_empty_s: float = 0.0
+    idle_s: float = 0.0
+    steps: int = 0
+    first_output_at: float | None = None  # epoch seconds of the engine's first finished output
+
+    @property
+    def occupancy(self) -> float | None:
+        if self.span_s <= 0:
+            return None
+        return self.running_seq_s / (self.span_s * self.max_num_seqs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """A replica's engine occupancy so far (None: its engine keeps no scheduler stats)."""
+
+    replica: str
+    occupancy: OccupancySnapshot | None
+
+
+@dataclass(frozen=True)
+class ReplicaReady:
+    """A replica whose engine came up: where, when it started, how long it took to load."""
+
+    replica: str
+    load_s: float
+    started_at: float  # epoch seconds: the replica's constructor began
+    node_id: str | None = None
+    node_address: str | None = None
+
+
+class _Legacy(BaseModel):
+    """Reads reports of earlier versions, whose engine section counted time inside
+    engine calls (``busy_s``, ``busy_fraction``): those keys are dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_busy(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in ("busy_s", "busy_fraction")}
+        return data
+
+
+class ReplicaEngine(_Legacy):
+    """One replica: where it ran, its start-up, and how full its engine was kept, from
+    the engine's own scheduler counts (nulls: no work, or an engine without them)."""
+
+    node_id: str | None = None  # the Ray node the replica ran on
+    node_address: str | None = None  # that node's IP address
+    load_s: float | None = None  # from the replica's start to its engine being ready
+    first_output_s: float | None = None  # from the replica's start to its first output
+    span_s: float | None = None  # from its engine's first request to its last step
+    occupancy: float | None = None  # mean running sequences / max_num_seqs over the span
+    mean_running: float | None = None  # mean running sequences over the span
+    queue_empty_fraction: float | None = None  # share of the span no request waited
+    idle_fraction: float | None = None  # share of the span nothing ran
+    steps: int | None = None  # engine steps
+
+
+class EngineOccupancy(_Legacy):
+    """How full the pipeline kept the engines, and how soon they produced."""
+
+    occupancy: float | None = None  # over every replica's span
+    first_output_at: float | None = None  # epoch seconds: the first output of any replica
+    first_output_s: float | None = None  # from the run's start to that first output
+    replicas: dict[str, ReplicaEngine] = {}
+
+
+def replica_summary(ready: ReplicaReady, occ: OccupancySnapshot | None) -> ReplicaEngine:
+    """Where a replica ran, how long its engine took to load, and how full it was kept
+    from its first request to its last step (nulls: no work, or no scheduler stats)."""
+    out = ReplicaEngine(
+        node_id=ready.node_id, node_address=ready.node_address, load_s=round(ready.load_s, 3)
+    )
+    if occ is None or occ.span_s <= 0:
+        return out
+    return out.model_copy(
+        update=dict(
+            first_output_s=round(occ.first_output_at - ready.started_at, 3)
+            if occ.first_output_at is not None
+            else None,
+            span_s=round(occ.span_s, 3),
+            occupancy=round(occ.running_seq_s / (occ.span_s * occ.max_num_seqs), 4),
+            mean_running=round(occ.running_seq_s / occ.span_s, 2),
+            queue_empty_fraction=round(occ.queue_empty_s / occ.span_s, 4),
+            idle_fraction=round(occ.idle_s / occ.span_s, 4),
+            steps=occ.steps,
+        )
+    )
+
+
+def engine_occupancy(
+    ready: dict[str, ReplicaReady], engines: dict[str, OccupancySnapshot | None]
+) -> EngineOccupancy:
+    """Per replica that came up, :func:`replica_summary`; overall, the occupancy over
+    every replica's span and the first output of any replica (epoch seconds)."""
+    seen = [o for o in engines.values() if o is not None and o.span_s > 0]
+    capacity = sum(o.span_s * o.max_num_seqs for o in seen)
+    firsts = [o.first_output_at for o in seen if o.first_output_at is not None]
+    return EngineOccupancy(
+        occupancy=round(sum(o.running_seq_s for o in seen) / capacity, 4) if capacity else None,
+        first_output_at=min(firsts) if firsts else None,
+        replicas={name: replica_summary(r, engines.get(name)) for name, r in sorted(ready.items())},
+    )

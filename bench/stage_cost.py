@@ -34,7 +34,7 @@ from qcraft_ray import schema as S  # noqa: E402
 from qcraft_ray.config_loader import load_config  # noqa: E402
 from qcraft_ray.io.documents import to_documents  # noqa: E402
 from qcraft_ray.io.plan import InputFile  # noqa: E402
-from qcraft_ray.stages.engine import make_engine  # noqa: E402
+from qcraft_ray.stages.backends import make_engine  # noqa: E402
 from qcraft_ray.stages.prompts import PromptStage, TypeDraw  # noqa: E402
 from qcraft_ray.stages.quality import LanguageIdentifier, QualityChecker  # noqa: E402
 from qcraft_ray.tokenization import load_backend_tokenizer  # noqa: E402

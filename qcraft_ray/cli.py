@@ -1,7 +1,7 @@
 """The ``qcraft`` command: the only place that starts or joins Ray.
 
 qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/N] [--dry-run]
-qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N]
+qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N] [--measure N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft report OUTPUT_PATH [--html FILE]
 qcraft inspect OUTPUT_PATH [--language L] [--type T] [--lowest K | --none | --wrong-language] [-k N]
@@ -76,6 +76,14 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="read inputs and report documents/passages/prompts; no engine",
+    )
+    p.add_argument(
+        "--measure",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with plan / --dry-run: time one engine replica on N prompts sampled from the "
+        "input, and estimate from that rate",
     )
 
 
@@ -157,7 +165,7 @@ def run_command(args: argparse.Namespace) -> int:
     from qcraft_ray.run import estimate_run, run  # imports Ray: only after init_ray's setup
 
     if args.command == "plan" or args.dry_run:
-        _print({"plan": estimate_run(cfg, plan)})
+        _print({"plan": estimate_run(cfg, plan, measure=args.measure)})
         return 0
     report = run(cfg, plan, Mode.PASSAGES if args.command == "passages" else Mode.GENERATE)
     if report.already_complete:

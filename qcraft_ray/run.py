@@ -8,7 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
+from qcraft_ray.estimate import PromptSample, estimate, measure_rate
 from qcraft_ray.finalise import finalise
 from qcraft_ray.io.discover import plan_input
 from qcraft_ray.io.plan import InputPlan
@@ -23,24 +25,27 @@ from qcraft_ray.report.model import RunReport
 from qcraft_ray.store.layout import Layout
 
 
-def estimate_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any]:
+def estimate_run(cfg: RunConfig, plan: InputPlan | None = None, measure: int = 0) -> dict[str, Any]:
     """What a run would do (``qcraft plan``): documents, passages, prompts, prompt
-    tokens, and the GPU time they would take by ``estimate.*``. No engine."""
+    tokens, and the engine time they would take (:mod:`qcraft_ray.estimate`): at the
+    ``estimate.*`` rate, or with ``measure`` > 0 at the rate one engine replica reaches
+    on that many prompts sampled from the input."""
     plan = plan or plan_input(cfg)
-    counts = RowCounts.merge(
-        count_rows(b)
-        for b in prompts(cfg, plan)
-        .select_columns(COUNTED_COLUMNS)
-        .iter_batches(batch_format="pyarrow", batch_size=None)
-    )
-    pending = counts.outputs.get("pending", 0)
-    est = cfg.estimate
+    sample = PromptSample(measure)
+    columns = [*COUNTED_COLUMNS, *([S.PROMPT_TOKEN_IDS] if measure else [])]
+    parts = []
+    batches = prompts(cfg, plan).select_columns(columns)
+    for b in batches.iter_batches(batch_format="pyarrow", batch_size=None):
+        parts.append(count_rows(b))
+        sample.add(b)
+    counts = RowCounts.merge(parts)
+    measured = measure_rate(cfg, sample.prompts) if sample.prompts else None
     return {
         **({"shard": plan.shard.describe()} if plan.shard else {}),
         "files": len(plan.files),
         "documents": plan.total_rows,
         "passages": counts.passages,
-        "prompts": pending,
+        "prompts": counts.outputs.get(S.STATUS_PENDING, 0),
         "prompt_tokens": counts.prompt_tokens,
         "max_new_tokens_per_prompt": cfg.generation.max_new_tokens,
         "types": cfg.generation.types,
@@ -48,17 +53,7 @@ def estimate_run(cfg: RunConfig, plan: InputPlan | None = None) -> dict[str, Any
         "by_language_type": counts.by_language_type,
         "rejected": counts.rejected,
         "by_language": counts.by_language,
-        "estimate": {
-            "note": "ESTIMATE from estimate.* settings, not a measurement",
-            "generated_tokens": round(
-                pending * est.output_tokens_per_prompt * cfg.generation.samples_per_prompt
-            ),
-            "gpu_hours": round(pending / est.prompts_per_gpu_second / 3600, 4),
-            "prompts_per_gpu_second": est.prompts_per_gpu_second,
-            "passages_per_gpu_second": round(
-                est.prompts_per_gpu_second / cfg.generation.prompts_per_passage, 2
-            ),
-        },
+        "estimate": estimate(counts, cfg, measured),
     }
 
 

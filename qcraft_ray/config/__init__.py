@@ -7,7 +7,7 @@ README's reference table is generated from these models
 
 from qcraft_ray.config.base import DEFAULT_MODEL, MAY_CHANGE, Section
 from qcraft_ray.config.data import InputConfig, OutputConfig, StorageConfig
-from qcraft_ray.config.generation import EngineConfig, GenerationConfig
+from qcraft_ray.config.generation import EngineConfig, GenerationConfig, PacedConfig
 from qcraft_ray.config.model import ModelConfig, PassageConfig
 from qcraft_ray.config.quality import QualityConfig
 from qcraft_ray.config.run import (
@@ -27,6 +27,7 @@ __all__ = [
     "InputConfig",
     "ModelConfig",
     "OutputConfig",
+    "PacedConfig",
     "PassageConfig",
     "QualityConfig",
     "RayConfig",

@@ -11,13 +11,35 @@ from qcraft_ray.config.base import MAY_CHANGE, Section
 from qcraft_ray.output_types import normalize_type
 
 
+class PacedConfig(Section):
+    prefill_tokens_per_s: float = Field(
+        150_000,
+        gt=0,
+        description="Prompt tokens the paced engine prefills per second (default: one H200 "
+        "on the 1.7B model, bench/RESULTS-gpu.md).",
+        json_schema_extra=MAY_CHANGE,
+    )
+    decode_step_ms: float = Field(
+        0.6,
+        ge=0,
+        description="What a step with decoding sequences costs on top of its prefill "
+        "tokens, in ms (default: fitted to the same H200 run).",
+        json_schema_extra=MAY_CHANGE,
+    )
+
+
 class EngineConfig(Section):
-    backend: Literal["vllm", "instant"] = Field(
+    backend: Literal["vllm", "instant", "paced"] = Field(
         "vllm",
         description="'vllm': the model, on vLLM. 'instant': no model; every prompt is "
         "answered at once with a span of the prompt itself (seeded lengths, mean 20 "
         "tokens), to measure what the pipeline alone can do (bench/ceiling.py) or test it "
-        "without an engine.",
+        "without an engine. 'paced': the instant engine's outputs at a GPU engine's pace "
+        "(engine.paced: vLLM's scheduling, max_num_seqs, a step time from its tokens), to "
+        "measure and test feeding at GPU rates without a GPU.",
+    )
+    paced: PacedConfig = Field(
+        default_factory=PacedConfig, description="The paced engine's rates (backend: paced)."
     )
     dtype: str = Field("auto", description="vLLM dtype. 'float32' on CPU (bf16 is slow there).")
     max_model_len: int = Field(

@@ -25,16 +25,24 @@ class RayConfig(Section):
 
 
 class EstimateConfig(Section):
-    prompts_per_gpu_second: float = Field(
-        150.0,
+    tokens_per_gpu_second: float = Field(
+        155_000.0,
         gt=0,
-        description="ESTIMATE used by `qcraft plan` for GPU-hours: prompts one GPU "
-        "generates per second. Default: an H100 with the 1.7B model in bf16, ~550-token "
-        "prompts, ~20-token outputs (prefill-bound: 2 x 1.7 GFLOP per token at ~40% of "
-        "the H100's dense bf16 peak). Not measured here (no GPU); override with yours.",
+        description="What `qcraft plan` assumes one GPU processes per second, prompt and "
+        "generated tokens together (its engine-hours = the plan's tokens / this rate). "
+        "Default: measured on one H200, the 1.7B model's shape in bf16, 576-token prompts "
+        "and 24-token outputs, bare vLLM (5,439 prompts in 21.0 s: 3.13M prompt + 0.13M "
+        "generated tokens; README, Performance). `qcraft plan --measure N` measures it on "
+        "your engine instead.",
     )
     output_tokens_per_prompt: float = Field(
-        20.0, gt=0, description="ESTIMATE of generated tokens per prompt (outputs are short)."
+        20.0,
+        gt=0,
+        description="Generated tokens per prompt `qcraft plan` assumes (the model's outputs "
+        "are ~20 tokens); `--measure` uses the measured mean instead.",
+    )
+    gpu_hour_price: float | None = Field(
+        None, ge=0, description="Price of one GPU-hour; `qcraft plan` then gives the cost."
     )
 
 

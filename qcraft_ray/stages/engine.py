@@ -1,11 +1,11 @@
-"""The engine behind a replica: vLLM configured from the generation settings, or any
-object with the same ``generate`` (a seeded fake in unit tests)."""
+"""The engine behind a replica: what it must do (:class:`Engine`), what it gives
+(:class:`Generated`), and vLLM configured from the generation settings. The other
+backends: :mod:`qcraft_ray.stages.instant`, :mod:`qcraft_ray.stages.paced`; the one the
+config names: :func:`qcraft_ray.stages.backends.make_engine`."""
 
 from __future__ import annotations
 
-import math
 import os
-import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,37 +113,6 @@ class VLLMEngine:
         return list(self._feeder.generate(prompts))
 
 
-class InstantEngine:
-    """No model: answers every prompt at once with a span of the prompt itself, of a
-    seeded length (geometric, mean 20 tokens, at most ``max_new_tokens``). For measuring
-    what the pipeline alone can do (``bench/ceiling.py``) and for tests."""
-
-    occupancy = None
-
-    def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
-        from qcraft_ray.tokenization import load_backend_tokenizer
-
-        self._decode = load_backend_tokenizer(model).decode
-        self._max = gen.max_new_tokens
-        self._samples = gen.samples_per_prompt
-
-    def _length(self, ids: list[int], sample: int) -> int:
-        h = zlib.crc32(bytes(str((len(ids), ids[len(ids) // 2], sample)), "ascii"))
-        u = (h % 1_000_003 + 1) / 1_000_004  # in (0, 1)
-        return max(1, min(self._max, int(math.log(u) / math.log(1 - 1 / 20)) + 1))
-
-    def generate(self, prompts: list[list[int]]) -> list[Generated]:
-        out = []
-        for ids in prompts:
-            made = []
-            for k in range(self._samples):
-                n = self._length(ids, k)
-                start = len(ids) // 2 + 7 * k
-                made.append(Generated(self._decode(ids[start : start + n]), n))
-            out.append(Generated(made[0].text, made[0].tokens, tuple(made[1:])))
-        return out
-
-
 def _renderer(engine: Any) -> Any:
     """Token-id prompts to engine inputs, the way ``LLM.generate`` prepares them."""
     from vllm.renderers.inputs.preprocess import parse_model_prompt
@@ -155,13 +124,6 @@ def _renderer(engine: Any) -> Any:
         return list(renderer.render_cmpl(parsed, renderer.default_cmpl_tok_params))
 
     return prepare
-
-
-def make_engine(gen: GenerationConfig, model: ModelConfig) -> Engine:
-    """The engine ``generation.engine.backend`` names."""
-    if gen.engine.backend == "instant":
-        return InstantEngine(gen, model)
-    return VLLMEngine(gen, model)
 
 
 def _generated(outputs: list) -> Generated:

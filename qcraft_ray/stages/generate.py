@@ -34,6 +34,7 @@ from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.errors import ROW_ERRORS
 from qcraft_ray.model_cache import staged
 from qcraft_ray.progress import RemoteProgress
+from qcraft_ray.stages.backends import make_engine
 from qcraft_ray.stages.base import timed
 from qcraft_ray.stages.deaths import (
     RemoteRowDeaths,
@@ -41,7 +42,7 @@ from qcraft_ray.stages.deaths import (
     RowDeaths,
     batch_digest,
 )
-from qcraft_ray.stages.engine import Engine, Generated, make_engine
+from qcraft_ray.stages.engine import Engine, Generated
 from qcraft_ray.stages.generated import generated_table
 from qcraft_ray.stages.isolation import IsolationGate
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine

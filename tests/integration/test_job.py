@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import pytest
 
 from qcraft_ray import schema as S
 from qcraft_ray.devtools.sample_corpus import load_passages
@@ -373,10 +374,12 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
                                                    for k, n in sorted(lt.items())}
 
 
-def test_plan_counts(ray_cluster, tiny_model, tokenizer):
-    res = run_cli(["plan", LOCAL, "--address", ray_cluster.address,
+def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
+    """`qcraft plan --measure 12`: the plan's counts, and an estimate at the rate one
+    replica of the configured (CPU) engine reached on 12 prompts of the input."""
+    res = run_cli(["plan", LOCAL, "--address", ray_cluster.address, "--measure", "12",
                    "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]",
-                   "--set", "estimate.prompts_per_gpu_second=50"],
+                   "--set", "generation.max_new_tokens=4"],
                   ray_cluster.env)
     assert res.returncode == 0, res.stderr[-3000:]
     plan = json.loads(res.stdout)["plan"]
@@ -401,9 +404,18 @@ def test_plan_counts(ray_cluster, tiny_model, tokenizer):
                    for r in passages.to_pylist() if r[S.STATUS] == "pending"
                    for t in ("query", "title"))
     assert plan["prompt_tokens"] == expected
-    assert plan["estimate"]["gpu_hours"] == round(plan["prompts"] / 50 / 3600, 4)
-    assert plan["estimate"]["generated_tokens"] == plan["prompts"] * 20
-    assert plan["estimate"]["passages_per_gpu_second"] == 25.0
+    est = plan["estimate"]
+    measured = est["measured"]
+    assert est["source"] == "measured" and measured["prompts"] == 12
+    assert measured["load_s"] > 0 and measured["seconds"] > 0 and measured["gpus"] == 0
+    assert 12 <= measured["generated_tokens"] <= 12 * 4  # max_new_tokens=4
+    rate = (measured["prompt_tokens"] + measured["generated_tokens"]) / measured["seconds"]
+    assert est["tokens_per_replica_second"] == round(rate, 1)
+    per_prompt = measured["generated_tokens"] / 12
+    assert est["generated_tokens"] == round(plan["prompts"] * per_prompt)
+    engine_s = (plan["prompt_tokens"] + est["generated_tokens"]) / rate
+    assert est["engine_hours"] == pytest.approx(engine_s / 3600, abs=1e-4)
+    assert est["gpu_hours"] == 0  # a CPU engine holds no GPU
 
 
 def test_passages_only_mode(ray_cluster, tiny_model, tmp_path):
@@ -418,3 +430,30 @@ def test_passages_only_mode(ray_cluster, tiny_model, tmp_path):
     keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(), strict=False))
     assert len(keys) == len(set(keys)) == report["counts"]["outputs"]["pending"]
     assert dict(collections.Counter(rej[S.REASON].to_pylist())) == report["counts"]["rejected"]
+
+
+def test_paced_engine_job_with_the_cluster_configs_generation(ray_cluster, tiny_model, tmp_path):
+    """The job end to end on the paced engine (a GPU engine's pace, no model) with the
+    cluster config's generation settings and its 7 types: every row accounted for, the
+    instant engine's seeded output lengths, the scheduler's counts in the report."""
+    out_dir = str(tmp_path / "paced")
+    types = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
+    res = run_cli(["run", str(REPO / "configs/cluster-8xh100.yaml"),
+                   "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), []),
+                   "--set", "generation.engine.backend=paced", "--set", "generation.replicas=1",
+                   "--set", "generation.gpus_per_replica=0",
+                   "--set", "generation.cpus_per_replica=0.25", "--set", "ray.read_cpus=0.25",
+                   "--set", "ray.passage_cpus=0.5", "--set", "ray.write_cpus=0.25",
+                   "--set", "quality.language_id=false", "--set", "input.rows_per_task=16",
+                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out, rej, report = read_output(out_dir)
+    check_accounting(out, rej, report, 75, types)
+    check_progress_and_report(res.stderr, report, 75)
+    assert report["config"]["generation"]["engine"]["backend"] == "paced"
+    (replica,) = report["engine"]["replicas"].values()
+    assert 0 <= replica["queue_empty_fraction"] <= 1
+    tokens = out.filter(pc.equal(out[S.STATUS], S.STATUS_OK))[S.OUTPUT_TOKENS].to_pylist()
+    assert tokens and all(1 <= n <= 128 for n in tokens)
+    assert 15 < sum(tokens) / len(tokens) < 25  # seeded lengths, mean ~20

@@ -331,7 +331,8 @@ def test_concurrent_calls_share_the_engine_and_a_suspect_batch_runs_alone():
 
 def test_instant_engine_answers_with_seeded_lengths(tmp_path):
     from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
-    from qcraft_ray.stages.engine import InstantEngine, make_engine
+    from qcraft_ray.stages.backends import make_engine
+    from qcraft_ray.stages.instant import InstantEngine
 
     model = ModelConfig(name=str(tokenizer_files_dir()))
     gen = GenerationConfig(max_new_tokens=64, engine={"backend": "instant"})

@@ -14,7 +14,7 @@ PACKAGE = REPO / "qcraft_ray"
 # Top to bottom. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, ...]] = [
     ("qcraft_ray.cli", "qcraft_ray.devtools", "qcraft_ray.config_reference"),  # entry points
-    ("qcraft_ray.run", "qcraft_ray.finalise"),  # the run's first and last acts
+    ("qcraft_ray.run", "qcraft_ray.finalise", "qcraft_ray.estimate"),  # the run's acts
     ("qcraft_ray.pipeline",),  # wiring
     ("qcraft_ray.passes",),  # passes over committed output
     ("qcraft_ray.report",),  # the run report

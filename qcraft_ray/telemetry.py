@@ -26,6 +26,7 @@ class OccupancySnapshot:
     idle_s: float = 0.0
     steps: int = 0
     first_output_at: float | None = None  # epoch seconds of the engine's first finished output
+    first_step_at: float | None = None  # epoch seconds of the engine's first step
 
     @property
     def occupancy(self) -> float | None:
@@ -45,6 +46,30 @@ class EngineReport:
     occupancy: OccupancySnapshot | None
 
 
+class StartupPhases(BaseModel):
+    """Where a replica's start-up went, in seconds (null: not known for this engine or
+    vLLM version). ``process_s`` comes before the replica's constructor; the others but
+    ``first_step_s`` add up to ``load_s`` (``other_s`` is what no phase explains);
+    ``first_step_s`` runs from the engine ready to its first step (the first batch's
+    wait included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    process_s: float | None = None  # the actor's process started -> its constructor
+    imports_s: float | None = None  # importing vLLM
+    configure_s: float | None = None  # vLLM's engine configuration
+    # vLLM's engine configured -> its engine core running: with a core process of its
+    # own (vLLM on GPUs), that process started and importing vLLM; in the replica's
+    # process (the CPU config), the frontend's own set-up
+    engine_core_start_s: float | None = None
+    executor_init_s: float | None = None  # the core's workers and devices set up
+    weights_s: float | None = None  # the model built and its weights loaded
+    compile_s: float | None = None  # torch.compile, as vLLM counts it (0 on CPU builds)
+    warmup_s: float | None = None  # memory profile, KV cache, warm-up, graphs (less compile)
+    other_s: float | None = None  # the rest of load_s
+    first_step_s: float | None = None  # engine ready -> its first step
+
+
 @dataclass(frozen=True)
 class ReplicaReady:
     """A replica whose engine came up: where, when it started, how long it took to load."""
@@ -54,6 +79,7 @@ class ReplicaReady:
     started_at: float  # epoch seconds: the replica's constructor began
     node_id: str | None = None
     node_address: str | None = None
+    startup: StartupPhases | None = None
 
 
 class _Legacy(BaseModel):
@@ -84,6 +110,7 @@ class ReplicaEngine(_Legacy):
     queue_empty_fraction: float | None = None  # share of the span no request waited
     idle_fraction: float | None = None  # share of the span nothing ran
     steps: int | None = None  # engine steps
+    startup: StartupPhases | None = None  # where load_s went, and the first step
 
 
 class EngineOccupancy(_Legacy):
@@ -98,8 +125,16 @@ class EngineOccupancy(_Legacy):
 def replica_summary(ready: ReplicaReady, occ: OccupancySnapshot | None) -> ReplicaEngine:
     """Where a replica ran, how long its engine took to load, and how full it was kept
     from its first request to its last step (nulls: no work, or no scheduler stats)."""
+    startup = ready.startup
+    if startup is not None and occ is not None and occ.first_step_at is not None:
+        engine_ready = ready.started_at + ready.load_s
+        first_step_s = round(max(0.0, occ.first_step_at - engine_ready), 3)
+        startup = startup.model_copy(update={"first_step_s": first_step_s})
     out = ReplicaEngine(
-        node_id=ready.node_id, node_address=ready.node_address, load_s=round(ready.load_s, 3)
+        node_id=ready.node_id,
+        node_address=ready.node_address,
+        load_s=round(ready.load_s, 3),
+        startup=startup,
     )
     if occ is None or occ.span_s <= 0:
         return out

@@ -79,6 +79,42 @@ def render_text(summary: Summary, run: RunReport) -> str:
     return "\n".join(lines)
 
 
+STARTUP_HEADER = [
+    "replica", "node", "process", "imports", "configure", "core start", "executor",
+    "weights", "compile", "warm-up", "other", "= load", "first step", "occupancy",
+    "queue empty",
+]  # fmt: skip
+
+
+def replica_tables(run: RunReport) -> list[str]:
+    """Each replica's start-up by phase (seconds) and how full it kept its engine."""
+    replicas = run.engine.replicas
+    if not replicas:
+        return []
+
+    def s(v: float | None) -> str:
+        return "" if v is None else f"{v:.1f}"
+
+    rows = []
+    for name, r in replicas.items():
+        p = r.startup
+        phases = (
+            [p.process_s, p.imports_s, p.configure_s, p.engine_core_start_s,
+             p.executor_init_s, p.weights_s, p.compile_s, p.warmup_s, p.other_s]
+            if p is not None else [None] * 9
+        )  # fmt: skip
+        rows.append(
+            [name, r.node_address or "", *(s(v) for v in phases), s(r.load_s),
+             s(p.first_step_s if p else None),
+             "" if r.occupancy is None else f"{r.occupancy:.3f}",
+             "" if r.queue_empty_fraction is None else f"{r.queue_empty_fraction:.1%}"]
+        )  # fmt: skip
+    return [
+        "<h2>Engine replicas: start-up (s) and occupancy</h2>",
+        table(STARTUP_HEADER, rows, "startup"),
+    ]
+
+
 def render_html(summary: Summary, run: RunReport) -> str:
     """The whole page."""
     lt = summary.by_language_type
@@ -162,6 +198,7 @@ def render_html(summary: Summary, run: RunReport) -> str:
             for k, v in summary.scores.items()
         ]
         sections.append("</div>")
+    sections += replica_tables(run)
     stages = run.stage_seconds
     if stages:
         sections += [

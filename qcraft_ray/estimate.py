@@ -102,12 +102,14 @@ def measure_rate(cfg: RunConfig, prompts: list[list[int]]) -> MeasuredRate:
     import ray
 
     gen = cfg.generation
+    # vLLM logs to stdout, which Ray forwards to the driver's: keep it off the plan's JSON
+    env = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", **gen.engine.env}
     probe: Any = (
         ray.remote(EngineProbe)
         .options(
             num_gpus=gen.gpus_per_replica,
             num_cpus=gen.cpus_per_replica,
-            runtime_env={"env_vars": dict(gen.engine.env)} if gen.engine.env else None,
+            runtime_env={"env_vars": env},
         )
         .remote(cfg)
     )

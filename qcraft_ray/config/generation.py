@@ -140,12 +140,13 @@ class GenerationConfig(Section):
         256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE
     )
     batches_in_flight: int = Field(
-        4,
+        16,
         ge=1,
         description="Batches each replica runs at once, all feeding its one engine: while "
         "one batch's last sequences run, the next ones' prompts take the freed slots. A "
-        "batch holds its place until its longest output ends: keep batch_size x "
-        "batches_in_flight at about 4x engine.max_num_seqs.",
+        "batch holds its place until its longest output ends (max_new_tokens engine steps "
+        "after its last prompt starts), so batch_size x batches_in_flight must cover what "
+        "the engine does meanwhile: about 8-16x engine.max_num_seqs (bench/RESULTS-paced.md).",
         json_schema_extra=MAY_CHANGE,
     )
     max_replica_deaths_per_row: int = Field(

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 WORK = REPO / ".cache" / "bench-gpu"
+RESULT = "qcraft-bench-result: "
 TYPES = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 CPU_JOB = ["generation.gpus_per_replica=0", "generation.cpus_per_replica=0.5",
@@ -147,8 +148,8 @@ def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
                         use_tqdm=False)
     done = time.time()
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    print(json.dumps({"launch": launch, "ready": ready, "done": done, "prompts": len(outs),
-                      "output_tokens": tokens}), flush=True)
+    print(RESULT + json.dumps({"launch": launch, "ready": ready, "done": done,
+                               "prompts": len(outs), "output_tokens": tokens}), flush=True)
     os._exit(0)  # the result is out: do not wait for vLLM's engine core to shut down
 
 
@@ -159,10 +160,14 @@ def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool) -> dict:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=REPO)
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # the result line: timed, whatever the exit does
+    for line in proc.stdout:  # vLLM logs to stdout too
+        if line.startswith(RESULT):  # the result: timed, whatever the exit does
+            break
+    else:
+        raise RuntimeError(f"bare vLLM ended without a result (exit {proc.wait()})")
     result_at = time.time()
     proc.kill()
-    got = json.loads(line)
+    got = json.loads(line[len(RESULT):])
     got.update(started=t0, whole_s=result_at - t0, load_s=got["ready"] - t0,
                gen_s=got["done"] - got["ready"])
     got["rate"] = got["prompts"] / got["gen_s"]

@@ -97,21 +97,18 @@ class PacedScheduler:
         self.budget = max_num_batched_tokens
         self.running: list[_Request] = []
         self.waiting: collections.deque[_Request] = collections.deque()
+        self.running_seqs = 0  # sequences (samples) of the running requests
+        self.waiting_seqs = 0
 
     def add(self, request: _Request) -> None:
         self.waiting.append(request)
+        self.waiting_seqs += request.seqs
 
     def abort(self, ids: set[str]) -> None:
         self.running = [r for r in self.running if r.request_id not in ids]
         self.waiting = collections.deque(r for r in self.waiting if r.request_id not in ids)
-
-    @property
-    def running_seqs(self) -> int:
-        return sum(r.seqs for r in self.running)
-
-    @property
-    def waiting_seqs(self) -> int:
-        return sum(r.seqs for r in self.waiting)
+        self.running_seqs = sum(r.seqs for r in self.running)
+        self.waiting_seqs = sum(r.seqs for r in self.waiting)
 
     def _fits(self, r: _Request) -> bool:
         """A slot for each of its samples (one request alone always fits)."""
@@ -135,6 +132,8 @@ class PacedScheduler:
                     r.generated = 1  # the prefill step samples the first token
         while self.waiting and budget > 0 and self._fits(self.waiting[0]):
             r = self.waiting.popleft()
+            self.waiting_seqs -= r.seqs
+            self.running_seqs += r.seqs
             chunk = min(budget, r.prompt_tokens)
             budget -= chunk
             prefill += chunk
@@ -145,6 +144,7 @@ class PacedScheduler:
         finished = [r for r in self.running if r.done]
         if finished:
             self.running = [r for r in self.running if not r.done]
+            self.running_seqs -= sum(r.seqs for r in finished)
         return StepPlan(prefill, decode), finished
 
 

@@ -151,7 +151,7 @@ class Replica:
         clock.marks.update(getattr(self._engine, "startup_marks", {}))
         clock.marks.setdefault("engine_ready", time.time())
         path = getattr(self._engine, "milestones", None)
-        return phases(clock, read_milestones(path) if path else [])
+        return phases(clock, read_milestones(path, remove=True) if path else [])
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.process, batch)

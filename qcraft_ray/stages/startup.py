@@ -94,9 +94,13 @@ def watch_milestones() -> str:
     logging.getLogger("vllm").addHandler(Milestones(path))
     own_config = os.environ.get("VLLM_LOGGING_CONFIG_PATH")
     if not own_config and os.environ.get("VLLM_CONFIGURE_LOGGING", "1") != "0":
+        try:
+            config = milestones_logging_config(path)
+        except (ImportError, AttributeError, KeyError, TypeError):  # another vLLM's logging
+            return path  # the core process's phases stay unknown; the engine is untouched
         config_path = path[: -len(".jsonl")] + "-logging.json"
         with open(config_path, "w", encoding="utf-8") as f:
-            json.dump(milestones_logging_config(path), f)
+            json.dump(config, f)
         os.environ["VLLM_LOGGING_CONFIG_PATH"] = config_path  # read by the core process
     return path
 
@@ -122,10 +126,14 @@ def _started() -> float | None:
         return None
 
 
-def read_milestones(path: str) -> list[dict[str, Any]]:
+def read_milestones(path: str, remove: bool = False) -> list[dict[str, Any]]:
+    """The milestones in ``path`` (none when it is missing); ``remove``: then delete it."""
     try:
         with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [json.loads(line) for line in f if line.strip()]
+        if remove:
+            os.unlink(path)
+        return lines
     except OSError:
         return []
 

@@ -87,3 +87,10 @@ def test_the_first_step_joins_the_phases_in_the_summary():
     summary = replica_summary(ready, occ)
     assert summary.startup is not None and summary.startup.first_step_s == 2.5
     assert summary.startup.process_s == 1.0 and summary.startup.other_s == 4.0
+
+
+def test_read_milestones_can_remove_the_file(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"t": 1.0, "pid": 1, "kind": "load_started", "args": []}\n')
+    assert read_milestones(str(path), remove=True)[0]["kind"] == "load_started"
+    assert not path.exists()

@@ -25,6 +25,7 @@ def to_cli_args(argv: list[str]) -> list[str]:
     p.add_argument("--address", default=None)
     p.add_argument("--shard", default=None)
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--measure", type=int, default=0)
     args = p.parse_args(argv)
     out = ["run", args.config]
     for item in args.overrides:
@@ -35,6 +36,8 @@ def to_cli_args(argv: list[str]) -> list[str]:
         out += ["--shard", args.shard]
     if args.dry_run:
         out.append("--dry-run")
+    if args.measure:
+        out += ["--measure", str(args.measure)]
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from qcraft_ray.config import RunConfig
 from qcraft_ray.config_loader import load_config
-from qcraft_ray.errors import OutputPathError, UserError
+from qcraft_ray.errors import ConfigError, OutputPathError, UserError
 
 log = logging.getLogger("qcraft")
 
@@ -150,6 +150,11 @@ def run_command(args: argparse.Namespace) -> int:
     from qcraft_ray.mode import Mode
 
     t0 = time.monotonic()
+    estimating = args.command == "plan" or args.dry_run
+    if args.measure < 0 or (args.measure and not estimating):
+        raise ConfigError(
+            f"--measure {args.measure}: a number of prompts >= 1, with qcraft plan or --dry-run"
+        )
     shard = [f"input.shard={args.shard}"] if args.shard else []
     cfg = load_config(args.config, [*args.overrides, *shard])
     plan = plan_input(cfg)  # bad input fails here, before Ray starts
@@ -164,7 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
     log.info("ray ready (%.1f s)", time.monotonic() - t0)
     from qcraft_ray.run import estimate_run, run  # imports Ray: only after init_ray's setup
 
-    if args.command == "plan" or args.dry_run:
+    if estimating:
         _print({"plan": estimate_run(cfg, plan, measure=args.measure)})
         return 0
     report = run(cfg, plan, Mode.PASSAGES if args.command == "passages" else Mode.GENERATE)

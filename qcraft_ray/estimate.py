@@ -119,9 +119,12 @@ def measure_rate(cfg: RunConfig, prompts: list[list[int]]) -> MeasuredRate:
         ray.kill(probe)
 
 
-def estimate(counts: RowCounts, cfg: RunConfig, measured: MeasuredRate | None) -> dict[str, Any]:
+def estimate(
+    counts: RowCounts, cfg: RunConfig, measured: MeasuredRate | None, asked: bool = False
+) -> dict[str, Any]:
     """Generated tokens, engine-hours and GPU-hours for the plan's prompts (and the cost,
-    with ``estimate.gpu_hour_price``), at the measured rate or the configured one."""
+    with ``estimate.gpu_hour_price``), at the measured rate or the configured one
+    (``asked``: a measurement was asked for)."""
     est, gen = cfg.estimate, cfg.generation
     prompts = counts.outputs.get(S.STATUS_PENDING, 0)
     if measured is not None:
@@ -149,6 +152,8 @@ def estimate(counts: RowCounts, cfg: RunConfig, measured: MeasuredRate | None) -
     }
     if est.gpu_hour_price is not None:
         out["cost"] = round(out["gpu_hours"] * est.gpu_hour_price, 2)
+    if measured is None and asked:
+        out["note"] += " (--measure: the input has no prompt to measure on)"
     if measured is not None:
         out["measured"] = {**asdict(measured), "tokens_per_second": round(rate, 1)}
     return out

@@ -53,7 +53,7 @@ def estimate_run(cfg: RunConfig, plan: InputPlan | None = None, measure: int = 0
         "by_language_type": counts.by_language_type,
         "rejected": counts.rejected,
         "by_language": counts.by_language,
-        "estimate": estimate(counts, cfg, measured),
+        "estimate": estimate(counts, cfg, measured, asked=measure > 0),
     }
 
 

@@ -34,3 +34,12 @@ def test_bad_input_named_before_ray_starts(tmp_path):
 def test_job_entry_translates_to_cli():
     assert to_cli_args(["--config", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]) \
         == ["run", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]
+    assert to_cli_args(["--config", "c.yaml", "--dry-run", "--measure", "64"]) \
+        == ["run", "c.yaml", "--dry-run", "--measure", "64"]
+
+
+def test_measure_needs_a_plan_and_a_count():
+    for args in (["run", LOCAL, "--measure", "8"], ["plan", LOCAL, "--measure", "-1"]):
+        res = qcraft(*args)
+        assert res.returncode == 2 and "--measure" in res.stderr, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr

@@ -73,3 +73,8 @@ def test_engine_probe_times_the_instant_engine(tmp_path):
     got = EngineProbe(cfg).measure([[1000 + i] * 50 for i in range(8)])
     assert got.prompts == 8 and got.prompt_tokens == 400 and got.generated_tokens >= 8
     assert got.seconds > 0 and got.gpus == 0
+
+
+def test_a_measure_with_nothing_to_measure_says_so():
+    got = estimate(RowCounts(outputs={}), config(), None, asked=True)
+    assert got["source"] == "config" and "no prompt to measure" in got["note"]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.feeding import Feeder
 from qcraft_ray.stages.occupancy import Occupancy, scheduler_stats_logger
-from qcraft_ray.stages.startup import watch_milestones
+from qcraft_ray.stages.startup import stop_watching, watch_milestones
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class VLLMEngine:
             stat_loggers=[scheduler_stats_logger(self.occupancy)],
         )
         self.startup_marks["engine_ready"] = time.time()
+        stop_watching(self.milestones)
         params = SamplingParams(
             temperature=gen.temperature,
             top_p=gen.top_p if gen.temperature > 0 else 1.0,

@@ -12,6 +12,7 @@ A record that a vLLM version does not log leaves its phase out; the time goes to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ WEIGHTS_LOADED = "Loading weights took %.2f seconds"  # the model loader's, on e
 LOAD_DONE = "Model loading took %s GiB memory and %.6f seconds"  # GPU runners, after it
 INIT_ENGINE_PREFIX = "init engine (profile, create kv cache, warmup model) took"
 MILESTONES_ENV = "QCRAFT_STARTUP_LOG"
+LOGGING_SUFFIX = "-logging.json"
 
 
 class Milestones(logging.Handler):
@@ -98,11 +100,21 @@ def watch_milestones() -> str:
             config = milestones_logging_config(path)
         except (ImportError, AttributeError, KeyError, TypeError):  # another vLLM's logging
             return path  # the core process's phases stay unknown; the engine is untouched
-        config_path = path[: -len(".jsonl")] + "-logging.json"
+        config_path = path[: -len(".jsonl")] + LOGGING_SUFFIX
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump(config, f)
         os.environ["VLLM_LOGGING_CONFIG_PATH"] = config_path  # read by the core process
     return path
+
+
+def stop_watching(path: str) -> None:
+    """Once the engine is up: processes vLLM starts from now on log as vLLM would, and
+    the logging config :func:`watch_milestones` wrote is removed."""
+    config_path = path[: -len(".jsonl")] + LOGGING_SUFFIX
+    if os.environ.get("VLLM_LOGGING_CONFIG_PATH") == config_path:
+        del os.environ["VLLM_LOGGING_CONFIG_PATH"]
+    with contextlib.suppress(OSError):
+        os.unlink(config_path)
 
 
 class StartupClock:

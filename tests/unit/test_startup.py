@@ -94,3 +94,23 @@ def test_read_milestones_can_remove_the_file(tmp_path):
     path.write_text('{"t": 1.0, "pid": 1, "kind": "load_started", "args": []}\n')
     assert read_milestones(str(path), remove=True)[0]["kind"] == "load_started"
     assert not path.exists()
+
+
+def test_watching_vllms_logging_ends_when_the_engine_is_up(monkeypatch):
+    """The engine core's process reads the logging config while it starts; afterwards
+    the replica's environment is as it was and the config file is gone."""
+    from qcraft_ray.stages.startup import stop_watching, watch_milestones
+
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("VLLM_CONFIGURE_LOGGING", raising=False)
+    monkeypatch.setenv("QCRAFT_STARTUP_LOG", "")  # restored after the test
+    path = watch_milestones()
+    config = os.environ["VLLM_LOGGING_CONFIG_PATH"]
+    handlers = json.load(open(config))["loggers"]["vllm"]["handlers"]
+    assert "qcraft_startup" in handlers and "vllm" in handlers  # vLLM's own output stays
+    stop_watching(path)
+    assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ and not os.path.exists(config)
+    for h in list(logging.getLogger("vllm").handlers):  # the in-process handler, for tests
+        if isinstance(h, Milestones):
+            logging.getLogger("vllm").removeHandler(h)
+    os.unlink(path)

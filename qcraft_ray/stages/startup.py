@@ -39,19 +39,19 @@ class Milestones(logging.Handler):
 
     def __init__(self, path: str | None = None) -> None:
         super().__init__(logging.INFO)
-        self._path = path or os.environ.get(MILESTONES_ENV)
+        self.path = path or os.environ.get(MILESTONES_ENV)
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.msg if isinstance(record.msg, str) else ""
         kind = _kind(msg)
-        if kind is None or not self._path:
+        if kind is None or not self.path:
             return
         numbers = [a for a in (record.args or ()) if isinstance(a, (int, float))]
         line = {"t": record.created, "pid": record.process, "kind": kind, "args": numbers}
         if kind == "init_engine":
             line["compile_s"] = numbers[1] if len(numbers) > 1 else 0.0
         try:
-            with open(self._path, "a", encoding="utf-8") as f:
+            with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
         except OSError:  # telemetry never breaks the engine
             pass
@@ -108,8 +108,13 @@ def watch_milestones() -> str:
 
 
 def stop_watching(path: str) -> None:
-    """Once the engine is up: processes vLLM starts from now on log as vLLM would, and
-    the logging config :func:`watch_milestones` wrote is removed."""
+    """Once the engine is up: this process's handler for ``path`` goes (another engine
+    built in the process adds its own), processes vLLM starts from now on log as vLLM
+    would, and the logging config :func:`watch_milestones` wrote is removed."""
+    vllm_log = logging.getLogger("vllm")
+    for h in list(vllm_log.handlers):
+        if isinstance(h, Milestones) and h.path == path:
+            vllm_log.removeHandler(h)
     config_path = path[: -len(".jsonl")] + LOGGING_SUFFIX
     if os.environ.get("VLLM_LOGGING_CONFIG_PATH") == config_path:
         del os.environ["VLLM_LOGGING_CONFIG_PATH"]
@@ -123,9 +128,6 @@ class StartupClock:
     def __init__(self, process_started: float | None = None) -> None:
         self.marks: dict[str, float] = {"constructor": time.time()}
         self.process_started = process_started if process_started is not None else _started()
-
-    def mark(self, name: str) -> None:
-        self.marks[name] = time.time()
 
 
 def _started() -> float | None:

@@ -108,9 +108,10 @@ def test_watching_vllms_logging_ends_when_the_engine_is_up(monkeypatch):
     config = os.environ["VLLM_LOGGING_CONFIG_PATH"]
     handlers = json.load(open(config))["loggers"]["vllm"]["handlers"]
     assert "qcraft_startup" in handlers and "vllm" in handlers  # vLLM's own output stays
+    assert any(isinstance(h, Milestones) and h.path == path
+               for h in logging.getLogger("vllm").handlers)
     stop_watching(path)
     assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ and not os.path.exists(config)
-    for h in list(logging.getLogger("vllm").handlers):  # the in-process handler, for tests
-        if isinstance(h, Milestones):
-            logging.getLogger("vllm").removeHandler(h)
+    assert not any(isinstance(h, Milestones) and h.path == path  # nor its handler
+                   for h in logging.getLogger("vllm").handlers)
     os.unlink(path)

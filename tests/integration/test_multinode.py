@@ -259,10 +259,12 @@ def test_a_worker_joining_mid_run_gets_replicas(cluster, tiny_model, tmp_path):
     wait_for_job_agent(cluster)
     out_dir = str(tmp_path / "out")
     types = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
+    # the paced engine (vLLM's scheduling at a set pace, no model): what is under test is
+    # the pool growing onto a new node, and a slow pace keeps the run going long enough
+    # for the worker to join without four CPU engines loading on two cores
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS,
-            f"generation.types={json.dumps(types)}", "generation.max_new_tokens=64",
-            # long enough for a worker to join and load an engine before the run ends
-            "quality.language_id=true",
+            f"generation.types={json.dumps(types)}", "generation.engine.backend=paced",
+            "generation.engine.paced.prefill_tokens_per_s=6000",
             "generation.replicas=1..4", "report.progress_interval_s=1",
             # few batches a replica, so work queues and the pool grows (16 in flight would
             # let the first replica take most of this small corpus)

@@ -3,6 +3,7 @@
 qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/N] [--dry-run]
 qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N] [--measure N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
+qcraft doctor CONFIG.yaml [--set ...] [--address ADDR]
 qcraft report OUTPUT_PATH [--html FILE]
 qcraft inspect OUTPUT_PATH [--language L] [--type T] [--lowest K | --none | --wrong-language] [-k N]
 qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
@@ -99,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
             "passages", help="read -> passages -> write: pre-chunk a corpus, no generation"
         )
     )
+    doc = sub.add_parser(
+        "doctor", help="check what a run would need (versions, GPUs, model, input, output)"
+    )
+    doc.add_argument("config", help="YAML config file")
+    doc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    doc.add_argument("--address", default=None, help="the Ray cluster to check")
     rep = sub.add_parser("report", help="summarize a finished output; write an HTML report")
     rep.add_argument("path", help="the run's output.path")
     rep.add_argument(
@@ -145,6 +152,36 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    """One line per check; exit code 1 if any failed. Writes no data."""
+    from qcraft_ray.doctor import diagnose, failed, render
+
+    cfg = load_config(args.config, args.overrides)
+    address = cluster_address(cfg, args.address)
+    try:
+        found = diagnose(cfg, address, join=lambda a: init_ray(cfg, a))
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+    print(render(found))
+    return 1 if failed(found) else 0
+
+
+def _preflight(cfg: RunConfig) -> None:
+    """The cheap checks before anything else: a FAIL stops the run, a WARN is logged."""
+    from qcraft_ray.compat.versions import Verdict
+    from qcraft_ray.doctor import preflight
+    from qcraft_ray.errors import UnsupportedVersionError
+
+    found = preflight(cfg)
+    bad = [f.line() for f in found if f.verdict == Verdict.FAIL]
+    if bad:
+        raise UnsupportedVersionError("; ".join(bad))
+    for f in found:
+        if f.verdict == Verdict.WARN:
+            log.warning("%s", f.line())
+
+
 def run_command(args: argparse.Namespace) -> int:
     from qcraft_ray.io.discover import plan_input
     from qcraft_ray.mode import Mode
@@ -157,6 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
     shard = [f"input.shard={args.shard}"] if args.shard else []
     cfg = load_config(args.config, [*args.overrides, *shard])
+    _preflight(cfg)
     plan = plan_input(cfg)  # bad input fails here, before Ray starts
     log.info(
         "inputs checked: %d files, %d documents (%.1f s)",
@@ -280,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             return report_command(args)
         if args.command == "inspect":
             return inspect_command(args)
+        if args.command == "doctor":
+            return doctor_command(args)
         if args.command == "score":
             from qcraft_ray.config import ScoreConfig, StorageConfig
             from qcraft_ray.passes.rescore import rescore

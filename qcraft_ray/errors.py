@@ -33,6 +33,11 @@ class MissingLakeExtraError(UserError, RuntimeError):
     """An Iceberg setting is used without pyiceberg installed."""
 
 
+class UnsupportedVersionError(UserError, RuntimeError):
+    """An installed Ray or vLLM is outside the supported range, or lacks an API the job
+    uses; the message names the version, the range and what to install."""
+
+
 # What an engine raises for one bad request (a prompt it refuses): the row becomes an
 # error row and the rest of its batch goes on. Anything else is fatal to the batch.
 ROW_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError)

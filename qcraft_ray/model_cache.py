@@ -98,6 +98,13 @@ def stage(uri: str, model: ModelConfig, storage: StorageConfig, weights: bool = 
         return target
 
 
+def model_files(location: str, storage: StorageConfig) -> dict[str, int]:
+    """Relative path -> size of every file of the model folder at ``location`` (a local
+    path or an object-storage URI); empty when there is none."""
+    fs, inner = filesystems.resolve(location, storage)
+    return _listing(fs, inner, RetryPolicy(1, 1.0), weights=True)
+
+
 def _listing(fs: pafs.FileSystem, inner: str, retry: RetryPolicy, weights: bool) -> dict[str, int]:
     infos = retry.call(
         lambda: fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True)),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
+from typing import Any
 
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy, Dataset
-from ray.data._internal.logical.operators import StreamingRepartition
 
 from qcraft_ray import schema as S
+from qcraft_ray.compat.ray_data import actor_pool, set_repartition_cpus
 from qcraft_ray.config import GenerationConfig, RunConfig
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.io.read import FineWebDatasource
@@ -27,6 +29,8 @@ from qcraft_ray.stages.prompts import PromptStage, TypeDraw
 from qcraft_ray.stages.quality import QualityStage
 from qcraft_ray.stages.score import Scorer
 from qcraft_ray.store.layout import Layout
+
+log = logging.getLogger(__name__)
 
 
 def read(cfg: RunConfig, plan: InputPlan, state: RunState | None = None) -> Dataset:
@@ -53,11 +57,12 @@ def _cpu_stage(
     # Dataset.repartition takes no task options, so its tasks ask 1 CPU; Ray Data fuses
     # it into the stage before only when both ask the same. Unfused, every block makes
     # one more task and object-store copy (cost: bench/RESULTS-ceiling.md), and a 1-CPU
-    # task can wait forever on a small cluster.
-    # (Ray Data's logical plan, private: ray is pinned, and test_job checks the fusion)
-    cut = getattr(getattr(out, "_logical_plan", None), "dag", None)
-    if isinstance(cut, StreamingRepartition):
-        cut.ray_remote_args["num_cpus"] = cfg.ray.passage_cpus
+    # task can wait forever on a small cluster (test_job checks the fusion).
+    if not set_repartition_cpus(out, cfg.ray.passage_cpus):
+        log.warning(
+            "this Ray's Data plan has another shape: the prompt stage's blocks are cut in "
+            "tasks of their own that ask 1 CPU each"
+        )
     return out
 
 
@@ -91,16 +96,12 @@ def prompts(
 QUEUED_PER_CALL = 2
 
 
-def replica_pool(gen: GenerationConfig) -> ActorPoolStrategy:
+def replica_pool(gen: GenerationConfig) -> tuple[ActorPoolStrategy, dict[str, Any]]:
     """The engine replicas' actor pool: an async UDF, ``batches_in_flight`` batches
-    running at once in each replica and as many queued."""
+    running at once in each replica and as many queued (the strategy, and the
+    ``map_batches`` arguments the installed Ray wants with it)."""
     low, high = gen.replica_range
-    return ActorPoolStrategy(
-        min_size=low,
-        max_size=high,
-        max_tasks_in_flight_per_actor=QUEUED_PER_CALL * gen.batches_in_flight,
-        max_concurrent_calls_per_actor=gen.batches_in_flight,
-    )
+    return actor_pool(low, high, QUEUED_PER_CALL * gen.batches_in_flight, gen.batches_in_flight)
 
 
 def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None) -> Dataset:
@@ -108,6 +109,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
     when they die; rows that keep killing them are recorded as errors)."""
     gen = cfg.generation
     deaths = RemoteRowDeaths(on_this_node(RowDeaths))
+    pool, pool_args = replica_pool(gen)
     return ds.map_batches(
         Replica,
         fn_constructor_kwargs=dict(
@@ -118,12 +120,13 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
             progress=progress,
             storage=cfg.storage,
         ),
-        compute=replica_pool(gen),
+        compute=pool,
         batch_format="pyarrow",
         batch_size=gen.batch_size,
         num_gpus=gen.gpus_per_replica,
         num_cpus=gen.cpus_per_replica,
         runtime_env={"env_vars": dict(gen.engine.env)} if gen.engine.env else None,
+        **pool_args,
     )
 
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.data import Datasource, ReadTask
-from ray.data.block import BlockMetadata
+from ray.data import Datasource
 
 from qcraft_ray import schema as S
+from qcraft_ray.compat.ray_data import read_task
 from qcraft_ray.config import InputConfig, StorageConfig
 from qcraft_ray.io.documents import to_documents, unreadable_documents
 from qcraft_ray.io.plan import Fragment, InputPlan, fragments_to_read
@@ -164,16 +164,15 @@ class FineWebDatasource(Datasource):
             if sum(self._done[u] for u in skip) == frag.num_rows:
                 continue
             share = frag.num_rows / max(frag.file.num_rows, 1)
-            meta = BlockMetadata(
-                num_rows=frag.num_rows,
-                size_bytes=int(frag.file.text_bytes * share),
-                exec_stats=None,
-                input_files=(frag.file.display,),
-            )
             read_fn = functools.partial(read_fragment, frag, self._cfg, self._storage, skip)
             tasks.append(
-                ReadTask(
-                    read_fn, meta, schema=S.DOCUMENT_SCHEMA, per_task_row_limit=per_task_row_limit
+                read_task(
+                    read_fn,
+                    num_rows=frag.num_rows,
+                    size_bytes=int(frag.file.text_bytes * share),
+                    input_files=(frag.file.display,),
+                    schema=S.DOCUMENT_SCHEMA,
+                    per_task_row_limit=per_task_row_limit,
                 )
             )
         return tasks

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from qcraft_ray.compat.vllm_api import require_vllm
 from qcraft_ray.config import GenerationConfig, ModelConfig
 from qcraft_ray.stages.feeding import Feeder
 from qcraft_ray.stages.occupancy import Occupancy, scheduler_stats_logger
@@ -65,9 +66,9 @@ class VLLMEngine:
         if threads is not None:
             # This process belongs to the replica: set before torch/vLLM read it.
             os.environ["OMP_NUM_THREADS"] = str(threads)
-        from vllm import SamplingParams
+        require_vllm()  # a clear error where this vLLM lacks a name used below
         from vllm.engine.arg_utils import EngineArgs
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
         from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.llm_engine import LLMEngine
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from qcraft_ray import schema as S
+from qcraft_ray.compat.ray_data import give_thread_an_event_loop
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.errors import ROW_ERRORS
 from qcraft_ray.model_cache import staged
@@ -118,6 +119,7 @@ class Replica:
     ) -> None:
         """``storage``: how to reach a model on object storage (staged to this node)."""
         t0, clock = time.monotonic(), StartupClock()
+        give_thread_an_event_loop()  # Ray Data < 2.55 runs this async UDF on it
         self._started_at = clock.marks["constructor"]
         self._progress = progress
         self._deaths = deaths

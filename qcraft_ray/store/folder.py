@@ -160,6 +160,15 @@ class OutputFolder:
     def create(self) -> None:
         self._call(lambda: self._fs.create_dir(self.root, recursive=True), "creating")
 
+    def remove(self) -> None:
+        """Delete the root folder and everything in it; one already gone is fine."""
+
+        def rm() -> None:
+            if self._fs.get_file_info(self.root).type == pafs.FileType.Directory:
+                self._fs.delete_dir(self.root)
+
+        self._call(rm, "deleting")
+
     def clear(self) -> None:
         """Delete everything under the root."""
         self._call(lambda: self._fs.delete_dir_contents(self.root, missing_dir_ok=True), "clearing")

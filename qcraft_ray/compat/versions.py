@@ -110,6 +110,6 @@ def same_ray(driver: str, cluster: str | None) -> tuple[Verdict, str]:
     if Version(driver) != Version(cluster):
         return Verdict.FAIL, (
             f"the cluster runs Ray {cluster} and this driver Ray {driver}: Ray needs the "
-            f"same release on both; install ray=={cluster} here (constraints: deploy/README)"
+            f"same release on both; install ray=={cluster} here"
         )
     return Verdict.OK, f"the cluster runs Ray {cluster}, as this driver"

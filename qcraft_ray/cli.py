@@ -235,8 +235,7 @@ def run_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """Print the summary table and write the self-contained HTML page. No Ray."""
     from qcraft_ray.config import StorageConfig
-    from qcraft_ray.ledger.counts import RowCounts
-    from qcraft_ray.ledger.manifests import read_manifests
+    from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.report.model import read_run
     from qcraft_ray.report.page import render_html, render_text
     from qcraft_ray.report.summary import summarize
@@ -249,7 +248,7 @@ def report_command(args: argparse.Namespace) -> int:
             "outputs; its _report.json has the counts"
         )
     # the accepted manifests are what the output is
-    summary = summarize(args.path, RowCounts.merge(m.counts for m in read_manifests(folder)))
+    summary = summarize(args.path, fold(folder).counts)
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")
     if args.html:
@@ -266,12 +265,12 @@ def report_command(args: argparse.Namespace) -> int:
 def inspect_command(args: argparse.Namespace) -> int:
     """Print examples picked from the data files (see qcraft_ray.report.examples)."""
     from qcraft_ray.config import StorageConfig
-    from qcraft_ray.ledger.manifests import read_manifests
+    from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.report.examples import KINDS, inert, pick
     from qcraft_ray.report.model import read_run
 
     folder, _ = read_run(args.path, StorageConfig())
-    files = [f for m in read_manifests(folder) for f in m.data_files]
+    files = fold(folder).data_files
     kinds: tuple[str, ...] = KINDS
     k = args.k
     if args.lowest is not None:

@@ -15,10 +15,11 @@ from qcraft_ray.config import RunConfig
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import commit_run
 from qcraft_ray.ledger import lease
-from qcraft_ray.ledger.counts import RowCounts
-from qcraft_ray.ledger.reconcile import accepted_manifests, reconcile
+from qcraft_ray.ledger.checkpoints import invalidate, write_checkpoint
+from qcraft_ray.ledger.committed import Committed
+from qcraft_ray.ledger.manifests import read_manifest
+from qcraft_ray.ledger.reconcile import accepted, reconcile
 from qcraft_ray.ledger.state import RunState, now_iso
-from qcraft_ray.ledger.units import merge_units
 from qcraft_ray.passes.percentile import filter_by_percentile
 from qcraft_ray.progress import FinalProgress
 from qcraft_ray.report.examples import REPORT_FILES, pick, spread
@@ -33,7 +34,7 @@ from qcraft_ray.report.model import (
     package_versions,
 )
 from qcraft_ray.report.quality import quality_of
-from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR
+from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
 from qcraft_ray.store.layout import Layout
 from qcraft_ray.telemetry import EngineOccupancy
 
@@ -54,12 +55,12 @@ def finalise(
     or documents are unaccounted for (the report then says ``incomplete``)."""
     folder = state.folder
     lease.check(folder, state.attempt)  # a driver that lost its lease writes nothing more
-    manifests, orphans = accepted_manifests(folder, state)
+    committed, orphans = accepted(folder, state)
     layout = Layout.of(cfg.output.partition_by, cfg.input.language_map)
     if cfg.score.enabled and cfg.score.min_percentile is not None and state.mode.generates:
-        manifests = filter_by_percentile(folder, manifests, cfg.score.min_percentile, layout)
-    counts = RowCounts.merge(m.counts for m in manifests)
-    problems = reconcile(plan.total_rows, counts, merge_units(m.units for m in manifests))
+        committed = filtered(folder, committed, cfg.score.min_percentile, layout)
+    counts = committed.counts
+    problems = reconcile(plan.total_rows, counts, committed.units)
     wall = time.monotonic() - t0
     done = tracked.counters
     repeated = done.get("prompts_repeated", 0)  # generated twice (counted once in the work)
@@ -107,7 +108,7 @@ def finalise(
             data_glob=layout.data_glob(),
             rows=sum(counts.outputs.values()),
             rejected_rows=sum(counts.rejected.values()),
-            files=sum(len(m.files) for m in manifests),
+            files=len(committed.files),
         ),
         documents_accounted=counts.documents,
         orphan_files_removed=len(state.removed_orphans) + len(orphans),
@@ -119,7 +120,7 @@ def finalise(
     )
     k = cfg.report.examples_per_language
     if k and state.mode.generates and not problems:
-        files = spread([f for m in manifests for f in m.data_files], REPORT_FILES)
+        files = spread(committed.data_files, REPORT_FILES)
         report.examples = pick(folder, files, k)
     report.write(folder)
     if problems:
@@ -129,15 +130,29 @@ def finalise(
             cfg.output.iceberg,
             cfg.storage,
             state.run_id,
-            [folder.uri(f) for m in manifests for f in m.data_files],
+            [folder.uri(f) for f in committed.data_files],
             state.mode.schema,
             layout.for_schema(state.mode.schema).partition_by,
         )
         report.write(folder)
+    write_checkpoint(folder, committed)  # what qcraft report and later passes read first
     folder.write_bytes(SUCCESS_FILE, b"")
     folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
     lease.release(folder, state.attempt)
     return report
+
+
+def filtered(
+    folder: OutputFolder, committed: Committed, percentile: float, layout: Layout
+) -> Committed:
+    """The percentile filter over the accepted manifests (a pass over every data file:
+    it holds the manifests), and what its new manifests add up to."""
+    invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
+    manifests = [read_manifest(folder, n) for n in sorted(committed.names)]
+    out = Committed()
+    for m in filter_by_percentile(folder, manifests, percentile, layout):
+        out.add(m)
+    return out
 
 
 def engine_section(tracked: EngineOccupancy, t0: float) -> EngineOccupancy:

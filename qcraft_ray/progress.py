@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from qcraft_ray.digests import DigestSet, digest
 from qcraft_ray.placement import on_this_node
 from qcraft_ray.telemetry import (
     EngineOccupancy,
@@ -54,15 +55,13 @@ class ProgressTracker:
         self._counts: Counter = Counter()
         self._ready: dict[str, ReplicaReady] = {}
         self._engines: dict[str, OccupancySnapshot | None] = {}  # replica -> latest
-        self._seen: set[str] = set()  # keys of counters already counted
+        self._seen = DigestSet()  # digests of the keys of counters already counted
 
     def add(self, counters: dict[str, float], once: str | None = None) -> None:
         """Add ``counters``. ``once``: what they count (a work unit read, a manifest
         committed); a task that Ray runs again sends the same key, and is counted once."""
-        if once is not None:
-            if once in self._seen:
-                return
-            self._seen.add(once)
+        if once is not None and not self._seen.add(digest(once)):
+            return
         self._counts.update(counters)
 
     def snapshot(self) -> dict[str, float]:

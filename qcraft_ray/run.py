@@ -16,6 +16,7 @@ from qcraft_ray.io.discover import plan_input
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import check_table
 from qcraft_ray.ledger import lease
+from qcraft_ray.ledger.compactor import compacting
 from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
 from qcraft_ray.ledger.state import now_iso, open_run
 from qcraft_ray.mode import Mode
@@ -78,9 +79,12 @@ def run(cfg: RunConfig, plan: InputPlan | None = None, mode: Mode = Mode.GENERAT
         with lease.renewing(state.folder, state.lease):
             if state.documents_done < plan.total_rows:
                 pipeline = PIPELINES[mode]
-                with track_progress(
-                    plan.total_rows, cfg.report.progress_interval_s, state.documents_done
-                ) as (progress, tracked):
+                with (
+                    compacting(state, cfg.output),
+                    track_progress(
+                        plan.total_rows, cfg.report.progress_interval_s, state.documents_done
+                    ) as (progress, tracked),
+                ):
                     pipeline(cfg, plan, state, progress)
             return finalise(cfg, plan, state, tracked, started, t0)
     finally:

@@ -175,6 +175,22 @@ class OutputConfig(Section):
         "re-generates at most this many rows per write in flight.",
         json_schema_extra=MAY_CHANGE,
     )
+    checkpoint_every: int = Field(
+        2000,
+        ge=0,
+        description="While a run goes, the driver writes a checkpoint of the committed "
+        "manifests (_checkpoints/: their counters and work units, merged) once this many "
+        "were committed since the last; a resume, the finalise and qcraft report read it "
+        "and only the manifests after it. 0: only the finalise writes one.",
+        json_schema_extra=MAY_CHANGE,
+    )
+    checkpoint_poll_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the driver counts the manifests committed since the last "
+        "checkpoint (a listing of _manifests/).",
+        json_schema_extra=MAY_CHANGE,
+    )
     lease_ttl_s: float = Field(
         120.0,
         gt=0,

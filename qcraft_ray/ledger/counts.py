@@ -107,10 +107,20 @@ class RowCounts:
 
     @classmethod
     def merge(cls, parts: Iterable[RowCounts]) -> RowCounts:
-        total: Nested = {}
+        total = cls()
         for part in parts:
-            total = _combine(total, part.to_json(), 1)
-        return cls.from_json(total)
+            total.add(part)
+        return total
+
+    def add(self, other: RowCounts) -> None:
+        """Add ``other``'s counts into these, in place (``other`` is not changed): the
+        cost of ``other``'s size, however large these have grown."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(theirs, dict):
+                _add_into(mine, theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
 
     def plus(self, other: RowCounts) -> RowCounts:
         return RowCounts.from_json(_combine(self.to_json(), other.to_json(), 1))
@@ -126,6 +136,14 @@ class RowCounts:
             group: {k: round(v["sum"] / v["n"], 4) for k, v in sorted(sums.items()) if v["n"]}
             for group, sums in self.score_sums.items()
         }
+
+
+def _add_into(acc: dict, other: dict) -> None:
+    for k, v in other.items():
+        if isinstance(v, dict):
+            _add_into(acc.setdefault(k, {}), v)
+        else:
+            acc[k] = acc.get(k, 0) + v
 
 
 def _combine(a: Any, b: Any, sign: int) -> Any:

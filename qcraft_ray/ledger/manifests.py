@@ -19,7 +19,9 @@ old manifest with its old files or the new one with its new files, plus orphans.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -95,15 +97,35 @@ def commit(folder: OutputFolder, manifest: Manifest) -> None:
     folder.write_json(f"{MANIFEST_DIR}/{manifest.name}", manifest.to_json())
 
 
-def read_manifests(folder: OutputFolder, max_workers: int = 32) -> list[Manifest]:
-    """Every committed manifest in the folder (read in parallel threads)."""
-    names = folder.list_files(MANIFEST_DIR, ".json")
+def manifest_names(folder: OutputFolder) -> list[str]:
+    """The names of the committed manifests (a listing: nothing read)."""
+    return [rel.rsplit("/", 1)[-1] for rel in folder.list_files(MANIFEST_DIR, ".json")]
+
+
+def read_manifest(folder: OutputFolder, name: str) -> Manifest:
+    rel = f"{MANIFEST_DIR}/{name}"
+    return Manifest.from_json(folder.read_json(rel), folder.display(rel))
+
+
+def iter_manifests(
+    folder: OutputFolder, names: list[str], max_workers: int = 32, window: int = 512
+) -> Iterator[Manifest]:
+    """The manifests ``names``, read in parallel threads and handed out in order, at most
+    ``window`` read ahead (the caller folds each and lets it go)."""
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return list(
-            pool.map(
-                lambda rel: Manifest.from_json(folder.read_json(rel), folder.display(rel)), names
-            )
-        )
+        ahead: deque[Future[Manifest]] = deque()
+        for name in names:
+            ahead.append(pool.submit(read_manifest, folder, name))
+            if len(ahead) >= window:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
+def read_manifests(folder: OutputFolder, max_workers: int = 32) -> list[Manifest]:
+    """Every committed manifest in the folder, all held at once (passes that rewrite
+    every file use this; the run's bookkeeping folds them: ledger.checkpoints.fold)."""
+    return list(iter_manifests(folder, manifest_names(folder), max_workers))
 
 
 def remove(folder: OutputFolder, manifest: Manifest) -> None:
@@ -120,7 +142,11 @@ def data_and_rejected_files(folder: OutputFolder) -> list[str]:
 def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]:
     """Delete data files that none of ``manifests`` commits, and ``_temporary/``;
     return what went."""
-    committed = {f for m in manifests for f in m.files}
+    return remove_uncommitted(folder, {f for m in manifests for f in m.files})
+
+
+def remove_uncommitted(folder: OutputFolder, committed: set[str]) -> list[str]:
+    """Delete data files not in ``committed``, and ``_temporary/``; return what went."""
     orphans = [f for f in data_and_rejected_files(folder) if f not in committed]
     for rel in orphans:
         folder.delete(rel)

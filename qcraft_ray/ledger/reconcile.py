@@ -8,23 +8,20 @@ for every input document and every work unit.
 
 from __future__ import annotations
 
+from qcraft_ray.ledger.checkpoints import fold
+from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.counts import RowCounts
-from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove, remove_orphans
+from qcraft_ray.ledger.manifests import remove, remove_uncommitted
 from qcraft_ray.ledger.state import RunState
 from qcraft_ray.ledger.units import UnitCounts
 from qcraft_ray.store import OutputFolder
 
 
-def accepted_manifests(folder: OutputFolder, state: RunState) -> tuple[list[Manifest], list[str]]:
-    """The manifests this run accepts (late commits of a killed attempt are deleted:
-    their rows were generated again), and the orphan files removed."""
-    manifests = []
-    for m in read_manifests(folder):
-        if state.accepts(m):
-            manifests.append(m)
-        else:
-            remove(folder, m)
-    return manifests, remove_orphans(folder, manifests)
+def accepted(folder: OutputFolder, state: RunState) -> tuple[Committed, list[str]]:
+    """What the manifests this run accepts add up to (late commits of a killed attempt
+    are deleted: their rows were generated again), and the orphan files removed."""
+    committed = fold(folder, state.accepts, rejected=lambda m: remove(folder, m))
+    return committed, remove_uncommitted(folder, set(committed.files))
 
 
 def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -> list[str]:

@@ -27,10 +27,12 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
 from qcraft_ray.errors import OutputPathError
 from qcraft_ray.io.plan import InputPlan
+from qcraft_ray.ledger.checkpoints import fold
+from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.fingerprint import SNAPSHOT_KEY, differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
-from qcraft_ray.ledger.manifests import Manifest, read_manifests, remove_orphans
-from qcraft_ray.ledger.units import UnitCounts, identity, merge_units
+from qcraft_ray.ledger.manifests import Manifest, remove_uncommitted
+from qcraft_ray.ledger.units import UnitCounts, identity
 from qcraft_ray.mode import Mode
 from qcraft_ray.store import (
     LEASE_FILE,
@@ -66,6 +68,7 @@ class RunState:
     attempts: list[Attempt] = field(default_factory=list)
     known_manifests: set[str] = field(default_factory=set)  # committed before this attempt
     lease: Lease | None = None  # this attempt's hold on the folder (none: nothing to do)
+    committed: Committed = field(default_factory=Committed)  # what earlier attempts left
 
     def accepts(self, manifest: Manifest) -> bool:
         """Whether a manifest belongs to this run: committed before this attempt began,
@@ -168,11 +171,11 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: Mode) -> RunState:
         state.complete = True
         return state
     state.lease = _take_lease(folder, state.run_id, state.attempt, out.lease_ttl_s)
-    manifests = read_manifests(folder)
-    state.known_manifests = {m.name for m in manifests}
-    state.removed_orphans = remove_orphans(folder, manifests)
-    state.done_units, unfinished = _units(manifests)
-    state.written = _written(folder, manifests, unfinished)
+    committed = state.committed = fold(folder)
+    state.known_manifests = set(committed.names)
+    state.removed_orphans = remove_uncommitted(folder, set(committed.files))
+    state.done_units, unfinished = _units(committed.units)
+    state.written = _written(folder, committed.files_of(unfinished))
     save(folder, state, current)
     return state
 
@@ -208,9 +211,9 @@ def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None
     )
 
 
-def _units(manifests: list[Manifest]) -> tuple[dict[str, int], set[str]]:
+def _units(units: dict[str, UnitCounts]) -> tuple[dict[str, int], set[str]]:
     done, unfinished = {}, set()
-    for unit, counts in merge_units(m.units for m in manifests).items():
+    for unit, counts in units.items():
         if counts.overfull:
             raise RuntimeError(
                 f"output holds more rows of unit {unit} than it yields "
@@ -231,11 +234,8 @@ def _describe(c: UnitCounts) -> str:
     )
 
 
-def _written(
-    folder: OutputFolder, manifests: list[Manifest], unfinished: set[str]
-) -> pa.Table | None:
-    """Identities of rows in files that hold rows of unfinished units."""
-    files = sorted({f for m in manifests if unfinished & set(m.units) for f in m.files})
+def _written(folder: OutputFolder, files: list[str]) -> pa.Table | None:
+    """Identities of the rows in ``files`` (those that hold rows of unfinished units)."""
     if not files:
         return None
     return pa.concat_tables([_identity_of(folder, f) for f in files])

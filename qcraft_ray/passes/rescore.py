@@ -22,6 +22,7 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
 from qcraft_ray.errors import OutputPathError
 from qcraft_ray.ledger import lease
+from qcraft_ray.ledger.checkpoints import invalidate
 from qcraft_ray.ledger.counts import RowCounts, count_rows
 from qcraft_ray.ledger.manifests import (
     Manifest,
@@ -86,6 +87,7 @@ def rescore(
 def _rescore_all(
     folder: OutputFolder, report: RunReport, embedder: Embedder, cfg: ScoreConfig, attempt: str
 ) -> RunReport:
+    invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
     manifests = read_manifests(folder)
     removed = remove_orphans(folder, manifests)  # left by a rescore that was interrupted
     if removed:

@@ -16,14 +16,15 @@ and progress counts each prompt once. It lives on the driver's node.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from typing import Any
+
+from qcraft_ray.digests import DigestSet, digest
 
 
 def batch_digest(keys: list[str]) -> int:
     """A 64-bit digest of a batch's row keys: the same batch, the same digest."""
-    return int.from_bytes(hashlib.blake2b("\n".join(keys).encode(), digest_size=8).digest(), "big")
+    return digest("\n".join(keys))
 
 
 class RowDeaths:
@@ -34,7 +35,7 @@ class RowDeaths:
     def __init__(self) -> None:
         self._marks: Counter = Counter()
         self._by: dict[str, str] = {}  # row key -> the replica that last marked it
-        self._finished: set[int] = set()  # digests: 8 bytes of key per batch
+        self._finished = DigestSet()  # the digest of each finished batch, 8 bytes a slot
 
     def get(self, keys: list[str]) -> list[int]:
         return [self._marks.get(k, 0) for k in keys]
@@ -65,9 +66,7 @@ class RowDeaths:
             self._by.pop(k, None)
         if batch is None:
             return False
-        again = batch in self._finished
-        self._finished.add(batch)
-        return again
+        return not self._finished.add(batch)
 
 
 class RemoteRowDeaths:

@@ -1,6 +1,7 @@
 """The output folder (:class:`OutputFolder`): the only code that touches storage for output."""
 
 from qcraft_ray.store.folder import (
+    CHECKPOINT_DIR,
     LEASE_FILE,
     MANIFEST_DIR,
     REJECTED_DIR,
@@ -15,6 +16,7 @@ from qcraft_ray.store.folder import (
 from qcraft_ray.store.retry import RetryPolicy
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "LEASE_FILE",
     "MANIFEST_DIR",
     "REJECTED_DIR",

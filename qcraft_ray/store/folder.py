@@ -37,6 +37,7 @@ T = TypeVar("T")
 REJECTED_DIR = "_rejected"
 TEMP_DIR = "_temporary"
 MANIFEST_DIR = "_manifests"
+CHECKPOINT_DIR = "_checkpoints"
 RUN_FILE = "_run.json"
 REPORT_FILE = "_report.json"
 REPORT_HTML = "_report.html"

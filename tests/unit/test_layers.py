@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
         "qcraft_ray.telemetry",
         "qcraft_ray.placement",
         "qcraft_ray.compat",
+        "qcraft_ray.digests",
         "qcraft_ray.languages",
         "qcraft_ray.output_types",
     ),

@@ -1,0 +1,331 @@
+"""Bookkeeping at FineWeb2-HQ scale, simulated: N write tasks' manifests committed
+through the job's own commit path, then the driver-side reads timed, each in a fresh
+process (peak RSS is that process's).
+
+    python bench/bookkeeping.py --sizes 10000,50000 [--s3] [--no-write]
+
+A manifest is a real one's shape at the real setting: 21 languages x 7 types of
+counters (the counters of a real 1-type manifest of the held-out corpus, spread over
+the 7 types), ``--units`` work units with FineWeb2-HQ-length object-store names, two
+file names (no data files: the reads timed here never open them). Phases:
+
+- ``resume_cold``: a resume's start (``open_run``'s reads) with no checkpoint at all.
+- ``checkpoint``: the driver's checkpoint of all but the last ``--uncovered`` manifests.
+- ``resume``: a resume's start after it (the checkpoint and the manifests since).
+- ``finalise``: the accepted manifests folded (the same), orphans listed, reconciled, the
+  final checkpoint written (not the Iceberg commit: no data files to commit).
+- ``report``: what ``qcraft report`` reads and merges (the final checkpoint).
+- ``tracker``: the progress tracker fed ``--batches`` batch records (one per batch of
+  1,024 prompts: 6.5M for 6.7B prompts), and the replica-death ledger the same.
+
+One JSON line per size; the results go to bench/RESULTS-bookkeeping.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from qcraft_ray.config import StorageConfig  # noqa: E402
+from qcraft_ray.ledger.counts import RowCounts  # noqa: E402
+from qcraft_ray.ledger.manifests import Manifest, commit, read_manifests  # noqa: E402
+from qcraft_ray.ledger.units import UnitCounts, merge_units  # noqa: E402
+from qcraft_ray.store import OutputFolder  # noqa: E402
+
+WORK = REPO / ".cache" / "bench-bookkeeping"
+TYPES = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
+TEMPLATE = REPO / "bench" / "manifest-template.json"
+ATTEMPT = "a00001"
+
+
+def template_counts() -> dict:
+    """A real manifest's counters (held-out corpus, 21 languages, one type), spread over
+    the 7 types as a 7-type run's write task has them."""
+    counts = json.loads(TEMPLATE.read_text())["counts"]
+    for key in ("by_language_type", "output_tokens_histogram", "output_scores", "score_histogram"):
+        spread = {}
+        for k, v in counts.get(key, {}).items():
+            lang = k.split("/", 1)[0]
+            for t in TYPES:
+                spread[f"{lang}/{t}"] = v
+        counts[key] = spread
+    counts["by_type"] = {t: next(iter(counts["by_type"].values()), {}) for t in TYPES}
+    counts["copy_checked"] = {t: 1 for t in TYPES}
+    return counts
+
+
+def manifest(task: int, counts: dict, units: int) -> Manifest:
+    first = task * units
+    unit_names = {
+        f"s3://fineweb2-hq/data/jpn_Jpan/train/{(first + i) // 40:06d}.parquet@{(first + i) % 40 * 1000}": UnitCounts(
+            21, 21, 3, 3
+        )
+        for i in range(units)
+    }
+    files = [
+        f"part-run-{ATTEMPT}-{task:06d}-0000.parquet",
+        f"_rejected/part-run-{ATTEMPT}-{task:06d}.parquet",
+    ]
+    return Manifest(ATTEMPT, task, files, unit_names, RowCounts.from_json(counts))
+
+
+def folder_for(size: int, s3_env: dict | None) -> OutputFolder:
+    if s3_env is None:
+        return OutputFolder(str(WORK / f"out-{size}"))
+    from tests.integration.services import S3_BUCKET
+
+    return OutputFolder(f"s3://{S3_BUCKET}/bookkeeping/out-{size}", StorageConfig())
+
+
+def commit_all(folder: OutputFolder, size: int, units: int) -> float:
+    counts = template_counts()
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda i: commit(folder, manifest(i, counts, units)), range(size)))
+    return time.monotonic() - t0
+
+
+# --- phases, each run in a fresh process ---
+
+
+def phase_resume(folder: OutputFolder) -> dict:
+    """open_run's reads on a resume: the fold (newest checkpoint + the manifests after
+    it), orphans listed, units done, rows written in unfinished units."""
+    from qcraft_ray.ledger.checkpoints import fold
+    from qcraft_ray.ledger.manifests import remove_uncommitted
+    from qcraft_ray.ledger.state import _units, _written
+
+    committed = fold(folder)
+    remove_uncommitted(folder, set(committed.files))
+    done, unfinished = _units(committed.units)
+    _written(folder, committed.files_of(unfinished))
+    return {"manifests": len(committed.names), "units_done": len(done)}
+
+
+def phase_checkpoint(folder: OutputFolder, uncovered: int) -> dict:
+    """The driver's checkpoint of all but the last ``uncovered`` manifests (what a run
+    killed just before its next checkpoint leaves)."""
+    from qcraft_ray.ledger.checkpoints import fold, write_checkpoint
+    from qcraft_ray.ledger.manifests import manifest_names
+
+    names = manifest_names(folder)
+    committed = fold(folder, names=names[: max(0, len(names) - uncovered)])
+    rel = write_checkpoint(folder, committed)
+    return {"covered": len(committed.names), "checkpoint_bytes": len(folder.read_bytes(rel))}
+
+
+def phase_finalise(folder: OutputFolder) -> dict:
+    """The finalise's bookkeeping: the accepted manifests folded, orphans removed,
+    reconciled, the final checkpoint written (not the Iceberg commit)."""
+    from qcraft_ray.ledger.checkpoints import write_checkpoint
+    from qcraft_ray.ledger.reconcile import accepted, reconcile
+    from qcraft_ray.ledger.state import RunState
+    from qcraft_ray.mode import Mode
+
+    state = RunState("bench", ATTEMPT, Mode.GENERATE, folder)
+    committed, _ = accepted(folder, state)
+    units = committed.units
+    problems = reconcile(sum(c.documents for c in units.values()), committed.counts, units)
+    write_checkpoint(folder, committed)
+    return {"manifests": len(committed.names), "problems": len(problems)}
+
+
+def phase_report(folder: OutputFolder) -> dict:
+    """What qcraft report reads and merges (the final checkpoint), and its summary."""
+    from qcraft_ray.ledger.checkpoints import fold
+    from qcraft_ray.report.summary import summarize
+
+    summary = summarize(folder.path, fold(folder).counts)
+    return {"rows": summary.rows, "languages": len(summary.language_rates)}
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def phase_tracker(batches: int) -> dict:
+    """The progress tracker and the replica-death ledger, each fed one record per batch
+    as the replicas send them."""
+    from qcraft_ray.progress import ProgressTracker
+    from qcraft_ray.stages.deaths import RowDeaths, batch_digest
+
+    before = rss_mb()
+    tracker = ProgressTracker()
+    for i in range(batches):
+        tracker.add({"prompts_done": 1024, "outputs": 1024}, once=f"batch:{batch_digest([str(i)])}")
+    tracker_mb = rss_mb() - before
+    before = rss_mb()
+    deaths = RowDeaths()
+    for i in range(batches):
+        deaths.clear([], batch_digest([str(i)]))
+    return {"tracker_mb": round(tracker_mb, 1), "ledger_mb": round(rss_mb() - before, 1)}
+
+
+PHASES = ("resume_cold", "checkpoint", "resume", "finalise", "report")
+
+
+def child(args: argparse.Namespace) -> None:
+    s3_env = json.loads(sys.stdin.read()) if args.s3 else None
+    if s3_env:
+        os.environ.update(s3_env)
+    t0 = time.monotonic()
+    if args.child == "tracker":
+        got = phase_tracker(args.batches)
+    else:
+        folder = folder_for(int(args.sizes), s3_env)
+        if args.child == "checkpoint":
+            got = phase_checkpoint(folder, args.uncovered)
+        else:
+            phases = {"resume": phase_resume, "finalise": phase_finalise, "report": phase_report}
+            got = phases[args.child.removesuffix("_cold")](folder)
+    got["seconds"] = round(time.monotonic() - t0, 2)
+    got["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(got), flush=True)
+
+
+def run_phase(phase: str, size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        phase,
+        "--sizes",
+        str(size),
+        "--batches",
+        str(args.batches),
+        "--uncovered",
+        str(args.uncovered),
+        *(["--s3"] if s3_env else []),
+    ]
+    res = subprocess.run(
+        cmd, input=json.dumps(s3_env) if s3_env else "", capture_output=True, text=True, cwd=REPO
+    )
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-3000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
+    folder = folder_for(size, s3_env)
+    folder.remove() if s3_env is None else folder.clear()
+    commit_s = commit_all(folder, size, args.units)
+    sample = json.dumps(manifest(0, template_counts(), args.units).to_json())
+    row = {
+        "manifests": size,
+        "manifest_bytes": len(sample),
+        "commit_s": round(commit_s, 1),
+        "storage": "s3" if s3_env else "local",
+    }
+    for phase in PHASES:
+        got = run_phase(phase, size, s3_env, args)
+        row[f"{phase}_s"] = got["seconds"]
+        row[f"{phase}_peak_rss_mb"] = got["peak_rss_mb"]
+        if phase == "checkpoint":
+            row["checkpoint_bytes"] = got["checkpoint_bytes"]
+    row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in PHASES)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sizes", default="10000,50000")
+    p.add_argument(
+        "--units",
+        type=int,
+        default=8,
+        help="work units a manifest records (~8 with the cluster config's "
+        "rows_per_task 2000 and 20,000-row files)",
+    )
+    p.add_argument("--batches", type=int, default=6_500_000)
+    p.add_argument(
+        "--uncovered",
+        type=int,
+        default=2000,
+        help="manifests after the driver's last checkpoint (output.checkpoint_every)",
+    )
+    p.add_argument("--s3", action="store_true", help="on a SeaweedFS S3 server (started here)")
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--child", default=None)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+    server, s3_env = None, None
+    if args.s3:
+        from tests.integration.services import start_seaweedfs
+
+        server = start_seaweedfs(WORK / "seaweedfs")
+        s3_env = server.env
+        os.environ.update(s3_env)
+    rows = []
+    try:
+        tracker = run_phase("tracker", 0, None, args)
+        for size in (int(s) for s in args.sizes.split(",")):
+            row = measure(size, s3_env, args)
+            row.update(
+                tracker_mb=tracker["tracker_mb"],
+                ledger_mb=tracker["ledger_mb"],
+                tracker_s=tracker["seconds"],
+                batches=args.batches,
+            )
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        if server is not None:
+            server.stop()
+    if not args.no_write:
+        write_results(args, rows)
+
+
+def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
+    from generation import machine, versions
+    from results import add_newest_run
+
+    lines = [
+        f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Machine: {machine()}. Versions: {versions()}. Storage: "
+        f"{'SeaweedFS S3 on loopback' if args.s3 else 'local disk'}. {args.units} units a "
+        f"manifest; tracker and ledger fed {args.batches:,} batch records.",
+        "",
+        "| manifests | bytes each | resume, no checkpoint, s | checkpoint write, s (MB) "
+        f"| resume, {args.uncovered:,} after the checkpoint, s | finalise, s | report, s "
+        "| peak RSS of any phase, MB | tracker, MB | ledger, MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_cold_s']} | "
+            f"{r['checkpoint_s']} ({r['checkpoint_bytes'] / 1e6:.1f}) | "
+            f"{r['resume_s']} | {r['finalise_s']} | {r['report_s']} | "
+            f"{r['peak_rss_mb']} | {r['tracker_mb']} | {r['ledger_mb']} |"
+        )
+    lines += [
+        "",
+        f"Raw: `{json.dumps(rows)}`",
+        "",
+        f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units "
+        f"{args.units} --uncovered {args.uncovered}{' --s3' if args.s3 else ''}`",
+        "",
+    ]
+    add_newest_run(
+        REPO / "bench" / "RESULTS-bookkeeping.md",
+        "Bookkeeping at FineWeb2-HQ scale (bench/bookkeeping.py)",
+        lines,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 
 from qcraft_ray.config import StorageConfig  # noqa: E402
 from qcraft_ray.ledger.counts import RowCounts  # noqa: E402
-from qcraft_ray.ledger.manifests import Manifest, commit, read_manifests  # noqa: E402
-from qcraft_ray.ledger.units import UnitCounts, merge_units  # noqa: E402
+from qcraft_ray.ledger.manifests import Manifest, commit  # noqa: E402
+from qcraft_ray.ledger.units import UnitCounts  # noqa: E402
 from qcraft_ray.store import OutputFolder  # noqa: E402
 
 WORK = REPO / ".cache" / "bench-bookkeeping"

@@ -93,6 +93,7 @@ def finalise(
             units_skipped=len(state.done_units),
             rows_already_written=state.rows_already_written,
             attempts=len(state.attempts),
+            from_checkpoint=state.committed.from_checkpoint,
         ),
         versions=package_versions(),
         input=InputInfo(

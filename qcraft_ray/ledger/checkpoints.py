@@ -36,7 +36,6 @@ from qcraft_ray.store import CHECKPOINT_DIR, OutputFolder
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-KEEP = 2  # checkpoints kept after a new one is written: the newest and the one before
 
 
 def _covered(rel: str) -> int:
@@ -50,12 +49,18 @@ def checkpoint_names(folder: OutputFolder) -> list[str]:
 
 
 def write_checkpoint(folder: OutputFolder, committed: Committed) -> str:
-    """Publish ``committed`` as a checkpoint, then remove all but the newest ``KEEP``."""
+    """Publish ``committed`` as a checkpoint, then remove the others but the newest one
+    that covers fewer manifests (one that claims to cover as many or more is redundant,
+    torn or foreign: the writer's checkpoints only grow)."""
     body = {"format": FORMAT, **committed.to_json()}
-    rel = f"{CHECKPOINT_DIR}/{len(committed.names):010d}-{uuid.uuid4().hex[:8]}.ckpt"
+    covered = len(committed.names)
+    rel = f"{CHECKPOINT_DIR}/{covered:010d}-{uuid.uuid4().hex[:8]}.ckpt"
     folder.write_bytes(rel, gzip.compress(json.dumps(body).encode(), compresslevel=5))
-    for old in checkpoint_names(folder)[KEEP:]:
-        folder.delete(old)
+    others = [r for r in checkpoint_names(folder) if r != rel]
+    previous = next((r for r in others if _covered(r) < covered), None)
+    for old in others:
+        if old != previous:
+            folder.delete(old)
     return rel
 
 
@@ -95,6 +100,7 @@ def fold(
     go to ``rejected``. ``names``: the manifests to consider (default: all listed)."""
     names = manifest_names(folder) if names is None else names
     committed = read_checkpoint(folder, set(names)) or Committed()
+    committed.from_checkpoint = len(committed.names)
     rest = [n for n in names if n not in committed.names]
     for m in iter_manifests(folder, rest):
         if accept is None or accept(m):

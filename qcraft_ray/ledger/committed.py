@@ -25,6 +25,7 @@ class Committed:
     counts: RowCounts = field(default_factory=RowCounts)
     units: dict[str, UnitCounts] = field(default_factory=dict)
     unit_files: dict[str, list[int]] = field(default_factory=dict)  # unit -> file indexes
+    from_checkpoint: int = 0  # how many of the names came from a checkpoint (not stored)
 
     def add(self, m: Manifest) -> None:
         """Fold ``m`` in (a manifest already folded in is an error: rows twice)."""

@@ -65,6 +65,7 @@ class ResumeInfo(_Part):
     units_skipped: int = 0
     rows_already_written: int = 0
     attempts: int = 1
+    from_checkpoint: int = 0  # manifests the resume read as one checkpoint, not one by one
 
 
 class InputInfo(_Part):

@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from qcraft_ray import schema as S
+from qcraft_ray.store import CHECKPOINT_DIR
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output, run_cli
 from tests.integration.test_job import LOCAL, SAMPLE, check_accounting
@@ -111,9 +112,27 @@ KILL_POINTS = {
     # an engine replica is up; nothing committed yet (a kill while reading, before any
     # engine, leaves the same: nothing committed)
     "generating": lambda log, out: "engine replica" in log.read_text(),
-    # some write tasks have committed, others have not
-    "writing": lambda log, out: manifests(out) >= 3,
+    # some write tasks have committed, others have not; the driver has written a
+    # checkpoint of them (output.checkpoint_every=1: it writes one at every poll)
+    "writing": lambda log, out: manifests(out) >= 3 and checkpoints(out) >= 1,
 }
+CHECKPOINTING = ["--set", "output.checkpoint_every=1", "--set", "output.checkpoint_poll_s=0.2"]
+
+
+def checkpoints(out_dir: str) -> int:
+    return len(list((Path(out_dir) / CHECKPOINT_DIR).glob("*.ckpt")))
+
+
+def tear_a_checkpoint(out_dir: str) -> None:
+    """What a driver killed while writing a checkpoint leaves: here, a temporary file;
+    on a store without atomic publication, a torn object under a checkpoint's name (one
+    covering more manifests than any, so it would be read first)."""
+    (newest,) = sorted((Path(out_dir) / CHECKPOINT_DIR).glob("*.ckpt"))[-1:]
+    whole = newest.read_bytes()
+    (Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt").write_bytes(whole[: len(whole) // 2])
+    temp = Path(out_dir) / "_temporary"
+    temp.mkdir(exist_ok=True)
+    (temp / "checkpoint.tmp").write_bytes(whole[:100])
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -126,6 +145,8 @@ def test_driver_killed_then_resumed(point, reference, ray_cluster, tiny_model, t
         ray_cluster.address,
         *overrides(tiny_model, [SAMPLE], out_dir),
     ]
+    if point == "writing":
+        args += CHECKPOINTING
     log = tmp_path / "first.log"
     proc = start_cli(args, ray_cluster.env, log)
     wait_for(point, lambda: KILL_POINTS[point](log, out_dir), proc, log)
@@ -133,6 +154,8 @@ def test_driver_killed_then_resumed(point, reference, ray_cluster, tiny_model, t
     proc.wait()
     assert not (Path(out_dir) / "_SUCCESS").exists()
     committed = manifests(out_dir)
+    if point == "writing":
+        tear_a_checkpoint(out_dir)
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     report = check_same_as_reference(out_dir, reference)
@@ -140,6 +163,9 @@ def test_driver_killed_then_resumed(point, reference, ray_cluster, tiny_model, t
     if point != "writing":
         return
     assert committed >= 3  # the resume really had work to skip
+    # it started from the last whole checkpoint, past the torn one
+    assert report["resume"]["from_checkpoint"] >= 1 and "is unreadable" in res.stderr
+    assert not (Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt").exists()
     # a finished run is left alone, and says so
     again = run_cli(args, ray_cluster.env)
     assert again.returncode == 0 and "already complete" in again.stderr

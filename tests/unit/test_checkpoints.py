@@ -97,6 +97,8 @@ def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, caplog):
         got = fold(folder)
     assert snapshot(got) == expected
     assert "is unreadable" in caplog.text
+    newest = write_checkpoint(folder, got)  # the next checkpoint clears the torn one away
+    assert checkpoint_names(folder) == [newest, good]
 
 
 def test_a_checkpoint_naming_a_manifest_gone_is_not_used(tmp_path, caplog):

@@ -17,7 +17,7 @@ from qcraft_ray.lake.commit import commit_run
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.checkpoints import invalidate, write_checkpoint
 from qcraft_ray.ledger.committed import Committed
-from qcraft_ray.ledger.manifests import read_manifest
+from qcraft_ray.ledger.manifests import iter_manifests
 from qcraft_ray.ledger.reconcile import accepted, reconcile
 from qcraft_ray.ledger.state import RunState, now_iso
 from qcraft_ray.passes.percentile import filter_by_percentile
@@ -149,9 +149,9 @@ def filtered(
     """The percentile filter over the accepted manifests (a pass over every data file:
     it holds the manifests), and what its new manifests add up to."""
     invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
-    manifests = [read_manifest(folder, n) for n in sorted(committed.names)]
+    manifests = iter_manifests(folder, sorted(committed.names))
     out = Committed()
-    for m in filter_by_percentile(folder, manifests, percentile, layout):
+    for m in filter_by_percentile(folder, manifests, percentile, layout, committed.data_files):
         out.add(m)
     return out
 

@@ -12,6 +12,8 @@ threshold move to a new ``_rejected/`` file (reason ``low_score``, the threshold
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,16 +26,14 @@ from qcraft_ray.store import THRESHOLDS_FILE, OutputFolder
 from qcraft_ray.store.layout import Layout
 
 
-def thresholds(
-    folder: OutputFolder, manifests: list[Manifest], percentile: float
-) -> dict[str, float]:
+def thresholds(folder: OutputFolder, data_files: list[str], percentile: float) -> dict[str, float]:
     """Per-language thresholds: saved ones when present, else computed and saved."""
     if folder.exists(THRESHOLDS_FILE):
         saved = folder.read_json(THRESHOLDS_FILE)
         if saved["percentile"] == percentile:
             return dict(saved["thresholds"])
     scores: dict[str, list[np.ndarray]] = {}
-    for rel in (f for m in manifests for f in m.data_files):
+    for rel in data_files:
         t = folder.read_parquet(rel, columns=[S.STATUS, S.SCORE, S.LANGUAGE])
         ok = t.filter(pc.and_(pc.equal(t[S.STATUS], S.STATUS_OK), pc.is_valid(t[S.SCORE])))
         for lang in pc.unique(ok[S.LANGUAGE]).to_pylist():
@@ -49,14 +49,20 @@ def thresholds(
 
 def filter_by_percentile(
     folder: OutputFolder,
-    manifests: list[Manifest],
+    manifests: Iterable[Manifest],
     percentile: float,
     layout: Layout | None = None,
-) -> list[Manifest]:
-    """Apply the thresholds to every manifest's data files; return the new manifests.
-    ``layout`` places the rejected files (partitioned by reason or not)."""
-    limits = thresholds(folder, manifests, percentile)
-    return [_filter(folder, m, limits, percentile, layout or Layout()) for m in manifests]
+    data_files: list[str] | None = None,
+) -> Iterator[Manifest]:
+    """Apply the thresholds to every manifest's data files; yield the new manifests, one
+    at a time (``manifests`` may be a stream when ``data_files``, every data file they
+    hold, is given). ``layout`` places the rejected files (partitioned by reason or not)."""
+    if data_files is None:
+        manifests = list(manifests)
+        data_files = [f for m in manifests for f in m.data_files]
+    limits = thresholds(folder, data_files, percentile)
+    for m in manifests:
+        yield _filter(folder, m, limits, percentile, layout or Layout())
 
 
 def _filter(

@@ -22,12 +22,14 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import ScoreConfig, StorageConfig
 from qcraft_ray.errors import OutputPathError
 from qcraft_ray.ledger import lease
-from qcraft_ray.ledger.checkpoints import invalidate
-from qcraft_ray.ledger.counts import RowCounts, count_rows
+from qcraft_ray.ledger.checkpoints import fold, invalidate, write_checkpoint
+from qcraft_ray.ledger.committed import Committed
+from qcraft_ray.ledger.counts import count_rows
 from qcraft_ray.ledger.manifests import (
     Manifest,
-    read_manifests,
-    remove_orphans,
+    iter_manifests,
+    manifest_names,
+    remove_uncommitted,
     replace_files,
     revised_name,
 )
@@ -88,21 +90,23 @@ def _rescore_all(
     folder: OutputFolder, report: RunReport, embedder: Embedder, cfg: ScoreConfig, attempt: str
 ) -> RunReport:
     invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
-    manifests = read_manifests(folder)
-    removed = remove_orphans(folder, manifests)  # left by a rescore that was interrupted
+    names = manifest_names(folder)
+    # left by a rescore that was interrupted
+    removed = remove_uncommitted(folder, set(fold(folder, names=names).files))
     if removed:
         log.info("removed %d files of an interrupted rescore", len(removed))
-    done = []
-    for i, m in enumerate(manifests):
+    done = Committed()  # one manifest at a time: the run's bookkeeping is never held whole
+    for i, m in enumerate(iter_manifests(folder, names)):
         if m.scored_with != cfg.model:
             lease.check(folder, attempt)
             m = _rescore(folder, m, embedder, cfg)
-        done.append(m)
-        log.info("scored %d/%d manifests", i + 1, len(manifests))
-    report.counts = RowCounts.merge(m.counts for m in done)
+        done.add(m)
+        log.info("scored %d/%d manifests", i + 1, len(names))
+    write_checkpoint(folder, done)
+    report.counts = done.counts
     report.mean_scores = report.counts.mean_scores()
     report.quality = quality_of(report.counts, report.config.generation.samples_per_prompt)
-    report.scored = Rescored(model=cfg.model, files=sum(len(m.data_files) for m in done))
+    report.scored = Rescored(model=cfg.model, files=len(done.data_files))
     report.write(folder)
     folder.delete_dir(TEMP_DIR)
     return report

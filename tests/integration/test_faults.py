@@ -129,7 +129,9 @@ def tear_a_checkpoint(out_dir: str) -> None:
     covering more manifests than any, so it would be read first)."""
     (newest,) = sorted((Path(out_dir) / CHECKPOINT_DIR).glob("*.ckpt"))[-1:]
     whole = newest.read_bytes()
-    (Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt").write_bytes(whole[: len(whole) // 2])
+    (Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt").write_bytes(
+        whole[: len(whole) // 2]
+    )
     temp = Path(out_dir) / "_temporary"
     temp.mkdir(exist_ok=True)
     (temp / "checkpoint.tmp").write_bytes(whole[:100])

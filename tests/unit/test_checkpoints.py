@@ -38,8 +38,10 @@ def manifest(task: int, attempt: str = "a1") -> Manifest:
         output_tokens=20 * task,
         output_tokens_histogram={f"{lang}/query": {"10-20": task}},
     )
-    units = {f"s3://b/in/{task // 2:03d}.parquet@{(task % 2) * 1000}": UnitCounts(6, 6, 2, 2),
-             f"s3://b/in/shared.parquet@{task % 4}": UnitCounts(1, 2, 1, 3)}
+    units = {
+        f"s3://b/in/{task // 2:03d}.parquet@{(task % 2) * 1000}": UnitCounts(6, 6, 2, 2),
+        f"s3://b/in/shared.parquet@{task % 4}": UnitCounts(1, 2, 1, 3),
+    }
     files = [f"part-{attempt}-{task:06d}.parquet", f"_rejected/part-{attempt}-{task:06d}.parquet"]
     return Manifest(attempt, task, files, units, counts)
 
@@ -53,9 +55,13 @@ def folder_with(tmp_path, n: int) -> OutputFolder:
 
 
 def snapshot(c: Committed) -> tuple:
-    return (sorted(c.names), sorted(c.files), c.counts.to_json(),
-            {u: vars(x) for u, x in sorted(c.units.items())},
-            {u: sorted(c.files[i] for i in ix) for u, ix in sorted(c.unit_files.items())})
+    return (
+        sorted(c.names),
+        sorted(c.files),
+        c.counts.to_json(),
+        {u: vars(x) for u, x in sorted(c.units.items())},
+        {u: sorted(c.files[i] for i in ix) for u, ix in sorted(c.unit_files.items())},
+    )
 
 
 def test_the_fold_adds_up_as_the_manifests_do(tmp_path):
@@ -63,10 +69,13 @@ def test_the_fold_adds_up_as_the_manifests_do(tmp_path):
     ms = [manifest(i) for i in range(12)]
     got = fold(folder)
     assert got.counts.to_json() == RowCounts.merge(m.counts for m in ms).to_json()
-    assert got.counts.to_json() == ms[0].counts.plus(RowCounts.merge(
-        m.counts for m in ms[1:])).to_json()
+    assert (
+        got.counts.to_json()
+        == ms[0].counts.plus(RowCounts.merge(m.counts for m in ms[1:])).to_json()
+    )
     assert {u: vars(c) for u, c in got.units.items()} == {
-        u: vars(c) for u, c in merge_units(m.units for m in ms).items()}
+        u: vars(c) for u, c in merge_units(m.units for m in ms).items()
+    }
     assert sorted(got.data_files) == sorted(f for m in ms for f in m.data_files)
     shared = "s3://b/in/shared.parquet@1"
     assert got.files_of({shared}) == sorted(f for i in (1, 5, 9) for f in manifest(i).files)
@@ -134,5 +143,6 @@ def test_the_drivers_writer_takes_only_what_the_run_accepts(tmp_path):
     (rel,) = checkpoint_names(folder)
     got = read_checkpoint(folder, set(manifest_names(folder)))
     assert got is not None and sorted(got.names) == sorted(
-        [manifest(i).name for i in range(3)] + [manifest(i, "a2").name for i in (3, 4)])
+        [manifest(i).name for i in range(3)] + [manifest(i, "a2").name for i in (3, 4)]
+    )
     assert manifest(5).name not in got.names and rel.split("/")[1].startswith("0000000005-")

@@ -78,7 +78,7 @@ def test_moves_rows_below_language_percentile_once(tmp_path):
     commit(root, 2, [0.05, 0.9], "german")
     folder = OutputFolder(root)
     before = read_manifests(folder)
-    after = filter_by_percentile(folder, before, 50)
+    after = list(filter_by_percentile(folder, before, 50))
     out = pads.dataset(root, format="parquet").to_table()
     rej = pads.dataset(root + "/_rejected", format="parquet").to_table()
     kept = {r[S.DOC_ID]: r[S.SCORE] for r in out.to_pylist()}
@@ -128,5 +128,5 @@ def test_moves_rows_below_language_percentile_once(tmp_path):
     assert sorted(f for m in on_disk for f in m.files) == data_and_rejected_files(folder)
     assert (tmp_path / "out" / THRESHOLDS_FILE).exists()
     # applying again (e.g. after a crash) changes nothing
-    again = filter_by_percentile(folder, on_disk, 50)
+    again = list(filter_by_percentile(folder, on_disk, 50))
     assert [m.files for m in again] == [m.files for m in on_disk]

@@ -1,0 +1,38 @@
+"""bench/bookkeeping.py's whole flow at 10,000 write tasks (the size CI runs; 335,000 by
+hand: bench/RESULTS-bookkeeping.md): manifests through the real commit path, then every
+phase in its own process. Checks the flow and its accounting, not its times."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_bookkeeping_bench_at_ten_thousand_write_tasks():
+    res = subprocess.run(
+        [
+            sys.executable,
+            "bench/bookkeeping.py",
+            "--sizes",
+            "10000",
+            "--batches",
+            "650000",
+            "--no-write",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    assert row["manifests"] == 10000 and 8000 < row["manifest_bytes"] < 30000
+    for phase in ("resume_cold", "checkpoint", "resume", "finalise", "report"):
+        assert row[f"{phase}_s"] > 0 and row[f"{phase}_peak_rss_mb"] > 0
+    assert row["resume_manifests"] == row["finalise_manifests"] == 10000
+    assert row["finalise_problems"] == 0
+    assert 0 < row["checkpoint_bytes"] < 10000 * row["manifest_bytes"]
+    assert row["tracker_mb"] >= 0 and row["ledger_mb"] >= 0

@@ -9,9 +9,11 @@ counters (the counters of a real 1-type manifest of the held-out corpus, spread 
 the 7 types), ``--units`` work units with FineWeb2-HQ-length object-store names, two
 file names (no data files: the reads timed here never open them). Phases:
 
-- ``resume_cold``: a resume's start (``open_run``'s reads) with no checkpoint at all.
-- ``checkpoint``: the driver's checkpoint of all but the last ``--uncovered`` manifests.
-- ``resume``: a resume's start after it (the checkpoint and the manifests since).
+- the run: manifests committed in rounds of ``--checkpoint-every``, the driver's
+  checkpoint writer after each round but the last (timed, with its memory).
+- ``resume``: a resume's start (``open_run``'s reads: the newest checkpoint and the
+  manifests since; orphans listed, units done); with ``--cold``, also ``resume_cold``:
+  the same reads with every manifest read one by one (what there was before checkpoints).
 - ``finalise``: the accepted manifests folded (the same), orphans listed, reconciled, the
   final checkpoint written (not the Iceberg commit: no data files to commit).
 - ``report``: what ``qcraft report`` reads and merges (the final checkpoint).
@@ -90,12 +92,40 @@ def folder_for(size: int, s3_env: dict | None) -> OutputFolder:
     return OutputFolder(f"s3://{S3_BUCKET}/bookkeeping/out-{size}", StorageConfig())
 
 
-def commit_all(folder: OutputFolder, size: int, units: int) -> float:
+def simulate_run(folder: OutputFolder, size: int, units: int, every: int) -> dict:
+    """Commit ``size`` manifests through the commit path in rounds of ``every``, and after
+    each round but the last do what the driver's checkpoint writer does (read the round's
+    manifests, fold them in, publish a checkpoint): a run killed just before its next
+    checkpoint. Returns the writer's time, its last checkpoint's size and this process's
+    peak RSS (the driver's, with what the writer holds)."""
+    from qcraft_ray.ledger.checkpoints import write_checkpoint
+    from qcraft_ray.ledger.committed import Committed
+    from qcraft_ray.ledger.manifests import iter_manifests
+
     counts = template_counts()
-    t0 = time.monotonic()
+    committed, commit_s, writer_s, last = Committed(), 0.0, 0.0, b""
     with ThreadPoolExecutor(32) as pool:
-        list(pool.map(lambda i: commit(folder, manifest(i, counts, units)), range(size)))
-    return time.monotonic() - t0
+        for start in range(0, size, every):
+            tasks = range(start, min(size, start + every))
+            t0 = time.monotonic()
+            list(pool.map(lambda i: commit(folder, manifest(i, counts, units)), tasks))
+            commit_s += time.monotonic() - t0
+            if tasks[-1] + 1 >= size:
+                break
+            t0 = time.monotonic()
+            for m in iter_manifests(folder, [manifest(i, counts, 0).name for i in tasks]):
+                committed.add(m)
+            rel = write_checkpoint(folder, committed)
+            writer_s += time.monotonic() - t0
+    if committed.names:
+        last = folder.read_bytes(rel)
+    return {
+        "commit_s": round(commit_s, 1),
+        "checkpoint_writer_s": round(writer_s, 1),
+        "checkpoints": size // every - (size % every == 0),
+        "checkpoint_bytes": len(last),
+        "driver_writer_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 # --- phases, each run in a fresh process ---
@@ -106,25 +136,30 @@ def phase_resume(folder: OutputFolder) -> dict:
     it), orphans listed, units done, rows written in unfinished units."""
     from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.ledger.manifests import remove_uncommitted
-    from qcraft_ray.ledger.state import _units, _written
 
     committed = fold(folder)
     remove_uncommitted(folder, set(committed.files))
+    return {**_resume_rest(folder, committed), "from_checkpoint": committed.from_checkpoint}
+
+
+def phase_resume_cold(folder: OutputFolder) -> dict:
+    """The same reads with no checkpoint: every manifest, one at a time."""
+    from qcraft_ray.ledger.committed import Committed
+    from qcraft_ray.ledger.manifests import iter_manifests, manifest_names, remove_uncommitted
+
+    committed = Committed()
+    for m in iter_manifests(folder, manifest_names(folder)):
+        committed.add(m)
+    remove_uncommitted(folder, set(committed.files))
+    return _resume_rest(folder, committed)
+
+
+def _resume_rest(folder: OutputFolder, committed) -> dict:
+    from qcraft_ray.ledger.state import _units, _written
+
     done, unfinished = _units(committed.units)
     _written(folder, committed.files_of(unfinished))
     return {"manifests": len(committed.names), "units_done": len(done)}
-
-
-def phase_checkpoint(folder: OutputFolder, uncovered: int) -> dict:
-    """The driver's checkpoint of all but the last ``uncovered`` manifests (what a run
-    killed just before its next checkpoint leaves)."""
-    from qcraft_ray.ledger.checkpoints import fold, write_checkpoint
-    from qcraft_ray.ledger.manifests import manifest_names
-
-    names = manifest_names(folder)
-    committed = fold(folder, names=names[: max(0, len(names) - uncovered)])
-    rel = write_checkpoint(folder, committed)
-    return {"covered": len(committed.names), "checkpoint_bytes": len(folder.read_bytes(rel))}
 
 
 def phase_finalise(folder: OutputFolder) -> dict:
@@ -177,7 +212,7 @@ def phase_tracker(batches: int) -> dict:
     return {"tracker_mb": round(tracker_mb, 1), "ledger_mb": round(rss_mb() - before, 1)}
 
 
-PHASES = ("resume_cold", "checkpoint", "resume", "finalise", "report")
+PHASES = ("resume", "finalise", "report")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -189,11 +224,13 @@ def child(args: argparse.Namespace) -> None:
         got = phase_tracker(args.batches)
     else:
         folder = folder_for(int(args.sizes), s3_env)
-        if args.child == "checkpoint":
-            got = phase_checkpoint(folder, args.uncovered)
-        else:
-            phases = {"resume": phase_resume, "finalise": phase_finalise, "report": phase_report}
-            got = phases[args.child.removesuffix("_cold")](folder)
+        phases = {
+            "resume": phase_resume,
+            "resume_cold": phase_resume_cold,
+            "finalise": phase_finalise,
+            "report": phase_report,
+        }
+        got = phases[args.child](folder)
     got["seconds"] = round(time.monotonic() - t0, 2)
     got["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(got), flush=True)
@@ -209,8 +246,6 @@ def run_phase(phase: str, size: int, s3_env: dict | None, args: argparse.Namespa
         str(size),
         "--batches",
         str(args.batches),
-        "--uncovered",
-        str(args.uncovered),
         *(["--s3"] if s3_env else []),
     ]
     res = subprocess.run(
@@ -224,25 +259,25 @@ def run_phase(phase: str, size: int, s3_env: dict | None, args: argparse.Namespa
 def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
     folder = folder_for(size, s3_env)
     folder.remove() if s3_env is None else folder.clear()
-    commit_s = commit_all(folder, size, args.units)
     sample = json.dumps(manifest(0, template_counts(), args.units).to_json())
     row = {
         "manifests": size,
         "manifest_bytes": len(sample),
-        "commit_s": round(commit_s, 1),
         "storage": "s3" if s3_env else "local",
+        **simulate_run(folder, size, args.units, args.checkpoint_every),
     }
-    for phase in PHASES:
+    phases = (("resume_cold",) if args.cold else ()) + PHASES
+    for phase in phases:  # finalise last but one: it writes the final checkpoint
         got = run_phase(phase, size, s3_env, args)
         row[f"{phase}_s"] = got["seconds"]
         row[f"{phase}_peak_rss_mb"] = got["peak_rss_mb"]
-        if phase == "checkpoint":
-            row["checkpoint_bytes"] = got["checkpoint_bytes"]
         if phase in ("resume", "finalise"):  # what each saw: every manifest, all accounted
             row[f"{phase}_manifests"] = got["manifests"]
+        if phase == "resume":
+            row["resume_from_checkpoint"] = got["from_checkpoint"]
         if phase == "finalise":
             row["finalise_problems"] = got["problems"]
-    row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in PHASES)
+    row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in phases)
     return row
 
 
@@ -258,10 +293,16 @@ def main() -> None:
     )
     p.add_argument("--batches", type=int, default=6_500_000)
     p.add_argument(
-        "--uncovered",
+        "--checkpoint-every",
         type=int,
         default=2000,
-        help="manifests after the driver's last checkpoint (output.checkpoint_every)",
+        help="the driver's checkpoint every this many commits "
+        "(output.checkpoint_every); the last round is left uncovered",
+    )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="also time a resume that reads every manifest (no checkpoint)",
     )
     p.add_argument("--s3", action="store_true", help="on a SeaweedFS S3 server (started here)")
     p.add_argument("--no-write", action="store_true")
@@ -307,24 +348,26 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"{'SeaweedFS S3 on loopback' if args.s3 else 'local disk'}. {args.units} units a "
         f"manifest; tracker and ledger fed {args.batches:,} batch records.",
         "",
-        "| manifests | bytes each | resume, no checkpoint, s | checkpoint write, s (MB) "
-        f"| resume, {args.uncovered:,} after the checkpoint, s | finalise, s | report, s "
-        "| peak RSS of any phase, MB | tracker, MB | ledger, MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s | report, s "
+        "| peak RSS of a phase, MB | checkpoint writer: s in all, last checkpoint MB, "
+        "driver RSS MB | tracker, MB | ledger, MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
+        cold = f" ({r['resume_cold_s']})" if "resume_cold_s" in r else ""
         lines.append(
-            f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_cold_s']} | "
-            f"{r['checkpoint_s']} ({r['checkpoint_bytes'] / 1e6:.1f}) | "
-            f"{r['resume_s']} | {r['finalise_s']} | {r['report_s']} | "
-            f"{r['peak_rss_mb']} | {r['tracker_mb']} | {r['ledger_mb']} |"
+            f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_s']}{cold} | "
+            f"{r['finalise_s']} | {r['report_s']} | {r['peak_rss_mb']} | "
+            f"{r['checkpoint_writer_s']}, {r['checkpoint_bytes'] / 1e6:.1f}, "
+            f"{r['driver_writer_rss_mb']} | {r['tracker_mb']} | {r['ledger_mb']} |"
         )
     lines += [
         "",
         f"Raw: `{json.dumps(rows)}`",
         "",
-        f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units "
-        f"{args.units} --uncovered {args.uncovered}{' --s3' if args.s3 else ''}`",
+        f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units {args.units} "
+        f"--checkpoint-every {args.checkpoint_every}{' --cold' if args.cold else ''}"
+        f"{' --s3' if args.s3 else ''}`",
         "",
     ]
     add_newest_run(

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/qcraft ] || bash scripts/setup.sh cpu
+bash scripts/setup_oldest.sh  # the oldest supported Ray + vLLM, for test_oldest_pair (~30 s once)
 if ! command -v chromium >/dev/null; then  # the report page is tested in a real browser
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null

@@ -35,26 +35,12 @@ TYPES = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "
 
 def job(corpus: Path, types: int, extra: list[str], by_process: bool = False) -> dict:
     out = WORK / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "qcraft_ray.cli",
-        "run",
-        str(REPO / "configs/local.yaml"),
-        "--set",
-        f"model.name={REPO / '.cache' / 'tiny-qwen3'}",
-        "--set",
-        f"input.paths=[{corpus}]",
-        "--set",
-        f"output.path={out}",
-        "--set",
-        "output.if_exists=overwrite",
-        "--set",
-        "generation.engine.backend=instant",
-        "--set",
-        f"generation.types={json.dumps(TYPES[:types])}",
-        *sum((["--set", e] for e in extra), []),
-    ]
+    cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
+           "--set", f"model.name={REPO / '.cache' / 'tiny-qwen3'}",
+           "--set", f"input.paths=[{corpus}]", "--set", f"output.path={out}",
+           "--set", "output.if_exists=overwrite", "--set", "generation.engine.backend=instant",
+           "--set", f"generation.types={json.dumps(TYPES[:types])}",
+           *sum((["--set", e] for e in extra), [])]
     if by_process:
         from process_cpu import profile
 
@@ -66,11 +52,8 @@ def job(corpus: Path, types: int, extra: list[str], by_process: bool = False) ->
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-4000:])
     rep = json.loads((out / "_report.json").read_text())
-    found = {
-        "wall_s": wall,
-        "prompts": rep["throughput"]["prompts"],
-        "stage_seconds": rep["stage_seconds"],
-    }
+    found = {"wall_s": wall, "prompts": rep["throughput"]["prompts"],
+             "stage_seconds": rep["stage_seconds"]}
     if cpu is not None:
         found["cpu_by_process"] = {k: round(v, 2) for k, v in cpu.most_common()}
     return found
@@ -82,17 +65,10 @@ def main() -> None:
     p.add_argument("--small-copies", type=int, default=10)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--types", default="1,7")
-    p.add_argument(
-        "--by-process",
-        action="store_true",
-        help="also sum CPU seconds by process (bench/process_cpu.py)",
-    )
-    p.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help="NAME=dotted.key=value[,dotted.key=value]: also run with these settings",
-    )
+    p.add_argument("--by-process", action="store_true",
+                   help="also sum CPU seconds by process (bench/process_cpu.py)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=dotted.key=value[,dotted.key=value]: also run with these settings")
     args = p.parse_args()
     from corpus import write_corpus
 
@@ -120,27 +96,15 @@ def main() -> None:
 
 def summarize(runs: list[dict]) -> dict:
     cores = os.cpu_count() or 1
-    rates = [
-        (r["big"]["prompts"] - r["small"]["prompts"])
-        / (r["big"]["wall_s"] - r["small"]["wall_s"])
-        / cores
-        for r in runs
-    ]
+    rates = [(r["big"]["prompts"] - r["small"]["prompts"])
+             / (r["big"]["wall_s"] - r["small"]["wall_s"]) / cores for r in runs]
     whole = [r["big"]["prompts"] / r["big"]["wall_s"] / cores for r in runs]
-    stages = {
-        k: statistics.median(
-            1000 * r["big"]["stage_seconds"].get(k, 0) / r["big"]["prompts"] for r in runs
-        )
-        for k in runs[0]["big"]["stage_seconds"]
-    }
-    return {
-        "steady": statistics.median(rates),
-        "steady_range": (min(rates), max(rates)),
-        "whole": statistics.median(whole),
-        "prompts": runs[0]["big"]["prompts"],
-        "wall": statistics.median(r["big"]["wall_s"] for r in runs),
-        "stages": stages,
-    }
+    stages = {k: statistics.median(1000 * r["big"]["stage_seconds"].get(k, 0)
+                                   / r["big"]["prompts"] for r in runs)
+              for k in runs[0]["big"]["stage_seconds"]}
+    return {"steady": statistics.median(rates), "steady_range": (min(rates), max(rates)),
+            "whole": statistics.median(whole), "prompts": runs[0]["big"]["prompts"],
+            "wall": statistics.median(r["big"]["wall_s"] for r in runs), "stages": stages}
 
 
 def cpu_table(results: dict) -> list[str]:
@@ -154,23 +118,12 @@ def cpu_table(results: dict) -> list[str]:
         per: dict[str, float] = {}
         for g in groups:
             per[g] = statistics.median(
-                1000
-                * (r["big"]["cpu_by_process"].get(g, 0) - r["small"]["cpu_by_process"].get(g, 0))
-                / (r["big"]["prompts"] - r["small"]["prompts"])
-                for r in runs
-            )
-        lines += [
-            "",
-            f"CPU seconds per 1,000 prompts by process, steady state ({name}):",
-            "",
-            "| process | CPU s / 1,000 prompts |",
-            "| --- | --- |",
-        ]
-        lines += [
-            f"| {g} | {v:.3f} |"
-            for g, v in sorted(per.items(), key=lambda kv: -kv[1])
-            if abs(v) >= 0.005
-        ]
+                1000 * (r["big"]["cpu_by_process"].get(g, 0) - r["small"]["cpu_by_process"].get(g, 0))
+                / (r["big"]["prompts"] - r["small"]["prompts"]) for r in runs)
+        lines += ["", f"CPU seconds per 1,000 prompts by process, steady state ({name}):", "",
+                  "| process | CPU s / 1,000 prompts |", "| --- | --- |"]
+        lines += [f"| {g} | {v:.3f} |" for g, v in sorted(per.items(), key=lambda kv: -kv[1])
+                  if abs(v) >= 0.005]
         lines.append(f"| **all** | **{sum(per.values()):.3f}** |")
     return lines
 
@@ -179,40 +132,26 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
     from generation import machine, versions
     from results import add_newest_run
 
-    lines = [
-        f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"Machine: {machine()}. Versions: {versions()}. {args.runs} runs each, "
-        f"medians; corpora of {args.copies} and {args.small_copies} copies of the "
-        "sample.",
-        "",
-        "| workload | prompts | whole job s | steady prompts/s/core [range] | with start-up "
-        "prompts/s/core | seconds in stages per 1,000 prompts |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"Machine: {machine()}. Versions: {versions()}. {args.runs} runs each, "
+             f"medians; corpora of {args.copies} and {args.small_copies} copies of the "
+             "sample.", "",
+             "| workload | prompts | whole job s | steady prompts/s/core [range] | with start-up "
+             "prompts/s/core | seconds in stages per 1,000 prompts |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, runs in results.items():
         s = summarize(runs)
         stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["stages"].items()))
-        lines.append(
-            f"| {name} | {s['prompts']:,} | {s['wall']:.1f} | {s['steady']:.0f} "
-            f"[{s['steady_range'][0]:.0f}-{s['steady_range'][1]:.0f}] | "
-            f"{s['whole']:.0f} | {stages} |"
-        )
+        lines.append(f"| {name} | {s['prompts']:,} | {s['wall']:.1f} | {s['steady']:.0f} "
+                     f"[{s['steady_range'][0]:.0f}-{s['steady_range'][1]:.0f}] | "
+                     f"{s['whole']:.0f} | {stages} |")
     lines += cpu_table(results)
-    lines += [
-        "",
-        "Raw: `" + json.dumps(results) + "`",
-        "",
-        f"Reproduce: `python bench/ceiling.py --copies {args.copies} --small-copies "
-        f"{args.small_copies} --runs {args.runs} --types {args.types}"
-        + (" --by-process" if args.by_process else "")
-        + "".join(f" --variant {v}" for v in args.variant)
-        + "`",
-        "",
-    ]
-    add_newest_run(
-        REPO / "bench" / "RESULTS-ceiling.md", "The pipeline's ceiling (bench/ceiling.py)", lines
-    )
+    lines += ["", "Raw: `" + json.dumps(results) + "`", "",
+              f"Reproduce: `python bench/ceiling.py --copies {args.copies} --small-copies "
+              f"{args.small_copies} --runs {args.runs} --types {args.types}"
+              + (" --by-process" if args.by_process else "")
+              + "".join(f" --variant {v}" for v in args.variant) + "`", ""]
+    add_newest_run(REPO / "bench" / "RESULTS-ceiling.md", "The pipeline's ceiling (bench/ceiling.py)", lines)
 
 
 if __name__ == "__main__":

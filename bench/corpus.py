@@ -38,9 +38,8 @@ def sample_documents() -> list[dict]:
     for d in docs:
         code = LANGUAGE_TO_SOURCE_CODE.get(d[S.LANGUAGE] or "", "kor_Hang")
         iso, script = code.split("_")
-        out.append(
-            {"text": d[S.TEXT], "id": d[S.DOC_ID], "language": iso, "language_script": script}
-        )
+        out.append({"text": d[S.TEXT], "id": d[S.DOC_ID], "language": iso,
+                    "language_script": script})
     return out
 
 
@@ -64,9 +63,7 @@ def write_corpus(target: Path, copies: int, seed: int = 0) -> dict:
     rows = []
     for c in range(copies):
         for d in docs:
-            text = (
-                d["text"] if c == 0 else permuted(d["text"], random.Random(f"{seed}/{c}/{d['id']}"))
-            )
+            text = d["text"] if c == 0 else permuted(d["text"], random.Random(f"{seed}/{c}/{d['id']}"))
             rows.append({**d, "text": text, "id": f"{d['id']}~{c}"})
     target.mkdir(parents=True, exist_ok=True)
     for old in target.glob("*.parquet"):

@@ -83,16 +83,8 @@ def child_bare(prompt_file: Path, launch: float, occupancy: bool) -> None:
     outs = llm.generate(prompts, params, use_tqdm=False)
     done = time.time()
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    print(
-        json.dumps(
-            {
-                "load_s": ready - launch,
-                "gen_s": done - ready,
-                "prompts": len(outs),
-                "mean_output_tokens": tokens / len(outs),
-            }
-        )
-    )
+    print(json.dumps({"load_s": ready - launch, "gen_s": done - ready, "prompts": len(outs),
+                      "mean_output_tokens": tokens / len(outs)}))
 
 
 def child_bare_occupancy(prompts: list[str], params: object) -> None:
@@ -106,9 +98,8 @@ def child_bare_occupancy(prompts: list[str], params: object) -> None:
     args = EngineArgs(model=str(MODEL), disable_log_stats=False, **BARE)
     max_seqs = args.create_engine_config(UsageContext.LLM_CLASS).scheduler_config.max_num_seqs
     occ = Occupancy(max_seqs)
-    engine = LLMEngine.from_engine_args(
-        args, usage_context=UsageContext.LLM_CLASS, stat_loggers=[scheduler_stats_logger(occ)]
-    )
+    engine = LLMEngine.from_engine_args(args, usage_context=UsageContext.LLM_CLASS,
+                                        stat_loggers=[scheduler_stats_logger(occ)])
     params.output_kind = RequestOutputKind.FINAL_ONLY
     for i, p in enumerate(prompts):
         engine.add_request(str(i), p, params)
@@ -116,43 +107,21 @@ def child_bare_occupancy(prompts: list[str], params: object) -> None:
     while engine.has_unfinished_requests():
         engine.step()
     snap = occ.snapshot()
-    print(
-        json.dumps(
-            {
-                "occupancy": snap.occupancy,
-                "max_num_seqs": max_seqs,
-                "queue_empty_fraction": snap.queue_empty_s / snap.span_s,
-                "idle_fraction": snap.idle_s / snap.span_s,
-                "span_s": snap.span_s,
-            }
-        )
-    )
+    print(json.dumps({"occupancy": snap.occupancy, "max_num_seqs": max_seqs,
+                      "queue_empty_fraction": snap.queue_empty_s / snap.span_s,
+                      "idle_fraction": snap.idle_s / snap.span_s, "span_s": snap.span_s}))
 
 
 QCRAFT_SETS: list[str] = []  # --set: more settings for the qcraft runs
 
 
 def qcraft_cmd(corpus: Path, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "qcraft_ray.cli",
-        "run",
-        str(REPO / "configs/local.yaml"),
-        "--set",
-        f"model.name={MODEL}",
-        "--set",
-        f"input.paths=[{corpus}]",
-        "--set",
-        f"output.path={out}",
-        "--set",
-        "output.if_exists=overwrite",
-        "--set",
-        f"generation.types={json.dumps(list(TYPES))}",
-        "--set",
-        f"generation.max_new_tokens={MAX_NEW}",
-        *sum((["--set", s] for s in QCRAFT_SETS), []),
-    ]
+    return [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
+            "--set", f"model.name={MODEL}", "--set", f"input.paths=[{corpus}]",
+            "--set", f"output.path={out}", "--set", "output.if_exists=overwrite",
+            "--set", f"generation.types={json.dumps(list(TYPES))}",
+            "--set", f"generation.max_new_tokens={MAX_NEW}",
+            *sum((["--set", s] for s in QCRAFT_SETS), [])]
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
@@ -172,25 +141,13 @@ def one(mode: str, workload: str) -> dict:
         rep = json.loads((out / "_report.json").read_text())
         (replica,) = [r for r in rep["engine"]["replicas"].values() if r["span_s"]]
         prompts = rep["throughput"]["prompts"]
-        return {
-            "wall_s": wall,
-            "gen_rate": prompts / replica["span_s"],
-            "occupancy": replica["occupancy"],
-            "queue_empty_fraction": replica["queue_empty_fraction"],
-            "first_output_s": rep["engine"]["first_output_at"] - launch,
-            "load_s": replica["load_s"],
-            "prompts": prompts,
-        }
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        mode,
-        "--prompts-file",
-        str(prompt_file),
-        "--launch",
-        repr(launch),
-    ]
+        return {"wall_s": wall, "gen_rate": prompts / replica["span_s"],
+                "occupancy": replica["occupancy"],
+                "queue_empty_fraction": replica["queue_empty_fraction"],
+                "first_output_s": rep["engine"]["first_output_at"] - launch,
+                "load_s": replica["load_s"], "prompts": prompts}
+    cmd = [sys.executable, __file__, "--child", mode, "--prompts-file", str(prompt_file),
+           "--launch", repr(launch)]
     wall, stdout = run(cmd)
     got = json.loads(stdout.strip().splitlines()[-1])
     if mode == "bare":
@@ -207,13 +164,8 @@ def main() -> None:
     p.add_argument("--child")
     p.add_argument("--prompts-file")
     p.add_argument("--launch", type=float)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        dest="sets",
-        help="dotted.key=value: a setting for the qcraft runs (repeatable)",
-    )
+    p.add_argument("--set", action="append", default=[], dest="sets",
+                   help="dotted.key=value: a setting for the qcraft runs (repeatable)")
     args = p.parse_args()
     QCRAFT_SETS.extend(args.sets)
     if args.child:
@@ -232,7 +184,7 @@ def main() -> None:
         runs: dict = {"bare": [], "qcraft": []}
         n = args.short_alternations if workload == "short" else args.alternations
         for alt in range(n):
-            for mode in ("bare", "qcraft") if alt % 2 == 0 else ("qcraft", "bare"):
+            for mode in (("bare", "qcraft") if alt % 2 == 0 else ("qcraft", "bare")):
                 runs[mode].append(one(mode, workload))
                 print(workload, alt + 1, mode, json.dumps(runs[mode][-1]), flush=True)
         runs["bare-occupancy"] = [one("bare-occupancy", workload)]
@@ -254,21 +206,15 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
     from generation import machine, versions
     from results import add_newest_run
 
-    lines = [
-        f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"Machine: {machine()}. Versions: {versions()}.",
-        "",
-    ]
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"Machine: {machine()}. Versions: {versions()}.", ""]
     for workload, r in results.items():
         b, q, o = r["runs"]["bare"], r["runs"]["qcraft"], r["runs"]["bare-occupancy"][0]
         lines += [
             f"### {workload}: {r['prompts']} prompts ({r['copies']} cop"
             f"{'y' if r['copies'] == 1 else 'ies'} of the sample; {len(b)} alternations; "
-            f"medians, ranges in brackets)",
-            "",
-            "| | bare vLLM, one call | qcraft | ratio |",
-            "| --- | --- | --- | --- |",
+            f"medians, ranges in brackets)", "",
+            "| | bare vLLM, one call | qcraft | ratio |", "| --- | --- | --- | --- |",
             f"| whole process, s | {med(b, 'wall_s'):.1f} [{spread(b, 'wall_s')}] | "
             f"{med(q, 'wall_s'):.1f} [{spread(q, 'wall_s')}] | "
             f"{med(q, 'wall_s') / med(b, 'wall_s'):.2f}x the time |",
@@ -283,23 +229,13 @@ def write_results(args: argparse.Namespace, results: dict) -> None:
             f"| load (bare) / first output (qcraft), s from launch | {med(b, 'load_s'):.1f} | "
             f"{med(q, 'first_output_s'):.1f} (replica load {med(q, 'load_s'):.1f}) | "
             f"+{med(q, 'first_output_s') - med(b, 'load_s'):.1f} s |",
-            "",
-            f"Mean output tokens (bare): {med(b, 'mean_output_tokens'):.1f}.",
-            "",
-            "Raw: `" + json.dumps(r["runs"]) + "`",
-            "",
-        ]
-    lines += [
-        f"Reproduce: `python bench/feeding.py --long-copies {args.long_copies} "
-        f"--alternations {args.alternations} --short-alternations "
-        f"{args.short_alternations} --workloads {args.workloads}"
-        + "".join(f" --set {x}" for x in args.sets)
-        + "`",
-        "",
-    ]
-    add_newest_run(
-        REPO / "bench" / "RESULTS-feeding.md", "Keeping the engine full (bench/feeding.py)", lines
-    )
+            "", f"Mean output tokens (bare): {med(b, 'mean_output_tokens'):.1f}.", "",
+            "Raw: `" + json.dumps(r["runs"]) + "`", ""]
+    lines += [f"Reproduce: `python bench/feeding.py --long-copies {args.long_copies} "
+              f"--alternations {args.alternations} --short-alternations "
+              f"{args.short_alternations} --workloads {args.workloads}"
+              + "".join(f" --set {x}" for x in args.sets) + "`", ""]
+    add_newest_run(REPO / "bench" / "RESULTS-feeding.md", "Keeping the engine full (bench/feeding.py)", lines)
 
 
 if __name__ == "__main__":

@@ -39,21 +39,13 @@ WORK = REPO / ".cache" / "bench-gpu"
 RESULT = "qcraft-bench-result: "
 TYPES = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-CPU_JOB = [
-    "generation.gpus_per_replica=0",
-    "generation.cpus_per_replica=0.5",
-    "generation.engine.dtype=float32",
-    "generation.engine.gpu_memory_utilization=0.3",
-    "generation.engine.max_num_seqs=256",
-    "generation.engine.max_num_batched_tokens=null",
-    "generation.batch_size=64",
-    "generation.batches_in_flight=16",
-    "ray.local_num_cpus=2",
-    "ray.read_cpus=0.25",
-    "ray.passage_cpus=0.5",
-    "ray.write_cpus=0.25",
-    'generation.engine.env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}',
-]
+CPU_JOB = ["generation.gpus_per_replica=0", "generation.cpus_per_replica=0.5",
+           "generation.engine.dtype=float32", "generation.engine.gpu_memory_utilization=0.3",
+           "generation.engine.max_num_seqs=256", "generation.engine.max_num_batched_tokens=null",
+           "generation.batch_size=64", "generation.batches_in_flight=16",
+           "ray.local_num_cpus=2", "ray.read_cpus=0.25", "ray.passage_cpus=0.5",
+           "ray.write_cpus=0.25", 'generation.engine.env={"VLLM_CPU_KVCACHE_SPACE": "1", '
+           '"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}']
 
 
 class Utilisation:
@@ -74,13 +66,8 @@ class Utilisation:
         self._stop.set()
 
     def _run(self) -> None:
-        cmd = [
-            "nvidia-smi",
-            "--query-gpu=utilization.gpu",
-            "--format=csv,noheader,nounits",
-            "-i",
-            "0",
-        ]
+        cmd = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+               "-i", "0"]
         while not self._stop.is_set():
             t = time.time()
             try:
@@ -112,23 +99,11 @@ def build_model(target: Path, cpu: bool) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for f in Path(tokenizer_files_dir()).iterdir():
         shutil.copy(f, target / f.name)
-    cfg = Qwen3Config(
-        vocab_size=151936,
-        hidden_size=2048,
-        intermediate_size=6144,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        max_position_embeddings=40960,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        bos_token_id=151643,
-        eos_token_id=151645,
-        pad_token_id=151643,
-        torch_dtype="bfloat16",
-    )
+    cfg = Qwen3Config(vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+                      num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+                      head_dim=128, max_position_embeddings=40960, rope_theta=1000000.0,
+                      rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=151643,
+                      eos_token_id=151645, pad_token_id=151643, torch_dtype="bfloat16")
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
@@ -150,11 +125,8 @@ def prompts_for(corpus: Path, model: Path) -> list[str]:
 
     tok = load_tokenizer(ModelConfig(name=str(model)))
     cfg = InputConfig(paths=[str(corpus)])
-    docs = pa.concat_tables(
-        t
-        for f in fragments_to_read(discover(cfg, StorageConfig()), 10**7)
-        for t in read_fragment(f, cfg, StorageConfig())
-    )
+    docs = pa.concat_tables(t for f in fragments_to_read(discover(cfg, StorageConfig()), 10**7)
+                            for t in read_fragment(f, cfg, StorageConfig()))
     rows = make_passages(docs, PassageConfig(), tok).to_pylist()
     passages = [r for r in rows if r[S.STATUS] == S.STATUS_PENDING]
     renderer = PromptRenderer(tok)
@@ -172,41 +144,21 @@ def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
     extra = {"dtype": "float32", "gpu_memory_utilization": 0.3} if cpu else {}
     llm = LLM(model=model, max_model_len=2304, **extra)
     ready = time.time()
-    outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=max_new), use_tqdm=False)
+    outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=max_new),
+                        use_tqdm=False)
     done = time.time()
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    print(
-        RESULT
-        + json.dumps(
-            {
-                "launch": launch,
-                "ready": ready,
-                "done": done,
-                "prompts": len(outs),
-                "output_tokens": tokens,
-            }
-        ),
-        flush=True,
-    )
+    print(RESULT + json.dumps({"launch": launch, "ready": ready, "done": done,
+                               "prompts": len(outs), "output_tokens": tokens}), flush=True)
     os._exit(0)  # the result is out: do not wait for vLLM's engine core to shut down
 
 
 def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child-bare",
-        str(model),
-        "--prompts-file",
-        str(prompt_file),
-        "--max-new-tokens",
-        str(max_new),
-        *(["--cpu"] if cpu else []),
-    ]
+    cmd = [sys.executable, __file__, "--child-bare", str(model), "--prompts-file",
+           str(prompt_file), "--max-new-tokens", str(max_new), *(["--cpu"] if cpu else [])]
     t0 = time.time()
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=REPO)
     assert proc.stdout is not None
     for line in proc.stdout:  # vLLM logs to stdout too
         if line.startswith(RESULT):  # the result: timed, whatever the exit does
@@ -215,40 +167,22 @@ def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool) -> dict:
         raise RuntimeError(f"bare vLLM ended without a result (exit {proc.wait()})")
     result_at = time.time()
     proc.kill()
-    got = json.loads(line[len(RESULT) :])
-    got.update(
-        started=t0,
-        whole_s=result_at - t0,
-        load_s=got["ready"] - t0,
-        gen_s=got["done"] - got["ready"],
-    )
+    got = json.loads(line[len(RESULT):])
+    got.update(started=t0, whole_s=result_at - t0, load_s=got["ready"] - t0,
+               gen_s=got["done"] - got["ready"])
     got["rate"] = got["prompts"] / got["gen_s"]
     return got
 
 
 def run_qcraft(model: Path, corpus: Path, max_new: int, cpu: bool, sets: list[str]) -> dict:
     out = WORK / "out"
-    settings = [
-        f"model.name={model}",
-        f"input.paths=[{corpus}]",
-        f"output.path={out}",
-        "output.if_exists=overwrite",
-        "generation.replicas=1",
-        f"generation.types={json.dumps(TYPES)}",
-        f"generation.max_new_tokens={max_new}",
-        "quality.language_id=false",
-        "input.rows_per_task=500",
-        *(CPU_JOB if cpu else ["ray.local_num_gpus=1"]),
-        *sets,
-    ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "qcraft_ray.cli",
-        "run",
-        str(REPO / "configs/cluster-8xh100.yaml"),
-        *sum((["--set", s] for s in settings), []),
-    ]
+    settings = [f"model.name={model}", f"input.paths=[{corpus}]", f"output.path={out}",
+                "output.if_exists=overwrite", "generation.replicas=1",
+                f"generation.types={json.dumps(TYPES)}", f"generation.max_new_tokens={max_new}",
+                "quality.language_id=false", "input.rows_per_task=500",
+                *(CPU_JOB if cpu else ["ray.local_num_gpus=1"]), *sets]
+    cmd = [sys.executable, "-m", "qcraft_ray.cli", "run",
+           str(REPO / "configs/cluster-8xh100.yaml"), *sum((["--set", s] for s in settings), [])]
     t0 = time.time()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     whole = time.time() - t0
@@ -259,19 +193,12 @@ def run_qcraft(model: Path, corpus: Path, max_new: int, cpu: bool, sets: list[st
     started_at = rep["engine"]["first_output_at"] - replica["first_output_s"]
     first_step = (replica["startup"] or {}).get("first_step_s") or 0.0
     start = started_at + replica["load_s"] + first_step  # the engine's first step
-    return {
-        "started": t0,
-        "whole_s": whole,
-        "prompts": rep["throughput"]["prompts"],
-        "span_s": replica["span_s"],
-        "rate": rep["throughput"]["prompts"] / replica["span_s"],
-        "occupancy": replica["occupancy"],
-        "queue_empty_fraction": replica["queue_empty_fraction"],
-        "load_s": replica["load_s"],
-        "startup": replica["startup"],
-        "engine_ready_at": start,
-        "gen_end_at": start + replica["span_s"],
-    }
+    return {"started": t0, "whole_s": whole, "prompts": rep["throughput"]["prompts"],
+            "span_s": replica["span_s"], "rate": rep["throughput"]["prompts"] / replica["span_s"],
+            "occupancy": replica["occupancy"],
+            "queue_empty_fraction": replica["queue_empty_fraction"],
+            "load_s": replica["load_s"], "startup": replica["startup"],
+            "engine_ready_at": start, "gen_end_at": start + replica["span_s"]}
 
 
 def summarise(name: str, got: dict, util: Utilisation, start: float, end: float) -> dict:
@@ -299,11 +226,8 @@ def main() -> None:
     from corpus import write_corpus
 
     WORK.mkdir(parents=True, exist_ok=True)
-    model = (
-        Path(args.model)
-        if args.model
-        else build_model(WORK / ("tiny-qwen3" if args.cpu else "qwen3-1.7b-random"), args.cpu)
-    )
+    model = Path(args.model) if args.model else build_model(
+        WORK / ("tiny-qwen3" if args.cpu else "qwen3-1.7b-random"), args.cpu)
     corpus = WORK / "corpus"
     write_corpus(corpus, args.copies)
     prompt_file = WORK / "prompts.json"
@@ -314,15 +238,8 @@ def main() -> None:
         time.sleep(2)
         job = run_qcraft(model, corpus, args.max_new_tokens, args.cpu, args.sets)
         job = summarise("qcraft", job, util, job["engine_ready_at"], job["gen_end_at"])
-    result = {
-        "model": str(model),
-        "copies": args.copies,
-        "max_new_tokens": args.max_new_tokens,
-        "cpu": args.cpu,
-        "nvidia_smi": util.available,
-        "bare": bare,
-        "qcraft": job,
-    }
+    result = {"model": str(model), "copies": args.copies, "max_new_tokens": args.max_new_tokens,
+              "cpu": args.cpu, "nvidia_smi": util.available, "bare": bare, "qcraft": job}
     print(json.dumps(result), flush=True)
     if not args.no_write:
         write_results(args, result)
@@ -337,51 +254,36 @@ def write_results(args: argparse.Namespace, r: dict) -> None:
     def f(v: float | None, fmt: str = "{:.1f}") -> str:
         return "n/a" if v is None else fmt.format(v)
 
-    phases = ", ".join(
-        f"{k[:-2]} {v:.1f}" for k, v in (q["startup"] or {}).items() if v is not None
-    )
-    lines = [
-        f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"Machine: {machine()}. Versions: {versions()}. Model: {r['model']}"
-        f"{' (CPU: the flow, not a GPU)' if r['cpu'] else ''}.",
-        "",
-        f"Workload: {r['copies']} copies of the sample, {b['prompts']:,} prompts (7 "
-        f"types), {r['max_new_tokens']} new tokens at most.",
-        "",
-        "| | bare vLLM | qcraft | qcraft / bare |",
-        "| --- | --- | --- | --- |",
-        f"| engine rate, prompts/s | {b['rate']:.1f} | {q['rate']:.1f} | "
-        f"{q['rate'] / b['rate']:.3f}x |",
-        f"| load (bare) / replica load, s | {b['load_s']:.1f} | {q['load_s']:.1f} | |",
-        f"| first GPU work, s from launch | {f(b['first_gpu_work_s'])} | "
-        f"{f(q['first_gpu_work_s'])} | |",
-        f"| whole, s | {b['whole_s']:.1f} | {q['whole_s']:.1f} | "
-        f"{q['whole_s'] / b['whole_s']:.2f}x |",
-        f"| lowest GPU busy second while generating, % | {f(b['min_util'], '{}')} | "
-        f"{f(q['min_util'], '{}')} | |",
-        f"| seconds below 90% busy | {b['seconds_below_90']} | {q['seconds_below_90']} | |",
-        f"| occupancy / queue empty | - | {q['occupancy']:.3f} / "
-        f"{q['queue_empty_fraction']:.3f} | |",
-        "",
-        f"qcraft replica start-up, s: {phases}.",
-        "",
-        f"GPU busy each second while generating: bare {b['bare_util']}, qcraft {q['qcraft_util']}.",
-        "",
-        "Raw: `" + json.dumps(r) + "`",
-        "",
-        f"Reproduce: `python bench/gpu.py --copies {args.copies} --max-new-tokens "
-        f"{args.max_new_tokens}{' --cpu' if args.cpu else ''}"
-        + (f" --model {args.model}" if args.model else "")
-        + "".join(f" --set {x}" for x in args.sets)
-        + "`",
-        "",
-    ]
-    add_newest_run(
-        REPO / "bench" / "RESULTS-gpu.md",
-        "The job on a GPU against bare vLLM (bench/gpu.py)",
-        lines,
-    )
+    phases = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in (q["startup"] or {}).items()
+                       if v is not None)
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"Machine: {machine()}. Versions: {versions()}. Model: {r['model']}"
+             f"{' (CPU: the flow, not a GPU)' if r['cpu'] else ''}.", "",
+             f"Workload: {r['copies']} copies of the sample, {b['prompts']:,} prompts (7 "
+             f"types), {r['max_new_tokens']} new tokens at most.", "",
+             "| | bare vLLM | qcraft | qcraft / bare |", "| --- | --- | --- | --- |",
+             f"| engine rate, prompts/s | {b['rate']:.1f} | {q['rate']:.1f} | "
+             f"{q['rate'] / b['rate']:.3f}x |",
+             f"| load (bare) / replica load, s | {b['load_s']:.1f} | {q['load_s']:.1f} | |",
+             f"| first GPU work, s from launch | {f(b['first_gpu_work_s'])} | "
+             f"{f(q['first_gpu_work_s'])} | |",
+             f"| whole, s | {b['whole_s']:.1f} | {q['whole_s']:.1f} | "
+             f"{q['whole_s'] / b['whole_s']:.2f}x |",
+             f"| lowest GPU busy second while generating, % | {f(b['min_util'], '{}')} | "
+             f"{f(q['min_util'], '{}')} | |",
+             f"| seconds below 90% busy | {b['seconds_below_90']} | {q['seconds_below_90']} | |",
+             f"| occupancy / queue empty | - | {q['occupancy']:.3f} / "
+             f"{q['queue_empty_fraction']:.3f} | |", "",
+             f"qcraft replica start-up, s: {phases}.", "",
+             f"GPU busy each second while generating: bare {b['bare_util']}, "
+             f"qcraft {q['qcraft_util']}.", "",
+             "Raw: `" + json.dumps(r) + "`", "",
+             f"Reproduce: `python bench/gpu.py --copies {args.copies} --max-new-tokens "
+             f"{args.max_new_tokens}{' --cpu' if args.cpu else ''}"
+             + (f" --model {args.model}" if args.model else "")
+             + "".join(f" --set {x}" for x in args.sets) + "`", ""]
+    add_newest_run(REPO / "bench" / "RESULTS-gpu.md",
+                   "The job on a GPU against bare vLLM (bench/gpu.py)", lines)
 
 
 if __name__ == "__main__":

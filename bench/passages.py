@@ -38,16 +38,9 @@ def documents(n: int):
     rows = []
     for i in range(n):
         p = src[i % len(src)]
-        rows.append(
-            {
-                S.DOC_ID: f"d{i}",
-                S.TEXT: p["text"],
-                S.LANGUAGE: SOURCE_CODE_TO_LANGUAGE[p["lang"]],
-                S.SOURCE_LANGUAGE: p["lang"],
-                S.SOURCE_FILE: "bench.parquet",
-                S.SOURCE_ROW: i,
-            }
-        )
+        rows.append({S.DOC_ID: f"d{i}", S.TEXT: p["text"], S.LANGUAGE:
+                     SOURCE_CODE_TO_LANGUAGE[p["lang"]], S.SOURCE_LANGUAGE: p["lang"],
+                     S.SOURCE_FILE: "bench.parquet", S.SOURCE_ROW: i})
     return pa.Table.from_pylist(rows, schema=S.DOCUMENT_SCHEMA)
 
 
@@ -78,9 +71,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"raw": [], "ours": []}
     raw()  # warm up
     for alt in range(args.alternations):
-        for name, fn in (
-            (("raw", raw), ("ours", ours)) if alt % 2 == 0 else (("ours", ours), ("raw", raw))
-        ):
+        for name, fn in ((("raw", raw), ("ours", ours)) if alt % 2 == 0
+                         else (("ours", ours), ("raw", raw))):
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -89,32 +81,21 @@ def main() -> None:
     out = make_passages(docs, cfg, tok)
     passages = sum(1 for s in out["status"].to_pylist() if s == "pending")
     lines = [
-        "# Passage-stage benchmark",
-        "",
+        "# Passage-stage benchmark", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; one core "
         f"(RAYON_NUM_THREADS=1); {args.docs} documents (the 74 sample passages repeated: "
         f"{len(texts)} texts, {tokens} tokens after truncation to 10,000 chars) -> "
-        f"{passages} passages; medians of {args.alternations} alternations.",
-        "",
-        "| | seconds | documents/s | tokens/s |",
-        "| --- | --- | --- | --- |",
+        f"{passages} passages; medians of {args.alternations} alternations.", "",
+        "| | seconds | documents/s | tokens/s |", "| --- | --- | --- | --- |",
     ]
-    for name, label in (
-        ("raw", "`tokenizers` encode_batch (baseline)"),
-        ("ours", "qcraft passage stage (`make_passages`)"),
-    ):
-        lines.append(
-            f"| {label} | {med[name]:.2f} | {args.docs / med[name]:.0f} | "
-            f"{tokens / med[name]:.0f} |"
-        )
-    lines += [
-        "",
-        f"Ratio (ours / baseline throughput): **{med['raw'] / med['ours']:.2f}** (target >= 0.8).",
-        "",
-        f"Reproduce: `python bench/passages.py --docs {args.docs} "
-        f"--alternations {args.alternations}`",
-        "",
-    ]
+    for name, label in (("raw", "`tokenizers` encode_batch (baseline)"),
+                        ("ours", "qcraft passage stage (`make_passages`)")):
+        lines.append(f"| {label} | {med[name]:.2f} | {args.docs / med[name]:.0f} | "
+                     f"{tokens / med[name]:.0f} |")
+    lines += ["", f"Ratio (ours / baseline throughput): **{med['raw'] / med['ours']:.2f}** "
+              "(target >= 0.8).", "",
+              f"Reproduce: `python bench/passages.py --docs {args.docs} "
+              f"--alternations {args.alternations}`", ""]
     Path(args.results).write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

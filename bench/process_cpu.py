@@ -50,16 +50,8 @@ def group(cmdline: str, driver_pid: str, pid: str) -> str:
     if cmdline.startswith("ray::"):
         name = cmdline.split()[0][len("ray::") :]
         return "worker " + re.sub(r"\(.*", "(...)", name)
-    for daemon in (
-        "raylet",
-        "gcs_server",
-        "dashboard/agent",
-        "dashboard",
-        "log_monitor",
-        "monitor.py",
-        "runtime_env/agent",
-        "ray_client_server",
-    ):
+    for daemon in ("raylet", "gcs_server", "dashboard/agent", "dashboard", "log_monitor",
+                   "monitor.py", "runtime_env/agent", "ray_client_server"):
         if daemon in cmdline:
             return f"ray daemon {daemon}"
     if "ray" in cmdline and "default_worker.py" in cmdline:
@@ -105,7 +97,8 @@ class Sampler(threading.Thread):
 def profile(cmd: list[str], **popen) -> tuple[subprocess.CompletedProcess, float, Counter]:
     """Run ``cmd``; return its result, its wall time and CPU seconds by process group."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
     sampler = Sampler(proc.pid)
     sampler.start()
     out, err = proc.communicate()

@@ -54,22 +54,10 @@ def snippets(words: int) -> list[tuple[str, str, str]]:
 
 
 def table(items: list[tuple[str, str, str]]):
-    return S.stream_table(
-        [
-            {
-                S.LANGUAGE: lang,
-                S.OUTPUT: snip,
-                S.PASSAGE: passage,
-                S.STATUS: "ok",
-                S.TYPE: "query",
-                S.SOURCE_FILE: "f",
-                S.SOURCE_ROW: i,
-                S.DOC_ID: f"d{i}",
-                S.CHUNK_INDEX: 0,
-            }
-            for i, (lang, snip, passage) in enumerate(items)
-        ]
-    )
+    return S.stream_table([
+        {S.LANGUAGE: lang, S.OUTPUT: snip, S.PASSAGE: passage, S.STATUS: "ok", S.TYPE: "query",
+         S.SOURCE_FILE: "f", S.SOURCE_ROW: i, S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0}
+        for i, (lang, snip, passage) in enumerate(items)])
 
 
 def first_block_child(preload: bool) -> None:
@@ -81,9 +69,7 @@ def first_block_child(preload: bool) -> None:
     for step in ("build", "first block", "second block"):
         cpu, wall = time.process_time(), time.perf_counter()
         if step == "build":
-            checker = QualityChecker(
-                cfg, tokenizer, LanguageIdentifier(cfg.language_margin, preload)
-            )
+            checker = QualityChecker(cfg, tokenizer, LanguageIdentifier(cfg.language_margin, preload))
         else:
             checker(batch)
         found[step] = (time.process_time() - cpu, time.perf_counter() - wall)
@@ -94,12 +80,8 @@ def first_block(repeat: int) -> None:
     runs: dict[str, list[dict]] = {"lazy (lingua's default)": [], "preload": []}
     for _ in range(repeat):
         for name, flag in (("lazy (lingua's default)", "lazy"), ("preload", "preload")):
-            out = subprocess.run(
-                [sys.executable, __file__, "--first-block-child", flag],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+            out = subprocess.run([sys.executable, __file__, "--first-block-child", flag],
+                                 capture_output=True, text=True, check=True).stdout
             runs[name].append(json.loads(out.strip().splitlines()[-1]))
     print(f"| detector | step | CPU s (median of {repeat}) | wall s | CPU s range |")
     print("| --- | --- | --- | --- | --- |")
@@ -107,10 +89,8 @@ def first_block(repeat: int) -> None:
         for step in found[0]:
             cpu = [f[step][0] for f in found]
             wall = statistics.median(f[step][1] for f in found)
-            print(
-                f"| {name} | {step} | {statistics.median(cpu):.2f} | {wall:.2f} "
-                f"| {min(cpu):.2f}-{max(cpu):.2f} |"
-            )
+            print(f"| {name} | {step} | {statistics.median(cpu):.2f} | {wall:.2f} "
+                  f"| {min(cpu):.2f}-{max(cpu):.2f} |")
 
 
 def main() -> None:
@@ -141,20 +121,15 @@ def main() -> None:
             if d is not None and d != lang:
                 wrong_by_lang[f"{lang}->{d}"] += 1
         n = len(items)
-        print(
-            f"| {words} | {n} | {wrong} ({wrong / n:.1%}) | {unsure} ({unsure / n:.1%}) "
-            f"| {right} ({right / n:.1%}) |"
-        )
+        print(f"| {words} | {n} | {wrong} ({wrong / n:.1%}) | {unsure} ({unsure / n:.1%}) "
+              f"| {right} ({right / n:.1%}) |")
     print("\nfalse alarms by language:", dict(wrong_by_lang))
     # throughput, one core: the checker (language + copy) vs bare lingua, alternated
     items = snippets(5) * 40  # 2,960 outputs
     batch = table(items)
     bare = identifier._detector  # the same detector, called directly
-    times: dict[str, list[float]] = {
-        "bare lingua detect_language_of": [],
-        "QualityChecker": [],
-        "QualityChecker, language only": [],
-    }
+    times: dict[str, list[float]] = {"bare lingua detect_language_of": [], "QualityChecker": [],
+                                     "QualityChecker, language only": []}
     lang_only = QualityChecker(QualityConfig(copy_check=False), tokenizer, identifier)
     for _ in range(args.repeat):
         t0 = time.perf_counter()
@@ -172,10 +147,8 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(
-            f"| {name} | {len(items) / med:,.0f} | {len(items) / max(ts):,.0f}-"
-            f"{len(items) / min(ts):,.0f} | {med / base:.2f}x |"
-        )
+        print(f"| {name} | {len(items) / med:,.0f} | {len(items) / max(ts):,.0f}-"
+              f"{len(items) / min(ts):,.0f} | {med / base:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,8 @@ def main() -> None:
 
     model = str(build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3"))
     sizes = build_inputs(1500)
-    times: dict[str, dict[str, list[float]]] = {
-        m: {"full": [], "small": []} for m in ("alone", "idle ray")
-    }
+    times: dict[str, dict[str, list[float]]] = {m: {"full": [], "small": []}
+                                                for m in ("alone", "idle ray")}
     for i in range(args.alternations):
         order = ["alone", "idle ray"] if i % 2 == 0 else ["idle ray", "alone"]
         for cond in order:
@@ -48,35 +47,23 @@ def main() -> None:
                 if cluster:
                     cluster.stop()
     n = sizes["full"] - sizes["small"]
-    rate = {
-        c: statistics.median(
-            n / max(f - s, 1e-9) for f, s in zip(t["full"], t["small"], strict=False)
-        )
-        for c, t in times.items()
-    }
+    rate = {c: statistics.median(n / max(f - s, 1e-9) for f, s in zip(t["full"], t["small"], strict=False))
+            for c, t in times.items()}
     ratio = rate["idle ray"] / rate["alone"]
     out = [
-        "# Bare vLLM with and without an idle Ray head on the same machine",
-        "",
+        "# Bare vLLM with and without an idle Ray head on the same machine", "",
         f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
-        f"Versions: {versions()}.",
-        "",
+        f"Versions: {versions()}.", "",
         f"Bare vLLM `LLM.generate`, one call, {sizes['full']} vs {sizes['small']} prompts "
         f"(marginal throughput), max_new_tokens={args.max_new_tokens}, "
         f"{args.alternations} alternations, medians. 'idle ray': a loopback `ray start "
-        "--head --num-cpus=2` with dashboard, no job.",
-        "",
-        "| condition | generation prompts/s |",
-        "| --- | --- |",
-        *(f"| {c} | {r:.1f} |" for c, r in rate.items()),
-        "",
-        f"- idle Ray / alone: {ratio:.2f}x",
-        "",
-        f"Raw times (s): `{times}`",
-        "",
-        f"Reproduce: `python bench/ray_overhead.py --alternations {args.alternations}`",
-        "",
-    ]
+        "--head --num-cpus=2` with dashboard, no job.", "",
+        "| condition | generation prompts/s |", "| --- | --- |",
+        *(f"| {c} | {r:.1f} |" for c, r in rate.items()), "",
+        f"- idle Ray / alone: {ratio:.2f}x", "",
+        f"Raw times (s): `{times}`", "",
+        "Reproduce: `python bench/ray_overhead.py --alternations "
+        f"{args.alternations}`", ""]
     (REPO / "bench/RESULTS-ray-overhead.md").write_text("\n".join(out))
     print("\n".join(out))
 

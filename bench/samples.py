@@ -62,10 +62,8 @@ def main() -> None:
     model = str(build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3"))
     ids = prompts(args.prompts)
     print(f"{len(ids)} prompts, {args.max_new} new tokens, temperature 0.8, {args.repeat} runs")
-    print(
-        "\n| prefix caching | n | n from one prompt (vLLM n) | n copies of the prompt | "
-        "ratio (n / copies) |"
-    )
+    print("\n| prefix caching | n | n from one prompt (vLLM n) | n copies of the prompt | "
+          "ratio (n / copies) |")
     print("| --- | --- | --- | --- | --- |")
     for caching in (True, False):
         llm = LLM(model=model, enable_prefix_caching=caching, **ENGINE)
@@ -82,17 +80,13 @@ def main() -> None:
                 assert sum(len(r.outputs) for r in res) == n * len(ids)
                 llm.reset_prefix_cache()
                 t0 = time.perf_counter()
-                llm.generate(
-                    [{"prompt_token_ids": p} for p in ids for _ in range(n)], single, use_tqdm=False
-                )
+                llm.generate([{"prompt_token_ids": p} for p in ids for _ in range(n)], single,
+                             use_tqdm=False)
                 b.append(time.perf_counter() - t0)
             ma, mb = statistics.median(a), statistics.median(b)
-            print(
-                f"| {'on (vLLM default)' if caching else 'off (local.yaml)'} | {n} | "
-                f"{ma:.2f} s ({min(a):.2f}-{max(a):.2f}) | {mb:.2f} s ({min(b):.2f}-{max(b):.2f})"
-                f" | {ma / mb:.2f}x |",
-                flush=True,
-            )
+            print(f"| {'on (vLLM default)' if caching else 'off (local.yaml)'} | {n} | "
+                  f"{ma:.2f} s ({min(a):.2f}-{max(a):.2f}) | {mb:.2f} s ({min(b):.2f}-{max(b):.2f})"
+                  f" | {ma / mb:.2f}x |", flush=True)
         del llm
 
 

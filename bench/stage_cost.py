@@ -60,30 +60,18 @@ def main() -> None:
     model = build_tiny_qwen3(REPO / ".cache" / "tiny-qwen3")
     if not (CORPUS / "corpus.parquet").exists():
         write_corpus(CORPUS, 95)
-    cfg = load_config(
-        REPO / "configs/local.yaml",
-        [
-            f"model.name={model}",
-            "generation.engine.backend=instant",
-            f"generation.types={json.dumps(['query'])}",
-        ],
-    )
+    cfg = load_config(REPO / "configs/local.yaml", [
+        f"model.name={model}", "generation.engine.backend=instant",
+        f"generation.types={json.dumps(['query'])}"])
     raw = pq.read_table(CORPUS / "corpus.parquet").slice(0, args.docs)
-    file = InputFile(
-        path="corpus.parquet",
-        display="corpus.parquet",
-        num_rows=raw.num_rows,
-        row_groups=(raw.num_rows,),
-        columns=tuple(raw.column_names),
-        path_code=None,
-        text_bytes=0,
-    )
+    file = InputFile(path="corpus.parquet", display="corpus.parquet", num_rows=raw.num_rows,
+                     row_groups=(raw.num_rows,), columns=tuple(raw.column_names),
+                     path_code=None, text_bytes=0)
     docs = to_documents(raw, file, 0, cfg.input)
     blocks = [docs.slice(i, 1000) for i in range(0, docs.num_rows, 1000)]
     gen = cfg.generation
-    stage = PromptStage(
-        cfg.passages, cfg.model, TypeDraw.of(gen), gen.engine.max_model_len - gen.max_new_tokens
-    )
+    stage = PromptStage(cfg.passages, cfg.model, TypeDraw.of(gen),
+                        gen.engine.max_model_len - gen.max_new_tokens)
     tokenizer = load_backend_tokenizer(cfg.model)
     identifier = LanguageIdentifier(cfg.quality.language_margin, preload=True)
     checker = QualityChecker(cfg.quality, tokenizer, identifier)
@@ -95,34 +83,22 @@ def main() -> None:
     outputs = [g.text for g in made]
     answered = pending.drop_columns([S.PROMPT_TOKEN_IDS])
     for name, values in ((S.OUTPUT, outputs), (S.STATUS, [S.STATUS_OK] * n)):
-        answered = answered.set_column(
-            answered.column_names.index(name), name, pa.array(values, pa.string())
-        )
+        answered = answered.set_column(answered.column_names.index(name), name,
+                                       pa.array(values, pa.string()))
     checked = [answered.slice(i, 256) for i in range(0, n, 256)]
     texts = [t for t in docs[S.TEXT].to_pylist() if t]
 
-    found: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "prompt stage",
-            "  of it: encode_batch of the documents",
-            "quality checks",
-            "  of it: lingua on the outputs",
-        )
-    }
+    found: dict[str, list[float]] = {k: [] for k in (
+        "prompt stage", "  of it: encode_batch of the documents",
+        "quality checks", "  of it: lingua on the outputs")}
     for _ in range(args.repeat):
         found["prompt stage"].append(cpu(lambda: [stage(b) for b in blocks]))
         found["  of it: encode_batch of the documents"].append(
-            cpu(lambda: tokenizer.encode_batch(texts, add_special_tokens=False))
-        )
+            cpu(lambda: tokenizer.encode_batch(texts, add_special_tokens=False)))
         found["quality checks"].append(cpu(lambda: [checker(b) for b in checked]))
-        found["  of it: lingua on the outputs"].append(
-            cpu(
-                lambda: [
-                    identifier._detector.compute_language_confidence_values(o) for o in outputs
-                ]
-            )
-        )
+        found["  of it: lingua on the outputs"].append(cpu(
+            lambda: [identifier._detector.compute_language_confidence_values(o)
+                     for o in outputs]))
     print(f"{len(texts):,} documents, {n:,} prompts (one type), medians of {args.repeat}\n")
     print("| step | CPU s / 1,000 prompts | range |")
     print("| --- | --- | --- |")

@@ -23,38 +23,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / ".cache" / "bench-startup-out"
-MARKS = {
-    "inputs checked": "inputs_checked",
-    "ray ready": "ray_ready",
-    "engine replica": "engine_ready",
-}
+MARKS = {"inputs checked": "inputs_checked", "ray ready": "ray_ready",
+         "engine replica": "engine_ready"}
 
 
 def one_run(model: str, sets: list[str]) -> dict[str, float]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "qcraft_ray.cli",
-        "run",
-        str(REPO / "configs/local.yaml"),
-        "--set",
-        f"model.name={model}",
-        "--set",
-        f"output.path={OUT}",
-        "--set",
-        "output.if_exists=overwrite",
-        # commit the first rows as soon as they exist (the default gathers 20,000
-        # rows per file, so on the sample the first file would be the last)
-        "--set",
-        "output.min_rows_per_file=1",
-        *sum((["--set", x] for x in sets), []),
-    ]
+    cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
+           "--set", f"model.name={model}", "--set", f"output.path={OUT}",
+           "--set", "output.if_exists=overwrite",
+           # commit the first rows as soon as they exist (the default gathers 20,000
+           # rows per file, so on the sample the first file would be the last)
+           "--set", "output.min_rows_per_file=1", *sum((["--set", x] for x in sets), [])]
     shutil.rmtree(OUT, ignore_errors=True)  # the previous run's files must not count
     t0 = time.monotonic()
     stamps: dict[str, float] = {}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
 
     def watch_output() -> None:
         while proc.poll() is None and "first_output_file" not in stamps:
@@ -79,12 +63,8 @@ def one_run(model: str, sets: list[str]) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help="NAME=key=value[,key=value...]: the job with these overrides too",
-    )
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=key=value[,key=value...]: the job with these overrides too")
     p.add_argument("--results", default=str(REPO / "bench" / "RESULTS-startup.md"))
     args = p.parse_args()
     from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
@@ -99,34 +79,25 @@ def main() -> None:
         for name, sets in variants.items():
             runs[name].append(one_run(model, sets))
     keys = ["inputs_checked", "ray_ready", "engine_ready", "first_output_file", "end"]
-    meds = {
-        name: {k: statistics.median(r[k] for r in rs if k in r) for k in keys}
-        for name, rs in runs.items()
-    }
+    meds = {name: {k: statistics.median(r[k] for r in rs if k in r) for k in keys}
+            for name, rs in runs.items()}
     phases = {
         "Python imports, config, input footers": lambda m: m["inputs_checked"],
         "Ray local instance start": lambda m: m["ray_ready"] - m["inputs_checked"],
-        "replica actor start + vLLM engine load (read/tokenize run meanwhile)": lambda m: (
-            m["engine_ready"] - m["ray_ready"]
-        ),
+        "replica actor start + vLLM engine load (read/tokenize run meanwhile)":
+            lambda m: m["engine_ready"] - m["ray_ready"],
         "first batch generated and written": lambda m: m["first_output_file"] - m["engine_ready"],
         "rest of the sample job and shutdown": lambda m: m["end"] - m["first_output_file"],
         "**command to first output file**": lambda m: m["first_output_file"],
         "**whole sample job**": lambda m: m["end"],
     }
     names = list(variants)
-    lines = [
-        f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        f"Medians of {args.runs} runs{', alternated' if len(names) > 1 else ''}.",
-        "",
-        "| phase, seconds | " + " | ".join(names) + " |",
-        "| --- |" + " --- |" * len(names),
-    ]
-    lines += [
-        f"| {k} | " + " | ".join(f"{f(meds[n]):.1f}" for n in names) + " |"
-        for k, f in phases.items()
-    ]
+    lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             "Medians of "
+             f"{args.runs} runs{', alternated' if len(names) > 1 else ''}.", "",
+             "| phase, seconds | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    lines += [f"| {k} | " + " | ".join(f"{f(meds[n]):.1f}" for n in names) + " |"
+              for k, f in phases.items()]
     for name in names[1:]:
         lines.append(f"\n`{name}`: {', '.join(variants[name])}")
     flags = "".join(f" --variant '{v}'" for v in args.variant)

@@ -19,9 +19,8 @@ def unchecked_strings(values: list[bytes | None]) -> pa.Array:
     data = b"".join(v or b"" for v in values)
     offsets = np.cumsum([0] + [len(v or b"") for v in values]).astype(np.int32)
     valid = pa.array([v is not None for v in values]).buffers()[1]
-    return pa.Array.from_buffers(
-        pa.string(), len(values), [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
-    )
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [valid, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
 
 
 def english(n: int) -> list[str]:
@@ -43,32 +42,22 @@ def mixed_rows_file(path: Path) -> dict[str, str]:
         ("utf8", INVALID_UTF8 + good[1].encode(), "eng", "Latn"),
         ("huge", (good[2] * (10_000_000 // len(good[2]) + 1)).encode(), "eng", "Latn"),
     ]
-    table = pa.table(
-        {
-            "id": [r[0] for r in rows],
-            "text": unchecked_strings([r[1] for r in rows]),
-            "language": [r[2] for r in rows],
-            "language_script": [r[3] for r in rows],
-            "url": [f"https://e.org/{i}" for i in range(len(rows))],
-        }
-    )
+    table = pa.table({
+        "id": [r[0] for r in rows],
+        "text": unchecked_strings([r[1] for r in rows]),
+        "language": [r[2] for r in rows],
+        "language_script": [r[3] for r in rows],
+        "url": [f"https://e.org/{i}" for i in range(len(rows))],
+    })
     pq.write_table(table, path)
-    return {
-        "dup": "ok",
-        "control": "ok",
-        "null": "missing_text",
-        "empty": "missing_text",
-        "blank": "missing_text",
-        "klingon": "unsupported_language",
-        "utf8": "invalid_text",
-        "huge": "truncated",
-    }
+    return {"dup": "ok", "control": "ok", "null": "missing_text", "empty": "missing_text",
+            "blank": "missing_text", "klingon": "unsupported_language",
+            "utf8": "invalid_text", "huge": "truncated"}
 
 
 def zero_rows_file(path: Path) -> None:
-    pq.write_table(
-        pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), path
-    )
+    pq.write_table(pa.table({"id": pa.array([], pa.string()),
+                             "text": pa.array([], pa.string())}), path)
 
 
 def other_schema_file(path: Path) -> None:
@@ -80,17 +69,13 @@ def corrupt_file(path: Path, rows: int = 40, groups: int = 4) -> int:
     """A file with a valid footer whose third row group's page header is garbage.
     Returns the first bad row."""
     texts = english(rows)
-    pq.write_table(
-        pa.table({"id": [f"c{i}" for i in range(rows)], "text": texts, "language": ["en"] * rows}),
-        path,
-        row_group_size=rows // groups,
-        compression="zstd",
-        use_dictionary=False,
-    )
+    pq.write_table(pa.table({"id": [f"c{i}" for i in range(rows)], "text": texts,
+                             "language": ["en"] * rows}), path,
+                   row_group_size=rows // groups, compression="zstd", use_dictionary=False)
     meta = pq.ParquetFile(path).metadata
     offset = meta.row_group(2).column(1).data_page_offset
     data = bytearray(path.read_bytes())
-    data[offset : offset + 12] = b"\xff" * 12
+    data[offset:offset + 12] = b"\xff" * 12
     path.write_bytes(bytes(data))
     return 2 * rows // groups
 

@@ -8,16 +8,8 @@ import subprocess
 import tempfile
 from html.parser import HTMLParser
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def chromium() -> str:
@@ -30,22 +22,12 @@ def render(url: str, screenshot: str | None = None, size: str = "1100,1400") -> 
     """The page's DOM as the browser built it (and a PNG when ``screenshot`` is set)."""
     with tempfile.TemporaryDirectory() as profile:
         base = [chromium(), *FLAGS, f"--user-data-dir={profile}"]
-        dom = subprocess.run(
-            [*base, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
-        ).stdout
+        dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=120, check=True).stdout
         if screenshot:
-            subprocess.run(
-                [
-                    *base,
-                    f"--screenshot={screenshot}",
-                    f"--window-size={size}",
-                    "--hide-scrollbars",
-                    url,
-                ],
-                capture_output=True,
-                timeout=120,
-                check=True,
-            )
+            subprocess.run([*base, f"--screenshot={screenshot}", f"--window-size={size}",
+                            "--hide-scrollbars", url], capture_output=True, timeout=120,
+                           check=True)
     return dom
 
 

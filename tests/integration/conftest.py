@@ -45,17 +45,14 @@ def ray_cluster(seaweed):
 
 
 def base_overrides(model: str, inputs: list[str], output: str) -> list[str]:
-    return [
-        f"model.name={model}",
-        f"input.paths={json.dumps(inputs)}",
-        f"output.path={output}",
-        "output.if_exists=error",
-    ]
+    return [f"model.name={model}", f"input.paths={json.dumps(inputs)}",
+            f"output.path={output}", "output.if_exists=error"]
 
 
 def run_cli(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "qcraft_ray.cli", *args]
-    res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=timeout)
     return res
 
 

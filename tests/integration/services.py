@@ -70,7 +70,8 @@ class SeaweedFS:
         """An outage: stop the server, wait, start it again on the same ports and data."""
         self.stop()
         time.sleep(down_seconds)
-        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "a"),
+                                     stderr=subprocess.STDOUT)
         _wait_port(self.port, 60, self.proc, self.log)
         _wait_bucket(self.env)
 
@@ -78,46 +79,22 @@ class SeaweedFS:
 def start_seaweedfs(workdir: Path) -> SeaweedFS:
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "s3.json").write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "qcraft",
-                        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
+    (workdir / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "qcraft", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     ports = {k: free_port() for k in ("s3", "master", "filer", "volume")}
     log = workdir / "weed.log"
-    cmd = [
-        weed,
-        "mini",
-        f"-dir={workdir / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.config={workdir / 's3.json'}",
-        "-admin.ui=false",
-        "-webdav=false",
-        f"-s3.port={ports['s3']}",
-        f"-master.port={ports['master']}",
-        f"-filer.port={ports['filer']}",
-        f"-volume.port={ports['volume']}",
-        f"-bucket={S3_BUCKET}",
-    ]
+    cmd = [weed, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           f"-s3.config={workdir / 's3.json'}", "-admin.ui=false", "-webdav=false",
+           f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
+           f"-filer.port={ports['filer']}", f"-volume.port={ports['volume']}",
+           f"-bucket={S3_BUCKET}"]
     proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     _wait_port(ports["s3"], 60, proc, log)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    env = {
-        "AWS_ACCESS_KEY_ID": S3_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}
     _wait_bucket(env)
     return SeaweedFS(proc, endpoint, env, cmd, log, ports["s3"])
 
@@ -125,13 +102,10 @@ def start_seaweedfs(workdir: Path) -> SeaweedFS:
 def _wait_bucket(env: dict[str, str], timeout: float = 60) -> None:
     import pyarrow.fs as pafs
 
-    fs = pafs.S3FileSystem(
-        access_key=env["AWS_ACCESS_KEY_ID"],
-        secret_key=env["AWS_SECRET_ACCESS_KEY"],
-        endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
-        scheme="http",
-        region="us-east-1",
-    )
+    fs = pafs.S3FileSystem(access_key=env["AWS_ACCESS_KEY_ID"],
+                           secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                           endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
+                           scheme="http", region="us-east-1")
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -190,41 +164,18 @@ def start_ray(extra_env: dict[str, str], num_cpus: int = 4) -> RayCluster:
     temp_dir = tempfile.mkdtemp(prefix="qray-", dir="/tmp")
     port, dash = free_port(), free_port()
     # Token auth on, with a token of this cluster's own, passed to every client by env.
-    env = {
-        **os.environ,
-        **extra_env,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-    }
+    env = {**os.environ, **extra_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "start",
-        "--head",
-        f"--num-cpus={num_cpus}",
-        "--num-gpus=0",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        "--include-dashboard=true",
-        "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
-        # Ray's fixed default ports (52365 for the job agent...) would clash with any
-        # other Ray on the host, and the job API then finds "no available agent".
-        *(
-            f"--{flag}={free_port()}"
-            for flag in (
-                "dashboard-agent-listen-port",
-                "dashboard-agent-grpc-port",
-                "runtime-env-agent-port",
-                "metrics-export-port",
-            )
-        ),
-    ]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+           f"--num-cpus={num_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+           # Ray's fixed default ports (52365 for the job agent...) would clash with any
+           # other Ray on the host, and the job API then finds "no available agent".
+           *(f"--{flag}={free_port()}" for flag in (
+               "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+               "runtime-env-agent-port", "metrics-export-port"))]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         raise RuntimeError(f"ray start failed:\n{res.stdout}\n{res.stderr}")
@@ -259,20 +210,11 @@ class MultiNodeCluster(RayCluster):
         # once, and a driver saw half of it
         temp_dir = tempfile.mkdtemp(prefix="node-", dir=self.temp_dir)
         node.model_cache = f"{temp_dir}/models"
-        cmd = [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
-            f"--address=127.0.0.1:{self.head_port}",
-            f"--num-cpus={cpus}",
-            f"--num-gpus={gpus}",
-            "--node-ip-address=127.0.0.1",
-            "--disable-usage-stats",
-            f"--node-manager-port={node.manager_port}",
-            f"--temp-dir={temp_dir}",
-            *_agent_ports(),
-        ]
+        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start",
+               f"--address=127.0.0.1:{self.head_port}", f"--num-cpus={cpus}",
+               f"--num-gpus={gpus}", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+               f"--node-manager-port={node.manager_port}", f"--temp-dir={temp_dir}",
+               *_agent_ports()]
         env = {**self.env, "QCRAFT_MODEL_CACHE": node.model_cache}  # the node's processes'
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
         if res.returncode != 0:
@@ -285,7 +227,8 @@ class MultiNodeCluster(RayCluster):
         import psutil
 
         flag = f"--node_manager_port={node.manager_port}"
-        raylets = [p for p in psutil.process_iter(["cmdline"]) if flag in (p.info["cmdline"] or [])]
+        raylets = [p for p in psutil.process_iter(["cmdline"])
+                   if flag in (p.info["cmdline"] or [])]
         assert raylets, f"no raylet with {flag}"
         procs = [q for p in raylets for q in [p, *p.children(recursive=True)]]
         for p in procs:
@@ -297,62 +240,33 @@ class MultiNodeCluster(RayCluster):
 def _agent_ports() -> list[str]:
     """Ray's fixed default agent ports (52365 for the job agent...) would clash with any
     other Ray on the host, and the job API then finds "no available agent"."""
-    return [
-        f"--{flag}={free_port()}"
-        for flag in (
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-        )
-    ]
+    return [f"--{flag}={free_port()}" for flag in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        "runtime-env-agent-port", "metrics-export-port")]
 
 
-def start_multinode(
-    extra_env: dict[str, str],
-    worker_gpus: tuple[int, ...] = (2, 2),
-    head_cpus: int = 2,
-    worker_cpus: int = 2,
-) -> MultiNodeCluster:
+def start_multinode(extra_env: dict[str, str], worker_gpus: tuple[int, ...] = (2, 2),
+                    head_cpus: int = 2, worker_cpus: int = 2) -> MultiNodeCluster:
     """A head (no GPUs) and one worker node per entry of ``worker_gpus``, with logical
     GPUs, token auth and free ports. Several nodes on one machine need Ray's multi-node
     switch on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1), so some of Ray's ports listen beyond
     loopback (ENVIRONMENT.md)."""
     temp_dir = tempfile.mkdtemp(prefix="qray-mn-", dir="/tmp")
     port, dash = free_port(), free_port()
-    env = {
-        **os.environ,
-        **extra_env,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-    }
+    env = {**os.environ, **extra_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "start",
-        "--head",
-        f"--num-cpus={head_cpus}",
-        "--num-gpus=0",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        "--include-dashboard=true",
-        "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
-        f"--node-manager-port={free_port()}",
-        *_agent_ports(),
-    ]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+           f"--num-cpus={head_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+           "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+           f"--node-manager-port={free_port()}", *_agent_ports()]
     head_env = {**env, "QCRAFT_MODEL_CACHE": f"{temp_dir}/models"}
     res = subprocess.run(cmd, env=head_env, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         raise RuntimeError(f"ray start (head) failed:\n{res.stdout}\n{res.stderr}")
-    cluster = MultiNodeCluster(
-        f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env, temp_dir, head_port=port
-    )
+    cluster = MultiNodeCluster(f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env,
+                               temp_dir, head_port=port)
     try:
         for gpus in worker_gpus:
             cluster.add_worker(gpus, worker_cpus)

@@ -26,20 +26,10 @@ def test_bad_rows_and_corrupt_file_recorded(ray_cluster, tiny_model, tmp_path):
     B.other_schema_file(corpus / "other.parquet")
     first_bad = B.corrupt_file(corpus / "corrupt.parquet")
     out_dir = str(tmp_path / "out")
-    res = run_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sets(base_overrides(tiny_model, [str(corpus)], out_dir)),
-            "--set",
-            "generation.types=[query]",
-            "--set",
-            "input.rows_per_task=10",
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sets(base_overrides(tiny_model, [str(corpus)], out_dir)),
+                   "--set", "generation.types=[query]", "--set", "input.rows_per_task=10"],
+                  ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     total = 9 + 0 + 2 + 40
@@ -58,26 +48,18 @@ def test_bad_rows_and_corrupt_file_recorded(ray_cluster, tiny_model, tmp_path):
         for d, v in zip(t[S.DOC_ID].to_pylist(), t[col].to_pylist(), strict=False):
             by_doc[d].add(v)
     for doc_id, outcome in expected.items():
-        assert outcome in by_doc[doc_id] or (
-            outcome == "ok" and by_doc[doc_id] & set(S.OUTPUT_STATUSES)
-        ), (doc_id, by_doc[doc_id])
+        assert outcome in by_doc[doc_id] or (outcome == "ok" and by_doc[doc_id] & set(
+            S.OUTPUT_STATUSES)), (doc_id, by_doc[doc_id])
     dups = out.filter(pc.equal(out[S.DOC_ID], "dup"))
     assert sorted(set(dups[S.SOURCE_ROW].to_pylist())) == [0, 1]  # two documents kept
 
 
-def test_unwritable_object_store_output_fails_before_engines(ray_cluster, seaweed, tiny_model):
+def test_unwritable_object_store_output_fails_before_engines(ray_cluster, seaweed,
+                                                             tiny_model):
     """(A bad input file fails even earlier, before Ray: tests/unit/test_cli.py.)"""
     out_uri = "s3://no-such-bucket-qcraft/out"
-    res = run_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sets(base_overrides(tiny_model, [SAMPLE], out_uri)),
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sets(base_overrides(tiny_model, [SAMPLE], out_uri))], ray_cluster.env)
     assert res.returncode == 2, res.stderr[-3000:]
     assert f"output.path {out_uri}" in res.stderr and "engine replica" not in res.stderr
     secret = seaweed.env["AWS_SECRET_ACCESS_KEY"]

@@ -11,21 +11,8 @@ from tests.conftest import REPO
 
 def test_gpu_bench_flow_on_cpu():
     res = subprocess.run(
-        [
-            sys.executable,
-            "bench/gpu.py",
-            "--cpu",
-            "--copies",
-            "1",
-            "--max-new-tokens",
-            "4",
-            "--no-write",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+        [sys.executable, "bench/gpu.py", "--cpu", "--copies", "1", "--max-new-tokens", "4",
+         "--no-write"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     bare, job = got["bare"], got["qcraft"]

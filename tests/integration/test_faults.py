@@ -27,29 +27,19 @@ TYPES = ["query"]
 
 def overrides(model: str, inputs: list[str], out: str) -> list[str]:
     """Small blocks and files, so a run has many units and many commits."""
-    sets = [
-        *base_overrides(model, inputs, out)[:-1],
-        "output.if_exists=resume",
-        f"generation.types={json.dumps(TYPES)}",
-        "input.rows_per_task=5",
-        "generation.batch_size=8",
-        "output.min_rows_per_file=8",
-        # eager engines start in 4.6 s instead of 11.3 s (no graph compile)
-        "generation.engine.enforce_eager=true",
-        # language ID is tested elsewhere; the quality stage still runs (copy check)
-        "quality.language_id=false",
-    ]
+    sets = [*base_overrides(model, inputs, out)[:-1], "output.if_exists=resume",
+            f"generation.types={json.dumps(TYPES)}", "input.rows_per_task=5",
+            "generation.batch_size=8", "output.min_rows_per_file=8",
+            # eager engines start in 4.6 s instead of 11.3 s (no graph compile)
+            "generation.engine.enforce_eager=true",
+            # language ID is tested elsewhere; the quality stage still runs (copy check)
+            "quality.language_id=false"]
     return sum((["--set", o] for o in sets), [])
 
 
 def start_cli(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "qcraft_ray.cli", *args],
-        env=env,
-        cwd=REPO,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-    )
+    return subprocess.Popen([sys.executable, "-m", "qcraft_ray.cli", *args], env=env,
+                            cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 def wait_for(what: str, predicate, proc: subprocess.Popen, log: Path, timeout=300) -> None:
@@ -71,14 +61,8 @@ def manifests(out_dir: str) -> int:
 def rows_by_key(out, rej):
     keys = collections.Counter()
     for t in (out, rej):
-        keys.update(
-            zip(
-                t[S.DOC_ID].to_pylist(),
-                t[S.CHUNK_INDEX].to_pylist(),
-                t[S.TYPE].to_pylist(),
-                strict=False,
-            )
-        )
+        keys.update(zip(t[S.DOC_ID].to_pylist(), t[S.CHUNK_INDEX].to_pylist(),
+                        t[S.TYPE].to_pylist(), strict=False))
     return keys
 
 
@@ -86,10 +70,8 @@ def rows_by_key(out, rej):
 def reference(ray_cluster, tiny_model, tmp_path_factory):
     """An uninterrupted run of the sample corpus with the same settings."""
     out_dir = str(tmp_path_factory.mktemp("ref") / "out")
-    res = run_cli(
-        ["run", LOCAL, "--address", ray_cluster.address, *overrides(tiny_model, [SAMPLE], out_dir)],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *overrides(tiny_model, [SAMPLE], out_dir)], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, TYPES)
@@ -129,9 +111,8 @@ def tear_a_checkpoint(out_dir: str) -> None:
     covering more manifests than any, so it would be read first)."""
     (newest,) = sorted((Path(out_dir) / CHECKPOINT_DIR).glob("*.ckpt"))[-1:]
     whole = newest.read_bytes()
-    (Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt").write_bytes(
-        whole[: len(whole) // 2]
-    )
+    torn = Path(out_dir) / CHECKPOINT_DIR / f"{10**9:010d}-torn.ckpt"
+    torn.write_bytes(whole[: len(whole) // 2])
     temp = Path(out_dir) / "_temporary"
     temp.mkdir(exist_ok=True)
     (temp / "checkpoint.tmp").write_bytes(whole[:100])
@@ -140,13 +121,8 @@ def tear_a_checkpoint(out_dir: str) -> None:
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_driver_killed_then_resumed(point, reference, ray_cluster, tiny_model, tmp_path):
     out_dir = str(tmp_path / "out")
-    args = [
-        "run",
-        LOCAL,
-        "--address",
-        ray_cluster.address,
-        *overrides(tiny_model, [SAMPLE], out_dir),
-    ]
+    args = ["run", LOCAL, "--address", ray_cluster.address,
+            *overrides(tiny_model, [SAMPLE], out_dir)]
     if point == "writing":
         args += CHECKPOINTING
     log = tmp_path / "first.log"
@@ -183,18 +159,11 @@ def test_driver_killed_mid_write_one_large_file(ray_cluster, tiny_model, tmp_pat
 
     corpus, texts = one_file_corpus(tmp_path)
     out_dir = str(tmp_path / "out")
-    args = [
-        "run",
-        LOCAL,
-        "--address",
-        ray_cluster.address,
-        *overrides(tiny_model, [corpus], out_dir),
-    ]
+    args = ["run", LOCAL, "--address", ray_cluster.address,
+            *overrides(tiny_model, [corpus], out_dir)]
     ref_dir = str(tmp_path / "ref")
-    ref = run_cli(
-        ["run", LOCAL, "--address", ray_cluster.address, *overrides(tiny_model, [corpus], ref_dir)],
-        ray_cluster.env,
-    )
+    ref = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *overrides(tiny_model, [corpus], ref_dir)], ray_cluster.env)
     assert ref.returncode == 0, ref.stderr[-5000:]
     log = tmp_path / "first.log"
     proc = start_cli(args, ray_cluster.env, log)
@@ -220,11 +189,8 @@ def test_replica_killed_mid_run(reference, ray_cluster, tiny_model, tmp_path):
 
     out_dir = str(tmp_path / "out")
     log = tmp_path / "run.log"
-    proc = start_cli(
-        ["run", LOCAL, "--address", ray_cluster.address, *overrides(tiny_model, [SAMPLE], out_dir)],
-        ray_cluster.env,
-        log,
-    )
+    proc = start_cli(["run", LOCAL, "--address", ray_cluster.address,
+                      *overrides(tiny_model, [SAMPLE], out_dir)], ray_cluster.env, log)
     ready = re.compile(r"engine replica [^:\s]+:(\d+) ready")
     wait_for("a replica", lambda: ready.search(log.read_text()), proc, log)
     # kill it as soon as it is up: its first batches are queued or running (the sample
@@ -246,17 +212,9 @@ def test_s3_outage_mid_run(reference, ray_cluster, seaweed, tiny_model, tmp_path
     upload_dir(SAMPLE, fs, f"{S3_BUCKET}/outage/corpus")
     out_key = f"{S3_BUCKET}/outage/out"
     log = tmp_path / "run.log"
-    proc = start_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *overrides(tiny_model, [f"s3://{S3_BUCKET}/outage/corpus"], f"s3://{out_key}"),
-        ],
-        ray_cluster.env,
-        log,
-    )
+    proc = start_cli(["run", LOCAL, "--address", ray_cluster.address,
+                      *overrides(tiny_model, [f"s3://{S3_BUCKET}/outage/corpus"],
+                                 f"s3://{out_key}")], ray_cluster.env, log)
 
     wait_for("an engine replica", lambda: "engine replica" in log.read_text(), proc, log)
     seaweed.restart(down_seconds=6)  # the first writes land in the outage

@@ -27,11 +27,8 @@ def marker_token(tokenizer) -> tuple[int, tuple[str, int]]:
     from qcraft_ray.stages.prompts import PromptRenderer
 
     cfg = InputConfig(paths=[SAMPLE])
-    docs = pa.concat_tables(
-        t
-        for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
-        for t in read_fragment(f, cfg, StorageConfig())
-    )
+    docs = pa.concat_tables(t for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
+                            for t in read_fragment(f, cfg, StorageConfig()))
     rows = make_passages(docs, PassageConfig(), tokenizer)
     rows = rows.filter(pc.equal(rows[S.STATUS], S.STATUS_PENDING)).to_pylist()
     template = set(PromptRenderer(tokenizer).render_ids("", [], "english", "query"))
@@ -47,47 +44,27 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     token, hung = marker_token(tokenizer)
     wait_for_job_agent(ray_cluster)
     out_dir = str(tmp_path / "out")
-    sets = [
-        *base_overrides(tiny_model, [SAMPLE], out_dir),
-        "generation.types=[query]",
-        "generation.batch_size=8",
-        "generation.call_timeout_s=10",
-        "generation.max_replica_deaths_per_row=2",
-        "generation.engine.enforce_eager=true",
-        "quality.language_id=false",
-        "generation.engine.kwargs="
-        + json.dumps({"logits_processors": ["tests.hang_processor:HangOnToken"]}),
-        f"generation.engine.env.QCRAFT_TEST_HANG_TOKEN='{token}'",
-    ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "job",
-        "submit",
-        "--address",
-        ray_cluster.dashboard,
-        "--working-dir",
-        str(REPO),
-        "--",
-        "python",
-        "jobs/generate_queries.py",
-        "--config",
-        "configs/local.yaml",
-        *sum((["--set", o] for o in sets), []),
-    ]
-    res = subprocess.run(
-        cmd, env=ray_cluster.env, capture_output=True, text=True, timeout=900, cwd=REPO
-    )
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
+            "generation.batch_size=8", "generation.call_timeout_s=10",
+            "generation.max_replica_deaths_per_row=2", "generation.engine.enforce_eager=true",
+            "quality.language_id=false",
+            "generation.engine.kwargs="
+            + json.dumps({"logits_processors": ["tests.hang_processor:HangOnToken"]}),
+            f"generation.engine.env.QCRAFT_TEST_HANG_TOKEN='{token}'"]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", ray_cluster.dashboard, "--working-dir", str(REPO), "--",
+           "python", "jobs/generate_queries.py", "--config", "configs/local.yaml",
+           *sum((["--set", o] for o in sets), [])]
+    res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
+                         timeout=900, cwd=REPO)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     assert "ran past generation.call_timeout_s (10 s)" in res.stdout
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, ["query"])
     status = {(r[S.DOC_ID], r[S.CHUNK_INDEX]): r for r in out.to_pylist()}
     assert status[hung][S.STATUS] == S.STATUS_ERROR
-    assert status[hung][S.ERROR] == (
-        "ReplicaDiedOnRow: the engine replica died 2 times while generating this row"
-    )
+    assert status[hung][S.ERROR] == ("ReplicaDiedOnRow: the engine replica died 2 times "
+                                     "while generating this row")
     others = [r[S.STATUS] for k, r in status.items() if k != hung]
     assert S.STATUS_ERROR not in others and len(others) == len(status) - 1
     assert report["retries"]["replicas_lost"] == 2

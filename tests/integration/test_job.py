@@ -31,28 +31,11 @@ def one_file_corpus(path) -> tuple[str, list[str]]:
     rows = []
     for i, p in enumerate(load_passages()):
         iso, script = p["lang"].split("_")
-        rows.append(
-            {
-                "text": p["text"],
-                "id": f"doc-{i}",
-                "language": iso,
-                "language_script": script,
-                "url": f"https://e.org/{i}",
-                "dump": "CC-MAIN-2024-10",
-                "date": "2024-02-21",
-            }
-        )
-    rows.append(
-        {
-            "text": None,
-            "id": "doc-null",
-            "language": "eng",
-            "language_script": "Latn",
-            "url": None,
-            "dump": None,
-            "date": None,
-        }
-    )
+        rows.append({"text": p["text"], "id": f"doc-{i}", "language": iso,
+                     "language_script": script, "url": f"https://e.org/{i}",
+                     "dump": "CC-MAIN-2024-10", "date": "2024-02-21"})
+    rows.append({"text": None, "id": "doc-null", "language": "eng", "language_script": "Latn",
+                 "url": None, "dump": None, "date": None})
     file = path / "one.parquet"
     pq.write_table(pa.Table.from_pylist(rows), file, row_group_size=len(rows))
     return str(file), [r["text"] for r in rows]
@@ -68,15 +51,8 @@ def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     seen = set(zip(out[S.SOURCE_FILE].to_pylist(), out[S.SOURCE_ROW].to_pylist(), strict=False))
     seen |= set(zip(rej[S.SOURCE_FILE].to_pylist(), rej[S.SOURCE_ROW].to_pylist(), strict=False))
     assert len(seen) == n_docs
-    keys = list(
-        zip(
-            out[S.DOC_ID].to_pylist(),
-            out[S.CHUNK_INDEX].to_pylist(),
-            out[S.TYPE].to_pylist(),
-            out[S.SAMPLE_INDEX].to_pylist(),
-            strict=False,
-        )
-    )
+    keys = list(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
+                    out[S.TYPE].to_pylist(), out[S.SAMPLE_INDEX].to_pylist(), strict=False))
     assert len(keys) == len(set(keys))  # one row per (doc_id, chunk_index, type, sample)
     assert set(out[S.TYPE].to_pylist()) == set(types)
     assert dict(collections.Counter(out[S.STATUS].to_pylist())) == report["counts"]["outputs"]
@@ -84,54 +60,33 @@ def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     # each passage appears once per type
     # generated rows, in the data files or rejected after generation
     late = rej.filter(pc.is_in(rej[S.REASON], pa.array(GENERATED_THEN_REJECTED)))
-    rows_per_passage = collections.Counter(
-        zip(
-            out[S.DOC_ID].to_pylist() + late[S.DOC_ID].to_pylist(),
-            out[S.CHUNK_INDEX].to_pylist() + late[S.CHUNK_INDEX].to_pylist(),
-            strict=False,
-        )
-    )
+    rows_per_passage = collections.Counter(zip(
+        out[S.DOC_ID].to_pylist() + late[S.DOC_ID].to_pylist(),
+        out[S.CHUNK_INDEX].to_pylist() + late[S.CHUNK_INDEX].to_pylist(), strict=False))
     assert set(rows_per_passage.values()) == {per_passage or len(types)}
 
 
 def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     corpus, texts = one_file_corpus(tmp_path)
     out_dir = str(tmp_path / "out")
-    res = run_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
-            "--set",
-            "generation.replicas=2",
-            "--set",
-            "input.rows_per_task=4",
-            "--set",
-            "generation.batch_size=16",
-            "--set",
-            "output.min_rows_per_file=16",
-            # few batches a replica: the first one up cannot take the whole corpus
-            "--set",
-            "generation.batches_in_flight=2",
-            "--set",
-            "report.progress_interval_s=1",
-            "--set",
-            "generation.engine.cpu_threads=1",
-        ],
-        # Ray Data hands blocks to both replicas only once both are up: the first
-        # up could otherwise finish the corpus before the second loads
-        {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"},
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
+                   "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
+                   "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
+                   # few batches a replica: the first one up cannot take the whole corpus
+                   "--set", "generation.batches_in_flight=2",
+                   "--set", "report.progress_interval_s=1",
+                   "--set", "generation.engine.cpu_threads=1"],
+                  # Ray Data hands blocks to both replicas only once both are up: the first
+                  # up could otherwise finish the corpus before the second loads
+                  {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"})
     assert res.returncode == 0, res.stderr[-5000:]
     assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
     # blocks are cut to one batch in the prompt stage's own tasks (fused), not in tasks of
     # their own asking 1 CPU
     plan = re.search(r"Execution plan of Dataset \S+: (.*)", res.stderr)
-    assert plan and (
-        "MapBatches(run_task_stage)->StreamingRepartition[num_rows_per_block=16," in plan.group(1)
-    ), plan.group(1) if plan else res.stderr[-3000:]
+    assert plan and ("MapBatches(run_task_stage)->StreamingRepartition[num_rows_per_block=16,"
+                     in plan.group(1)), plan.group(1) if plan else res.stderr[-3000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
     check_report_page(out_dir, out, rej, tmp_path)
@@ -143,15 +98,14 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     assert min(report["counts"]["by_replica"].values()) > 0
     # provenance: the passage is the source text at the recorded offsets
     for r in out.to_pylist():
-        assert r[S.PASSAGE] == texts[r[S.SOURCE_ROW]][r[S.CHUNK_START] : r[S.CHUNK_END]]
+        assert r[S.PASSAGE] == texts[r[S.SOURCE_ROW]][r[S.CHUNK_START]:r[S.CHUNK_END]]
         assert r[S.MODEL] == tiny_model and r[S.DUMP] == "CC-MAIN-2024-10"
         assert 70 <= r[S.PASSAGE_TOKENS] <= (2000 if r[S.LANGUAGE] == "greek" else 700)
         assert r[S.OUTPUT_TOKENS] is not None and r[S.STATUS] in S.OUTPUT_STATUSES
     reasons = dict(zip(rej[S.DOC_ID].to_pylist(), rej[S.REASON].to_pylist(), strict=False))
     assert reasons["doc-null"] == S.REASON_MISSING_TEXT
-    assert set(out[S.LANGUAGE].to_pylist()) == (
-        set(report["counts"]["by_language"]) - {"unsupported"}
-    )
+    assert set(out[S.LANGUAGE].to_pylist()) == (set(report["counts"]["by_language"])
+                                                - {"unsupported"})
     check_greedy_matches_transformers(out, tiny_model)
 
 
@@ -160,26 +114,11 @@ def test_progress_counts_a_read_block_ray_data_splits(ray_cluster, tiny_model, t
     blocks (SplitBlocks), and progress still counts every document, passage and prompt."""
     corpus, texts = one_file_corpus(tmp_path)
     out_dir = str(tmp_path / "out")
-    res = run_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
-            "--set",
-            "input.rows_per_task=1000",
-            "--set",
-            "generation.types=[query]",
-            "--set",
-            "generation.max_new_tokens=2",
-            "--set",
-            "quality.language_id=false",
-            "--set",
-            "report.progress_interval_s=1",
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
+                   "--set", "input.rows_per_task=1000", "--set", "generation.types=[query]",
+                   "--set", "generation.max_new_tokens=2", "--set", "quality.language_id=false",
+                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
@@ -190,9 +129,8 @@ def test_progress_counts_a_read_block_ray_data_splits(ray_cluster, tiny_model, t
 
 def engine_threads(log: str) -> list[int]:
     """Torch threads each engine replica reported when it came up."""
-    return [
-        int(n) for n in re.findall(r"engine replica \S+ ready \([\d.]+ s, (\d+) torch threads", log)
-    ]
+    return [int(n) for n in re.findall(r"engine replica \S+ ready \([\d.]+ s, (\d+) torch threads",
+                                       log)]
 
 
 def check_report_page(out_dir, out, rej, tmp_path):
@@ -203,30 +141,25 @@ def check_report_page(out_dir, out, rej, tmp_path):
     res = run_cli(["report", out_dir], dict(os.environ))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "NONE rate" in res.stdout and f"{out.num_rows:,} rows" in res.stdout
-    page = parse(render(f"file://{out_dir}/_report.html", screenshot=str(tmp_path / "report.png")))
+    page = parse(render(f"file://{out_dir}/_report.html",
+                        screenshot=str(tmp_path / "report.png")))
     assert (tmp_path / "report.png").stat().st_size > 10_000
     rows = out.to_pylist()
     per_lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows)
     assert page.charts["outputs"] == {k: float(v) for k, v in per_lt.items()}
     for status in S.OUTPUT_STATUSES:
-        got = {
-            k: float(v)
-            for k, v in collections.Counter(
-                f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows if r[S.STATUS] == status
-            ).items()
-        }
+        got = {k: float(v) for k, v in collections.Counter(
+            f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows if r[S.STATUS] == status).items()}
         assert page.charts.get(f"status:{status}", {}) == got
     per_lang = collections.Counter(r[S.LANGUAGE] for r in rows)
     nones = collections.Counter(r[S.LANGUAGE] for r in rows if r[S.STATUS] == "none")
     assert page.charts["none_rate"] == {k: round(nones[k] / n, 4) for k, n in per_lang.items()}
     langs = page.tables["languages"]
     assert {k: int(v["rows"]) for k, v in langs.items()} == dict(per_lang)
-    assert page.charts["rejected"] == {
-        k: float(v) for k, v in collections.Counter(rej[S.REASON].to_pylist()).items()
-    }
+    assert page.charts["rejected"] == {k: float(v) for k, v in collections.Counter(
+        rej[S.REASON].to_pylist()).items()}
     assert sum(page.charts["passage_tokens"].values()) == len(
-        {(r[S.SOURCE_ROW], r[S.CHUNK_INDEX]) for r in rows}
-    )
+        {(r[S.SOURCE_ROW], r[S.CHUNK_INDEX]) for r in rows})
     # the quality tables show the report's quality section
     quality = json.loads((Path(out_dir) / "_report.json").read_text())["quality"]
     shown = page.tables["quality_languages"]
@@ -235,15 +168,15 @@ def check_report_page(out_dir, out, rej, tmp_path):
         assert int(shown[lang]["wrong language"]) == q["wrong_language"]
         assert int(shown[lang]["ok"]) == q["ok"]
     assert {k: int(v["copied"]) for k, v in page.tables["quality_types"].items()} == {
-        k: q["copied"] for k, q in quality["by_type"].items()
-    }
+        k: q["copied"] for k, q in quality["by_type"].items()}
     # each replica's start-up by phase
     replicas = json.loads((Path(out_dir) / "_report.json").read_text())["engine"]["replicas"]
     shown = page.tables["startup"]
     assert set(shown) == set(replicas)
     for name, r in replicas.items():
         assert float(shown[name]["= load"]) == pytest.approx(r["load_s"], abs=0.05)
-        assert float(shown[name]["weights"]) == pytest.approx(r["startup"]["weights_s"], abs=0.05)
+        assert float(shown[name]["weights"]) == pytest.approx(r["startup"]["weights_s"],
+                                                             abs=0.05)
 
 
 def check_quality(out, rej, report, tmp_path=None) -> None:
@@ -293,23 +226,13 @@ def check_quality(out, rej, report, tmp_path=None) -> None:
                 r = by_key[(e["doc_id"], e["chunk_index"], e["type"])]
                 assert r[S.LANGUAGE] == lang and e["output"] == excerpt(r[S.OUTPUT])
                 assert e["passage"] == excerpt(r[S.PASSAGE])
-                assert {
-                    "none": r[S.STATUS] == "none",
-                    "sample": r[S.STATUS] == "ok",
-                    "wrong_language": r[S.WRONG_LANGUAGE] is True,
-                    "lowest_score": r[S.SCORE] is not None,
-                }[kind]
+                assert {"none": r[S.STATUS] == "none", "sample": r[S.STATUS] == "ok",
+                        "wrong_language": r[S.WRONG_LANGUAGE] is True,
+                        "lowest_score": r[S.SCORE] is not None}[kind]
 
 
-STARTUP_PHASES = (
-    "imports_s",
-    "configure_s",
-    "engine_core_start_s",
-    "executor_init_s",
-    "weights_s",
-    "compile_s",
-    "warmup_s",
-)
+STARTUP_PHASES = ("imports_s", "configure_s", "engine_core_start_s", "executor_init_s",
+                  "weights_s", "compile_s", "warmup_s")
 
 
 def check_startup(replica: dict) -> None:
@@ -360,19 +283,12 @@ def check_greedy_matches_transformers(out, model_path):
     model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32)
     rows = [r for r in out.to_pylist() if r[S.STATUS] == "ok"][:3]
     for r in rows:
-        msgs = [
-            {"role": "system", "content": f"language: {r[S.LANGUAGE]}\ntype: {r[S.TYPE]}\n"},
-            {"role": "user", "content": r[S.PASSAGE]},
-        ]
-        ids = tok.apply_chat_template(
-            msgs,
-            add_generation_prompt=True,
-            enable_thinking=False,
-            return_tensors="pt",
-            return_dict=True,
-        )
+        msgs = [{"role": "system", "content": f"language: {r[S.LANGUAGE]}\ntype: {r[S.TYPE]}\n"},
+                {"role": "user", "content": r[S.PASSAGE]}]
+        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, enable_thinking=False,
+                                      return_tensors="pt", return_dict=True)
         gen = model.generate(**ids, do_sample=False, max_new_tokens=16)
-        text = tok.decode(gen[0][ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        text = tok.decode(gen[0][ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         assert r[S.OUTPUT] == text
 
 
@@ -387,13 +303,10 @@ def upload_dir(local: str, fs: pafs.FileSystem, prefix: str) -> None:
 
 
 def s3fs_for(env):
-    return pafs.S3FileSystem(
-        access_key=env["AWS_ACCESS_KEY_ID"],
-        secret_key=env["AWS_SECRET_ACCESS_KEY"],
-        endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
-        scheme="http",
-        region="us-east-1",
-    )
+    return pafs.S3FileSystem(access_key=env["AWS_ACCESS_KEY_ID"],
+                             secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                             endpoint_override=env["AWS_ENDPOINT_URL"].split("//")[1],
+                             scheme="http", region="us-east-1")
 
 
 DRAWN = ["query", "title", "keywords", "faq"]
@@ -403,30 +316,13 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     fs = s3fs_for(seaweed.env)
     upload_dir(SAMPLE, fs, f"{S3_BUCKET}/corpus")
     out_uri = f"s3://{S3_BUCKET}/runs/s3-to-s3"
-    res = run_cli(
-        [
-            "run",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sum(
-                (
-                    ["--set", o]
-                    for o in base_overrides(tiny_model, [f"s3://{S3_BUCKET}/corpus"], out_uri)
-                ),
-                [],
-            ),
-            "--set",
-            f"generation.types={json.dumps(DRAWN)}",
-            "--set",
-            "generation.types_per_passage=1",
-            "--set",
-            "generation.types_seed=3",
-            "--set",
-            "quality.reject_wrong_language=true",
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(
+                       tiny_model, [f"s3://{S3_BUCKET}/corpus"], out_uri)), []),
+                   "--set", f"generation.types={json.dumps(DRAWN)}",
+                   "--set", "generation.types_per_passage=1",
+                   "--set", "generation.types_seed=3",
+                   "--set", "quality.reject_wrong_language=true"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(f"{S3_BUCKET}/runs/s3-to-s3", fs)
     check_accounting(out, rej, report, 75, DRAWN, per_passage=1)
@@ -435,10 +331,8 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     # each passage got the one type its hash draws, the same in any process
     from qcraft_ray.output_types import draw_types
 
-    assert all(
-        [r[S.TYPE]] == draw_types(r[S.DOC_ID], r[S.CHUNK_INDEX], DRAWN, 1, seed=3)
-        for r in out.to_pylist()
-    )
+    assert all([r[S.TYPE]] == draw_types(r[S.DOC_ID], r[S.CHUNK_INDEX], DRAWN, 1, seed=3)
+               for r in out.to_pylist())
     mix = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist())
     assert {k: sum(v.values()) for k, v in report["counts"]["by_language_type"].items()} == mix
     assert all(f.startswith(f"s3://{S3_BUCKET}/corpus/") for f in out[S.SOURCE_FILE].to_pylist())
@@ -446,8 +340,7 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
     langs = set(out[S.LANGUAGE].to_pylist()) | set(moved[S.LANGUAGE].to_pylist())
     assert len(langs) == 21  # every model language made it through (some outputs moved)
     assert rej.filter(pc.equal(rej[S.SOURCE_LANGUAGE], "kor_Hang"))[S.REASON].to_pylist() == [
-        S.REASON_UNSUPPORTED_LANGUAGE
-    ]
+        S.REASON_UNSUPPORTED_LANGUAGE]
     hq = out.filter(pc.equal(out[S.SOURCE_LANGUAGE], "fra_Latn"))
     assert hq[S.QUALITY_SCORE].null_count == 0 and hq[S.DATE].null_count == 0
     # credentials never reach the report
@@ -460,19 +353,8 @@ def wait_for_job_agent(cluster, timeout: float = 180) -> None:
     import time
 
     deadline = time.monotonic() + timeout
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "job",
-        "submit",
-        "--address",
-        cluster.dashboard,
-        "--",
-        "python",
-        "-c",
-        "pass",
-    ]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address",
+           cluster.dashboard, "--", "python", "-c", "pass"]
     while True:
         res = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=300)
         if res.returncode == 0:
@@ -484,32 +366,14 @@ def wait_for_job_agent(cluster, timeout: float = 180) -> None:
 def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
     wait_for_job_agent(ray_cluster)
     out_dir = str(tmp_path / "job-out")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "job",
-        "submit",
-        "--address",
-        ray_cluster.dashboard,
-        "--working-dir",
-        str(REPO),
-        "--",
-        "python",
-        "jobs/generate_queries.py",
-        "--config",
-        "configs/local.yaml",
-    ]
-    for o in [
-        *base_overrides(tiny_model, [SAMPLE], out_dir),
-        "report.progress_interval_s=1",
-        "generation.samples_per_prompt=2",
-        "generation.temperature=0.8",
-    ]:
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", ray_cluster.dashboard, "--working-dir", str(REPO), "--",
+           "python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
+    for o in [*base_overrides(tiny_model, [SAMPLE], out_dir), "report.progress_interval_s=1",
+              "generation.samples_per_prompt=2", "generation.temperature=0.8"]:
         cmd += ["--set", o]
-    res = subprocess.run(
-        cmd, env=ray_cluster.env, capture_output=True, text=True, timeout=900, cwd=REPO
-    )
+    res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
+                         timeout=900, cwd=REPO)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     assert "succeeded" in res.stdout
     # the 0.5-CPU replica's CPU engine runs on every core, not Ray's OMP_NUM_THREADS=1
@@ -526,43 +390,22 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
         a, b = sorted(pair, key=lambda x: x[S.SAMPLE_INDEX])
         same = " ".join(a[S.OUTPUT].casefold().split()) == " ".join(b[S.OUTPUT].casefold().split())
         assert (b[S.STATUS] == "duplicate") == (same and a[S.STATUS] == "ok" and bool(a[S.OUTPUT]))
-    assert (
-        sum(
-            1
-            for a, b in (sorted(p, key=lambda x: x[S.SAMPLE_INDEX]) for p in samples.values())
-            if a[S.OUTPUT] != b[S.OUTPUT]
-        )
-        > len(samples) / 2
-    )  # sampled, not greedy copies
+    assert sum(1 for a, b in (sorted(p, key=lambda x: x[S.SAMPLE_INDEX]) for p in samples.values())
+               if a[S.OUTPUT] != b[S.OUTPUT]) > len(samples) / 2  # sampled, not greedy copies
     lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist())
-    dup = collections.Counter(
-        f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist() if r[S.STATUS] == "duplicate"
-    )
-    assert report["quality"]["distinct_ratio"] == {
-        k: round(1 - dup[k] / n, 4) for k, n in sorted(lt.items())
-    }
+    dup = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist()
+                              if r[S.STATUS] == "duplicate")
+    assert report["quality"]["distinct_ratio"] == {k: round(1 - dup[k] / n, 4)
+                                                   for k, n in sorted(lt.items())}
 
 
 def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
     """`qcraft plan --measure 12`: the plan's counts, and an estimate at the rate one
     replica of the configured (CPU) engine reached on 12 prompts of the input."""
-    res = run_cli(
-        [
-            "plan",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            "--measure",
-            "12",
-            "--set",
-            f"model.name={tiny_model}",
-            "--set",
-            f"input.paths=[{SAMPLE}]",
-            "--set",
-            "generation.max_new_tokens=4",
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["plan", LOCAL, "--address", ray_cluster.address, "--measure", "12",
+                   "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]",
+                   "--set", "generation.max_new_tokens=4"],
+                  ray_cluster.env)
     assert res.returncode == 0, res.stderr[-3000:]
     plan = json.loads(res.stdout)["plan"]
     # cross-check with the pure stages run in this process
@@ -573,9 +416,8 @@ def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
 
     cfg = InputConfig(paths=[SAMPLE])
     inplan = discover(cfg, StorageConfig())
-    docs = pa.concat_tables(
-        t for f in fragments_to_read(inplan, 1000) for t in read_fragment(f, cfg, StorageConfig())
-    )
+    docs = pa.concat_tables(t for f in fragments_to_read(inplan, 1000)
+                            for t in read_fragment(f, cfg, StorageConfig()))
     passages = make_passages(docs, PassageConfig(), tokenizer)
     n_pass = pc.sum(pc.equal(passages[S.STATUS], "pending")).as_py()
     assert plan["documents"] == 75 and plan["files"] == 22
@@ -583,12 +425,9 @@ def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
     from qcraft_ray.stages.prompts import PromptBuilder
 
     builder = PromptBuilder(tokenizer, ["query", "title"], "m", 10_000)
-    expected = sum(
-        r[S.PASSAGE_TOKENS] + builder.template_tokens(r[S.LANGUAGE], t)
-        for r in passages.to_pylist()
-        if r[S.STATUS] == "pending"
-        for t in ("query", "title")
-    )
+    expected = sum(r[S.PASSAGE_TOKENS] + builder.template_tokens(r[S.LANGUAGE], t)
+                   for r in passages.to_pylist() if r[S.STATUS] == "pending"
+                   for t in ("query", "title"))
     assert plan["prompt_tokens"] == expected
     est = plan["estimate"]
     measured = est["measured"]
@@ -606,16 +445,9 @@ def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
 
 def test_passages_only_mode(ray_cluster, tiny_model, tmp_path):
     out_dir = str(tmp_path / "passages")
-    res = run_cli(
-        [
-            "passages",
-            LOCAL,
-            "--address",
-            ray_cluster.address,
-            *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), []),
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["passages", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), [])],
+                  ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     assert out.schema == S.PASSAGES_SCHEMA and report["mode"] == "passages"
@@ -631,36 +463,15 @@ def test_paced_engine_job_with_the_cluster_configs_generation(ray_cluster, tiny_
     instant engine's seeded output lengths, the scheduler's counts in the report."""
     out_dir = str(tmp_path / "paced")
     types = ["query", "alt_query", "keywords", "synonym_keywords", "title", "faq", "summary"]
-    res = run_cli(
-        [
-            "run",
-            str(REPO / "configs/cluster-8xh100.yaml"),
-            "--address",
-            ray_cluster.address,
-            *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), []),
-            "--set",
-            "generation.engine.backend=paced",
-            "--set",
-            "generation.replicas=1",
-            "--set",
-            "generation.gpus_per_replica=0",
-            "--set",
-            "generation.cpus_per_replica=0.25",
-            "--set",
-            "ray.read_cpus=0.25",
-            "--set",
-            "ray.passage_cpus=0.5",
-            "--set",
-            "ray.write_cpus=0.25",
-            "--set",
-            "quality.language_id=false",
-            "--set",
-            "input.rows_per_task=16",
-            "--set",
-            "report.progress_interval_s=1",
-        ],
-        ray_cluster.env,
-    )
+    res = run_cli(["run", str(REPO / "configs/cluster-8xh100.yaml"),
+                   "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in base_overrides(tiny_model, [SAMPLE], out_dir)), []),
+                   "--set", "generation.engine.backend=paced", "--set", "generation.replicas=1",
+                   "--set", "generation.gpus_per_replica=0",
+                   "--set", "generation.cpus_per_replica=0.25", "--set", "ray.read_cpus=0.25",
+                   "--set", "ray.passage_cpus=0.5", "--set", "ray.write_cpus=0.25",
+                   "--set", "quality.language_id=false", "--set", "input.rows_per_task=16",
+                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, types)

@@ -37,27 +37,18 @@ def docs_table() -> pa.Table:
     rows = []
     for i, p in enumerate(load_passages()):
         iso, script = p["lang"].split("_")
-        rows.append(
-            {"id": f"doc-{i}", "text": p["text"], "language": iso, "language_script": script}
-        )
+        rows.append({"id": f"doc-{i}", "text": p["text"], "language": iso,
+                     "language_script": script})
     rows.append({"id": "doc-null", "text": None, "language": "eng", "language_script": "Latn"})
     return pa.Table.from_pylist(rows)
 
 
 def settings(model: str, out: str, catalog: dict, table: str, *extra: str) -> list[str]:
-    sets = [
-        f"model.name={model}",
-        f"output.path={out}",
-        "output.if_exists=resume",
-        f"generation.types={json.dumps(TYPES)}",
-        f"output.partition_by={json.dumps(PARTS)}",
-        "input.rows_per_task=8",
-        "generation.batch_size=16",
-        "output.min_rows_per_file=16",
-        "generation.engine.enforce_eager=true",
-        f"output.iceberg={json.dumps({'catalog': catalog, 'table': table})}",
-        *extra,
-    ]
+    sets = [f"model.name={model}", f"output.path={out}", "output.if_exists=resume",
+            f"generation.types={json.dumps(TYPES)}", f"output.partition_by={json.dumps(PARTS)}",
+            "input.rows_per_task=8", "generation.batch_size=16", "output.min_rows_per_file=16",
+            "generation.engine.enforce_eager=true",
+            f"output.iceberg={json.dumps({'catalog': catalog, 'table': table})}", *extra]
     return ["run", LOCAL, *sum((["--set", s] for s in sets), [])]
 
 
@@ -80,18 +71,10 @@ def full_run(ray_cluster, tiny_model, embedding_model, tmp_path_factory):
     cat.create_namespace("src")
     cat.create_table("src.docs", schema=docs_table().schema).append(docs_table())
     out = str(root / "out")
-    args = settings(
-        tiny_model,
-        out,
-        catalog,
-        "lake.queries",
-        "input.paths=[]",
-        f"input.iceberg={json.dumps(src.model_dump())}",
-        "score.enabled=true",
-        f"score.model={embedding_model}",
-        "score.device=cpu",
-        "score.cpus_per_replica=0.5",
-    )
+    args = settings(tiny_model, out, catalog, "lake.queries",
+                    "input.paths=[]", f"input.iceberg={json.dumps(src.model_dump())}",
+                    "score.enabled=true", f"score.model={embedding_model}",
+                    "score.device=cpu", "score.cpus_per_replica=0.5")
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     report = json.loads((Path(out) / "_report.json").read_text())
@@ -107,30 +90,25 @@ def test_partitioned_output_read_by_duckdb_polars_and_pyarrow(full_run):
     assert glob == "language=*/type=*/*.parquet"
     rows = sum(report["counts"]["outputs"].values())
     files = sorted(Path(out).glob(glob))
-    assert files and all(S.schema_version_of(pq.read_schema(f)) == S.SCHEMA_VERSION for f in files)
+    assert files and all(S.schema_version_of(pq.read_schema(f)) == S.SCHEMA_VERSION
+                         for f in files)
     for f in files:  # each file holds the one partition its folder names
         t = pq.read_table(f, columns=PARTS)
         lang, typ = (p.split("=")[1] for p in f.parts[-3:-1])
         assert set(t["language"].to_pylist()) == {lang} and set(t["type"].to_pylist()) == {typ}
-    assert {p.parent.name for p in Path(out, "_rejected").glob("*/*.parquet")} == {
-        f"reason={r}" for r in report["counts"]["rejected"]
-    }
+    assert {p.parent.name for p in Path(out, "_rejected").glob("*/*.parquet")} == \
+        {f"reason={r}" for r in report["counts"]["rejected"]}
     # DuckDB: counts per language and type equal the report's; types are the schema's
     con = duckdb.connect()
-    by_lt = con.sql(
-        f"select language, type, count(*) from read_parquet('{out}/{glob}', "
-        "hive_partitioning=true) group by all"
-    ).fetchall()
+    by_lt = con.sql(f"select language, type, count(*) from read_parquet('{out}/{glob}', "
+                    "hive_partitioning=true) group by all").fetchall()
     expected = collections.Counter()
     for lang_type, statuses in report["counts"]["by_language_type"].items():
         expected[tuple(lang_type.split("/"))] += sum(statuses.values())
     assert {(lang, typ): n for lang, typ, n in by_lt} == dict(expected)
-    described = {
-        r[0]: r[1]
-        for r in con.sql(
-            f"describe select * from read_parquet('{out}/{glob}', hive_partitioning=true)"
-        ).fetchall()
-    }
+    described = {r[0]: r[1] for r in con.sql(
+        f"describe select * from read_parquet('{out}/{glob}', hive_partitioning=true)"
+    ).fetchall()}
     assert described[S.CHUNK_INDEX] == "INTEGER" and described[S.SOURCE_ROW] == "BIGINT"
     assert described[S.SCORE] == "DOUBLE" and described[S.OUTPUT] == "VARCHAR"
     assert set(described) == set(S.OUTPUT_SCHEMA.names)
@@ -159,14 +137,13 @@ def test_readme_queries_run_on_the_output(full_run):
     source = str(root / "wh")  # where the input table's data files are
     con = duckdb.connect()
     per_lt, pairs, joined = [
-        con.sql(q.replace("OUTPUT", out).replace("INPUT", source)).to_arrow_table() for q in sql[:3]
-    ]
+        con.sql(q.replace("OUTPUT", out).replace("INPUT", source)).to_arrow_table()
+        for q in sql[:3]]
     ok = report["counts"]["outputs"]["ok"]
     assert sum(per_lt.column("queries").to_pylist()) == ok
     scored = pads.dataset(out, format="parquet", partitioning="hive").to_table().to_pylist()
-    expected = [
-        r for r in scored if r[S.STATUS] == "ok" and r[S.TYPE] == "query" and r[S.SCORE] >= 0.2
-    ]
+    expected = [r for r in scored if r[S.STATUS] == "ok" and r[S.TYPE] == "query"
+                and r[S.SCORE] >= 0.2]
     assert 0 < pairs.num_rows == len(expected) < ok
     assert joined.num_rows == ok  # every ok output found its source row
     docs = {r["id"]: r["text"] for r in docs_table().to_pylist()}
@@ -175,16 +152,14 @@ def test_readme_queries_run_on_the_output(full_run):
     # qcraft inspect: the two lowest-scoring English outputs, lowest first
     res = run_cli(["inspect", out, "--lowest", "2", "--language", "english"], dict(os.environ))
     assert res.returncode == 0, res.stderr[-3000:]
-    english = sorted(
-        r[S.SCORE] for r in scored if r[S.LANGUAGE] == "english" and r[S.STATUS] == "ok"
-    )
+    english = sorted(r[S.SCORE] for r in scored
+                     if r[S.LANGUAGE] == "english" and r[S.STATUS] == "ok")
     shown = [float(x) for x in re.findall(r"score=(-?[\d.]+)", res.stdout)]
     assert shown == [round(x, 4) for x in english[:2]]
     scope: dict = {}
     exec(python[0].replace("OUTPUT", out), scope)  # noqa: S102 - the README's own example
     assert scope["pairs"].height == len(
-        [r for r in scored if r[S.STATUS] == "ok" and r[S.SCORE] >= 0.2]
-    )
+        [r for r in scored if r[S.STATUS] == "ok" and r[S.SCORE] >= 0.2])
 
 
 def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):
@@ -204,8 +179,7 @@ def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):
     # README test, whose join reads the input table's files)
     (Path(out) / "_SUCCESS").unlink()
     load_table(IcebergTable(catalog=catalog, table="src.docs"), StorageConfig()).append(
-        docs_table()
-    )
+        docs_table())
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     again = json.loads((Path(out) / "_report.json").read_text())
@@ -219,8 +193,7 @@ def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):
 
 
 def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
-    full_run, ray_cluster, seaweed, tiny_model, tmp_path, monkeypatch
-):
+        full_run, ray_cluster, seaweed, tiny_model, tmp_path, monkeypatch):
     root, out, _, _, report = full_run
     for key, value in seaweed.env.items():  # this process reads the table back from S3
         monkeypatch.setenv(key, value)
@@ -229,27 +202,12 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     fs.create_dir(corpus.rsplit("/", 1)[0])
     with fs.open_output_stream(corpus) as f:
         pq.write_table(docs_table(), f, row_group_size=8)  # 10 read units
-    catalog = {
-        "type": "sql",
-        "uri": f"sqlite:///{tmp_path}/catalog.db",
-        "warehouse": f"s3://{S3_BUCKET}/warehouse",
-    }
+    catalog = {"type": "sql", "uri": f"sqlite:///{tmp_path}/catalog.db",
+               "warehouse": f"s3://{S3_BUCKET}/warehouse"}
     env = ray_cluster.env
-    plan = run_cli(
-        [
-            "plan",
-            LOCAL,
-            "--shard",
-            "1/3",
-            "--set",
-            f"input.paths=[s3://{corpus}]",
-            "--set",
-            "input.rows_per_task=8",
-            "--set",
-            f"model.name={tiny_model}",
-        ],
-        env,
-    )
+    plan = run_cli(["plan", LOCAL, "--shard", "1/3", "--set", f"input.paths=[s3://{corpus}]",
+                    "--set", "input.rows_per_task=8",
+                    "--set", f"model.name={tiny_model}"], env)
     assert plan.returncode == 0, plan.stderr[-3000:]
     share = json.loads(plan.stdout)["plan"]["shard"]
     assert share["shard"] == "1/3" and share["of_documents"] == len(docs_table())
@@ -257,16 +215,10 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     outs, documents = [], 0
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
-        res = run_cli(
-            [
-                *settings(tiny_model, uri, catalog, "lake.queries", f"input.paths=[s3://{corpus}]"),
-                "--shard",
-                f"{i}/3",
-            ],
-            env,
-        )
+        res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
+                                 f"input.paths=[s3://{corpus}]"), "--shard", f"{i}/3"], env)
         assert res.returncode == 0, res.stderr[-5000:]
-        with fs.open_input_stream(uri[len("s3://") :] + "/_report.json") as f:
+        with fs.open_input_stream(uri[len("s3://"):] + "/_report.json") as f:
             shard_report = json.loads(f.read())
         assert shard_report["input"]["shard"]["shard"] == f"{i}/3"
         if i == 1:
@@ -276,34 +228,18 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert documents == len(docs_table())
     # the shards' data files, read from the bucket with Polars, equal the full run key
     # for key (greedy: the same text too)
-    opts = {
-        "aws_access_key_id": seaweed.env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": seaweed.env["AWS_SECRET_ACCESS_KEY"],
-        "aws_endpoint_url": seaweed.env["AWS_ENDPOINT_URL"],
-        "aws_region": "us-east-1",
-        "aws_allow_http": "true",
-    }
-    shards = (
-        pl.concat(
-            [
-                pl.scan_parquet(
-                    f"{u}/{report['output']['data_glob']}",
-                    hive_partitioning=True,
-                    storage_options=opts,
-                )
-                for u in outs
-            ]
-        )
-        .collect()
-        .to_arrow()
-    )
+    opts = {"aws_access_key_id": seaweed.env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": seaweed.env["AWS_SECRET_ACCESS_KEY"],
+            "aws_endpoint_url": seaweed.env["AWS_ENDPOINT_URL"], "aws_region": "us-east-1",
+            "aws_allow_http": "true"}
+    shards = pl.concat([pl.scan_parquet(f"{u}/{report['output']['data_glob']}",
+                                        hive_partitioning=True, storage_options=opts)
+                        for u in outs]).collect().to_arrow()
     whole = pads.dataset(out, format="parquet", partitioning="hive").to_table()
     assert shards.num_rows == whole.num_rows and keyed(shards) == keyed(whole)
     # the three commits landed in one table on the SeaweedFS warehouse
     table = load_table(IcebergTable(catalog=catalog, table="lake.queries"), StorageConfig())
     assert len(table.snapshots()) == 3
     assert keyed(table.scan().to_arrow()) == keyed(whole)
-    assert all(
-        f.startswith(f"s3://{S3_BUCKET}/lake-shards/")
-        for f in table.inspect.files().column("file_path").to_pylist()
-    )
+    assert all(f.startswith(f"s3://{S3_BUCKET}/lake-shards/") for f in
+               table.inspect.files().column("file_path").to_pylist())

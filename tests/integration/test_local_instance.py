@@ -31,8 +31,7 @@ print("LISTEN-NON-LOOPBACK", sorted(bad))
 
 
 def test_local_instance_binds_loopback_only():
-    res = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    res = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "LISTEN-NON-LOOPBACK []" in res.stdout, res.stdout[-2000:]

@@ -22,18 +22,12 @@ from tests.integration.test_job import SAMPLE, check_accounting, wait_for_job_ag
 TYPES = ["query", "title", "keywords"]  # enough work that a node dies mid-run
 # one CPU engine per logical GPU; four engines share this machine's cores
 # (eager: no graph compile, 4.6 s engine start instead of 11.3 s on this machine)
-ON_GPUS = [
-    "generation.gpus_per_replica=1",
-    "generation.engine.device=cpu",
-    "generation.engine.enforce_eager=true",
-    "generation.engine.cpu_threads=1",
-    f"generation.types={json.dumps(TYPES)}",
-    "input.rows_per_task=5",
-    "generation.batch_size=8",
-    "output.min_rows_per_file=8",
-    # language ID is tested elsewhere; the quality stage still runs (copy check)
-    "quality.language_id=false",
-]
+ON_GPUS = ["generation.gpus_per_replica=1", "generation.engine.device=cpu",
+           "generation.engine.enforce_eager=true",
+           "generation.engine.cpu_threads=1", f"generation.types={json.dumps(TYPES)}",
+           "input.rows_per_task=5", "generation.batch_size=8", "output.min_rows_per_file=8",
+           # language ID is tested elsewhere; the quality stage still runs (copy check)
+           "quality.language_id=false"]
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +39,11 @@ def cluster(seaweed):
 
 def nodes(cluster) -> list[dict]:
     """Ray's view of the cluster's nodes: id, GPUs, alive, node manager port."""
-    code = (
-        f"import json, ray; ray.init(address='{cluster.address}', logging_level='ERROR'); "
-        "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0), "
-        "'alive': n['Alive'], 'port': n['NodeManagerPort']} for n in ray.nodes()]))"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, timeout=120
-    )
+    code = (f"import json, ray; ray.init(address='{cluster.address}', logging_level='ERROR'); "
+            "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0), "
+            "'alive': n['Alive'], 'port': n['NodeManagerPort']} for n in ray.nodes()]))")
+    res = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True,
+                         text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -66,71 +57,41 @@ def expected_keys(tokenizer, types: list[str] = TYPES) -> set[tuple]:
     from qcraft_ray.stages.passages import make_passages
 
     cfg = InputConfig(paths=[SAMPLE])
-    docs = pa.concat_tables(
-        t
-        for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
-        for t in read_fragment(f, cfg, StorageConfig())
-    )
+    docs = pa.concat_tables(t for f in fragments_to_read(discover(cfg, StorageConfig()), 1000)
+                            for t in read_fragment(f, cfg, StorageConfig()))
     rows = make_passages(docs, PassageConfig(), tokenizer)
     rows = rows.filter(pc.equal(rows[S.STATUS], S.STATUS_PENDING))
-    return {
-        (d, c, t)
-        for d, c in zip(rows[S.DOC_ID].to_pylist(), rows[S.CHUNK_INDEX].to_pylist(), strict=True)
-        for t in types
-    }
+    return {(d, c, t) for d, c in zip(rows[S.DOC_ID].to_pylist(),
+                                       rows[S.CHUNK_INDEX].to_pylist(), strict=True)
+            for t in types}
 
 
 def output_keys(out) -> collections.Counter:
-    return collections.Counter(
-        zip(
-            out[S.DOC_ID].to_pylist(),
-            out[S.CHUNK_INDEX].to_pylist(),
-            out[S.TYPE].to_pylist(),
-            strict=True,
-        )
-    )
+    return collections.Counter(zip(out[S.DOC_ID].to_pylist(), out[S.CHUNK_INDEX].to_pylist(),
+                                   out[S.TYPE].to_pylist(), strict=True))
 
 
 ENTRYPOINT = ["python", "jobs/generate_queries.py", "--config", "configs/local.yaml"]
 
 
-def submit_cmd(
-    cluster, sets: list[str], entrypoint: list[str] = ENTRYPOINT, runtime_env: dict | None = None
-) -> list[str]:
+def submit_cmd(cluster, sets: list[str], entrypoint: list[str] = ENTRYPOINT,
+               runtime_env: dict | None = None) -> list[str]:
     """`ray job submit` as the README says. Ray Data waits for every replica of the pool
     to be up before handing out work (RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S), so that on
     this shared machine the first replicas do not finish the work before the last load."""
     env = dict(runtime_env or {})
     env["env_vars"] = {**env.get("env_vars", {}), "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "ray.scripts.scripts",
-        "job",
-        "submit",
-        "--address",
-        cluster.dashboard,
-        "--working-dir",
-        str(REPO),
-        "--runtime-env-json",
-        json.dumps(env),
-        "--",
-        *entrypoint,
-    ]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit",
+           "--address", cluster.dashboard, "--working-dir", str(REPO),
+           "--runtime-env-json", json.dumps(env), "--", *entrypoint]
     for o in sets:
         cmd += ["--set", o]
     return cmd
 
 
 def submit(cluster, sets: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        submit_cmd(cluster, sets, **kw),
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        cwd=REPO,
-    )
+    return subprocess.run(submit_cmd(cluster, sets, **kw), env=cluster.env,
+                          capture_output=True, text=True, timeout=1200, cwd=REPO)
 
 
 def kuberay_job() -> tuple[list[str], dict]:
@@ -167,16 +128,12 @@ def this_machine(path: str = "configs/local.yaml") -> list[str]:
                 yield f"{prefix}{k}", v
 
     skip = {"input.paths", "output.path", "model.name"}
-    return [
-        f"{k}={json.dumps(v)}"
-        for k, v in leaves(yaml.safe_load((REPO / path).read_text()))
-        if k not in skip
-    ]
+    return [f"{k}={json.dumps(v)}" for k, v in leaves(yaml.safe_load((REPO / path).read_text()))
+            if k not in skip]
 
 
-def test_kuberay_job_one_replica_per_gpu_model_from_s3(
-    cluster, seaweed, tiny_model, tokenizer, tmp_path
-):
+def test_kuberay_job_one_replica_per_gpu_model_from_s3(cluster, seaweed, tiny_model,
+                                                       tokenizer, tmp_path):
     """deploy/rayjob.yaml's entrypoint and runtime env, submitted to real nodes with the
     model on S3: each worker node copies the model once (two replicas each) to its own
     cache and its replicas load it from there; one replica per logical GPU, on both
@@ -188,29 +145,18 @@ def test_kuberay_job_one_replica_per_gpu_model_from_s3(
 
     fs = s3fs_for(seaweed.env)
     model_uri = f"s3://{S3_BUCKET}/models/tiny-qwen3"
-    source = {
-        p.relative_to(tiny_model).as_posix(): p.read_bytes()
-        for p in Path(tiny_model).rglob("*")
-        if p.is_file()
-    }
+    source = {p.relative_to(tiny_model).as_posix(): p.read_bytes()
+              for p in Path(tiny_model).rglob("*") if p.is_file()}
     for rel, data in source.items():
         with fs.open_output_stream(f"{S3_BUCKET}/models/tiny-qwen3/{rel}") as f:
             f.write(data)
     wait_for_job_agent(cluster)
     out_dir = str(tmp_path / "out")
     entrypoint, runtime_env = kuberay_job()
-    res = submit(
-        cluster,
-        [
-            *this_machine(),
-            *base_overrides(model_uri, [SAMPLE], out_dir),
-            *ON_GPUS,
-            "generation.replicas=4",
-            'output.partition_by=["language","type"]',
-        ],
-        entrypoint=entrypoint,
-        runtime_env=runtime_env,
-    )
+    res = submit(cluster, [*this_machine(), *base_overrides(model_uri, [SAMPLE], out_dir),
+                           *ON_GPUS, "generation.replicas=4",
+                           'output.partition_by=["language","type"]'],
+                 entrypoint=entrypoint, runtime_env=runtime_env)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, TYPES)
@@ -220,24 +166,17 @@ def test_kuberay_job_one_replica_per_gpu_model_from_s3(
     assert sum(pq.read_metadata(p).num_rows for p in data) == out.num_rows
     assert set(out[S.MODEL].to_pylist()) == {model_uri}
     for node in cluster.workers:  # one full copy per node, checked against the source
-        copies = [
-            p
-            for p in Path(node.model_cache).iterdir()
-            if p.is_dir() and not p.name.endswith("-tokenizer")
-        ]
+        copies = [p for p in Path(node.model_cache).iterdir()
+                  if p.is_dir() and not p.name.endswith("-tokenizer")]
         assert len(copies) == 1 and not copies[0].name.endswith(".partial"), copies
         record = json.loads((copies[0] / ".qcraft-model.json").read_text())
         assert {k: v["size"] for k, v in record["files"].items()} == {
-            k: len(v) for k, v in source.items()
-        }
+            k: len(v) for k, v in source.items()}
         import hashlib
 
-        assert all(
-            record["files"][k]["sha256"]
-            == hashlib.sha256(v).hexdigest()
-            == hashlib.sha256((copies[0] / k).read_bytes()).hexdigest()
-            for k, v in source.items()
-        )
+        assert all(record["files"][k]["sha256"] == hashlib.sha256(v).hexdigest()
+                   == hashlib.sha256((copies[0] / k).read_bytes()).hexdigest()
+                   for k, v in source.items())
     keys = output_keys(out)
     assert max(keys.values()) == 1 and set(keys) == expected_keys(tokenizer)
     replicas = report["engine"]["replicas"]
@@ -273,20 +212,11 @@ def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_p
     work done twice is counted apart from the work."""
     wait_for_job_agent(cluster)
     out_dir = str(tmp_path / "out")
-    sets = [
-        *base_overrides(tiny_model, [SAMPLE], out_dir),
-        *ON_GPUS,
-        "generation.replicas=4",
-        "report.progress_interval_s=1",
-    ]
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS, "generation.replicas=4",
+            "report.progress_interval_s=1"]
     log = tmp_path / "job.log"
-    proc = subprocess.Popen(
-        submit_cmd(cluster, sets),
-        env=cluster.env,
-        cwd=REPO,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(submit_cmd(cluster, sets), env=cluster.env, cwd=REPO,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
     wait_for("generated outputs", lambda: progress_outputs(log.read_text()) > 0, proc, log)
     victim = cluster.workers[0]
     ids = {n["port"]: n["id"] for n in nodes(cluster)}
@@ -312,11 +242,8 @@ def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_p
     assert on[survivor] >= 2 and sum(on.values()) >= 4, on
     # the surviving worker's replicas finished the run (the dead node's replicas, restarted
     # by Ray, could only come up there once a GPU was free)
-    assert any(
-        report["counts"]["by_replica"].get(name)
-        for name, r in replicas.items()
-        if r["node_id"] == survivor
-    )
+    assert any(report["counts"]["by_replica"].get(name) for name, r in replicas.items()
+               if r["node_id"] == survivor)
     print("retries:", report["retries"], "replicas per node:", dict(on))
     print(last)
     cluster.add_worker(2)  # back to two workers for the tests that follow
@@ -335,26 +262,16 @@ def test_a_worker_joining_mid_run_gets_replicas(cluster, tiny_model, tmp_path):
     # the paced engine (vLLM's scheduling at a set pace, no model): what is under test is
     # the pool growing onto a new node, and a slow pace keeps the run going long enough
     # for the worker to join without four CPU engines loading on two cores
-    sets = [
-        *base_overrides(tiny_model, [SAMPLE], out_dir),
-        *ON_GPUS,
-        f"generation.types={json.dumps(types)}",
-        "generation.engine.backend=paced",
-        "generation.engine.paced.prefill_tokens_per_s=6000",
-        "generation.replicas=1..4",
-        "report.progress_interval_s=1",
-        # few batches a replica, so work queues and the pool grows (16 in flight would
-        # let the first replica take most of this small corpus)
-        "generation.batches_in_flight=2",
-    ]
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), *ON_GPUS,
+            f"generation.types={json.dumps(types)}", "generation.engine.backend=paced",
+            "generation.engine.paced.prefill_tokens_per_s=6000",
+            "generation.replicas=1..4", "report.progress_interval_s=1",
+            # few batches a replica, so work queues and the pool grows (16 in flight would
+            # let the first replica take most of this small corpus)
+            "generation.batches_in_flight=2"]
     log = tmp_path / "job.log"
-    proc = subprocess.Popen(
-        submit_cmd(cluster, sets),
-        env=cluster.env,
-        cwd=REPO,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(submit_cmd(cluster, sets), env=cluster.env, cwd=REPO,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
     wait_for("generated outputs", lambda: progress_outputs(log.read_text()) > 0, proc, log)
     joined = cluster.add_worker(2)
     assert proc.wait(timeout=900) == 0, log.read_text()[-5000:]

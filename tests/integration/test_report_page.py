@@ -19,10 +19,9 @@ from tests.integration.conftest import run_cli
 
 PWN = "document.body.setAttribute('data-pwned', '{}')"
 HOSTILE_OUTPUT = f"<script>{PWN.format(1)}</script> q"
-HOSTILE_PASSAGE = (
-    f'</td></tr></table><img src=x onerror="{PWN.format(2)}">'
-    f'<a href="javascript:{PWN.format(3)}">click</a> \u202eevil\u202c ' + "x" * 1_000_000
-)
+HOSTILE_PASSAGE = (f'</td></tr></table><img src=x onerror="{PWN.format(2)}">'
+                   f'<a href="javascript:{PWN.format(3)}">click</a> \u202eevil\u202c '
+                   + "x" * 1_000_000)
 
 
 def hostile_output(out_dir: str) -> None:
@@ -35,48 +34,28 @@ def hostile_output(out_dir: str) -> None:
     from qcraft_ray.progress import FinalProgress
     from qcraft_ray.store import OutputFolder
 
-    cfg = RunConfig.model_validate(
-        {
-            "input": {"paths": ["in.parquet"]},
-            "output": {"path": out_dir, "min_rows_per_file": 1},
-            "report": {"examples_per_language": 2},
-        }
-    )
+    cfg = RunConfig.model_validate({"input": {"paths": ["in.parquet"]},
+                                    "output": {"path": out_dir, "min_rows_per_file": 1},
+                                    "report": {"examples_per_language": 2}})
     n = 4
-    plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None, 1),))
+    plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None,
+                                      1),))
     state = open_run(cfg, plan, Mode.GENERATE)
-    sink = OutputSink(
-        OutputFolder.for_run(cfg.output, cfg.storage), cfg.output, state.run_id, state.attempt
-    )
+    sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
+                      state.run_id, state.attempt)
     kinds = [("ok", 0.01, False), ("none", None, None), ("ok", 0.9, True), ("ok", 0.5, False)]
-    rows = [
-        {
-            S.DOC_ID: f"d{i}",
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-            S.SAMPLE_INDEX: 0,
-            S.CHUNK_START: 0,
-            S.CHUNK_END: len(HOSTILE_PASSAGE),
-            S.PASSAGE: HOSTILE_PASSAGE,
-            S.PASSAGE_TOKENS: 100,
-            S.LANGUAGE: "danish",
-            S.MODEL: "m",
-            S.OUTPUT: "NONE" if status == "none" else HOSTILE_OUTPUT,
-            S.STATUS: status,
-            S.SCORE: score,
-            S.WRONG_LANGUAGE: wrong,
-            S.DETECTED_LANGUAGE: "<b>english</b>" if wrong else None,
-            S.SOURCE_FILE: "in.parquet",
-            S.SOURCE_ROW: i,
-            S.UNIT: "in.parquet@0",
-            S.UNIT_DOCS: n,
-            S.DOC_ROWS: 1,
-            S.COUNTS_DOCUMENT: True,
-            S.COUNTS_PASSAGE: True,
-        }
-        for i, (status, score, wrong) in enumerate(kinds)
-    ]
-    sink.write([pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=0))
+    rows = [{S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+             S.CHUNK_START: 0,
+             S.CHUNK_END: len(HOSTILE_PASSAGE), S.PASSAGE: HOSTILE_PASSAGE,
+             S.PASSAGE_TOKENS: 100, S.LANGUAGE: "danish", S.MODEL: "m",
+             S.OUTPUT: "NONE" if status == "none" else HOSTILE_OUTPUT, S.STATUS: status,
+             S.SCORE: score, S.WRONG_LANGUAGE: wrong,
+             S.DETECTED_LANGUAGE: "<b>english</b>" if wrong else None,
+             S.SOURCE_FILE: "in.parquet", S.SOURCE_ROW: i, S.UNIT: "in.parquet@0",
+             S.UNIT_DOCS: n, S.DOC_ROWS: 1, S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True}
+            for i, (status, score, wrong) in enumerate(kinds)]
+    sink.write([pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)],
+               SimpleNamespace(task_idx=0))
     finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
 
 

@@ -28,26 +28,19 @@ def means(rows) -> dict:
     return {g: {k: round(sum(v) / len(v), 4) for k, v in d.items()} for g, d in acc.items()}
 
 
-def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_model, tmp_path):
+def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_model,
+                                            tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from tests.integration.browser import parse, render
 
     out_dir = str(tmp_path / "out")
-    sets = [
-        *base_overrides(tiny_model, [SAMPLE], out_dir),
-        "generation.types=[query]",
-        "score.enabled=true",
-        f"score.model={embedding_model}",
-        "score.device=cpu",
-        "score.cpus_per_replica=0.5",
-        f"score.min_score={MIN_SCORE}",
-        "score.min_percentile=25",
-    ]
-    res = run_cli(
-        ["run", LOCAL, "--address", ray_cluster.address, *sum((["--set", o] for o in sets), [])],
-        ray_cluster.env,
-    )
+    sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
+            "score.enabled=true", f"score.model={embedding_model}", "score.device=cpu",
+            "score.cpus_per_replica=0.5", f"score.min_score={MIN_SCORE}",
+            "score.min_percentile=25"]
+    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                   *sum((["--set", o] for o in sets), [])], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     assert report["status"] == "complete" and report["documents_accounted"] == 75
@@ -73,8 +66,7 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
     for r in ok[:3]:
         a, b = model.encode([r[S.OUTPUT], r[S.PASSAGE]])
         assert r[S.SCORE] == pytest.approx(
-            float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-5
-        )
+            float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-5)
     # mean per language and type in the report: over every scored output, dropped or not
     assert report["mean_scores"] == means(rows + low)
     # the page shows them
@@ -87,19 +79,15 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
 
     # `qcraft score` over an existing output gives the same scores (same model)
     fs = pafs.LocalFileSystem()
-    res = run_cli(
-        ["score", out_dir, "--model", embedding_model, "--device", "cpu"],
-        {**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    res = run_cli(["score", out_dir, "--model", embedding_model, "--device", "cpu"],
+                  {**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     again, _, report2 = read_output(out_dir, fs)
     before = {(r[S.DOC_ID], r[S.CHUNK_INDEX], r[S.TYPE]): r[S.SCORE] for r in rows}
     after = {(r[S.DOC_ID], r[S.CHUNK_INDEX], r[S.TYPE]): r[S.SCORE] for r in again.to_pylist()}
     assert before.keys() == after.keys()
-    assert all(
-        after[k] == pytest.approx(v, abs=1e-5) if v is not None else after[k] is None
-        for k, v in before.items()
-    )
+    assert all(after[k] == pytest.approx(v, abs=1e-5) if v is not None else after[k] is None
+               for k, v in before.items())
     assert report2["mean_scores"] == means(again.to_pylist())
 
 
@@ -121,55 +109,30 @@ def committed_output(out_dir: str, tasks: int, rows_per_task: int) -> None:
     from qcraft_ray.store import OutputFolder
 
     n = tasks * rows_per_task
-    cfg = RunConfig.model_validate(
-        {"input": {"paths": ["in.parquet"]}, "output": {"path": out_dir, "min_rows_per_file": 1}}
-    )
-    plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None, 1),))
+    cfg = RunConfig.model_validate({"input": {"paths": ["in.parquet"]},
+                                    "output": {"path": out_dir, "min_rows_per_file": 1}})
+    plan = InputPlan(files=(InputFile("in.parquet", "in.parquet", n, (n,), ("text",), None,
+                                      1),))
     state = open_run(cfg, plan, Mode.GENERATE)
     texts = [p["text"] for p in load_passages()]
-    sink = OutputSink(
-        OutputFolder.for_run(cfg.output, cfg.storage), cfg.output, state.run_id, state.attempt
-    )
+    sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
+                      state.run_id, state.attempt)
     for task in range(tasks):
         rows = []
         for i in range(task * rows_per_task, (task + 1) * rows_per_task):
             text = texts[i % len(texts)]
-            rows.append(
-                {
-                    S.DOC_ID: f"d{i}",
-                    S.CHUNK_INDEX: 0,
-                    S.TYPE: "query",
-                    S.SAMPLE_INDEX: 0,
-                    S.CHUNK_START: 0,
-                    S.CHUNK_END: len(text),
-                    S.PASSAGE: text,
-                    S.PASSAGE_TOKENS: 100,
-                    S.LANGUAGE: "english",
-                    S.MODEL: "m",
-                    S.OUTPUT: " ".join(text.split()[i % 7 : i % 7 + 5]),
-                    S.STATUS: "ok" if i % 9 else "none",
-                    S.SOURCE_FILE: "in.parquet",
-                    S.SOURCE_ROW: i,
-                    S.UNIT: "in.parquet@0",
-                    S.UNIT_DOCS: n,
-                    S.DOC_ROWS: 1,
-                    S.COUNTS_DOCUMENT: True,
-                    S.COUNTS_PASSAGE: True,
-                }
-            )
+            rows.append({S.DOC_ID: f"d{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+                         S.CHUNK_START: 0, S.CHUNK_END: len(text), S.PASSAGE: text,
+                         S.PASSAGE_TOKENS: 100, S.LANGUAGE: "english", S.MODEL: "m",
+                         S.OUTPUT: " ".join(text.split()[i % 7:i % 7 + 5]),
+                         S.STATUS: "ok" if i % 9 else "none", S.SOURCE_FILE: "in.parquet",
+                         S.SOURCE_ROW: i, S.UNIT: "in.parquet@0", S.UNIT_DOCS: n,
+                         S.DOC_ROWS: 1, S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True})
             if i % 10 == 0:  # a document with nothing to generate for
-                rows[-1].update(
-                    {
-                        S.TYPE: None,
-                        S.STATUS: "rejected",
-                        S.REASON: "too_short",
-                        S.OUTPUT: None,
-                        S.COUNTS_PASSAGE: False,
-                    }
-                )
-        sink.write(
-            [pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=task)
-        )
+                rows[-1].update({S.TYPE: None, S.STATUS: "rejected", S.REASON: "too_short",
+                                 S.OUTPUT: None, S.COUNTS_PASSAGE: False})
+        sink.write([pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)],
+                   SimpleNamespace(task_idx=task))
     finalise(cfg, plan, state, FinalProgress(), now_iso(), 0.0)
 
 
@@ -191,22 +154,12 @@ def test_score_killed_midway_then_rerun(embedding_model, tmp_path):
     tasks = 30
     committed_output(out_dir, tasks, rows_per_task=12)
     before, before_rej, _ = read_output(out_dir)
-    args = [
-        sys.executable,
-        "-m",
-        "qcraft_ray.cli",
-        "score",
-        out_dir,
-        "--model",
-        embedding_model,
-        "--device",
-        "cpu",
-    ]
+    args = [sys.executable, "-m", "qcraft_ray.cli", "score", out_dir, "--model",
+            embedding_model, "--device", "cpu"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     log = tmp_path / "score.log"
-    proc = subprocess.Popen(
-        args, env=env, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while f"scored 3/{tasks} manifests" not in log.read_text():
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -236,8 +189,8 @@ def test_score_killed_midway_then_rerun(embedding_model, tmp_path):
     for r in ok[::37]:
         a, b = model.encode([r[S.OUTPUT], r[S.PASSAGE]])
         assert r[S.SCORE] == pytest.approx(
-            float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-5
-        )
+            float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-5)
     assert report["mean_scores"] == means(rows)
-    assert report["counts"]["outputs"] == dict(collections.Counter(r[S.STATUS] for r in rows))
+    assert report["counts"]["outputs"] == dict(collections.Counter(
+        r[S.STATUS] for r in rows))
     assert report["scored"] == {"model": embedding_model, "files": tasks}

@@ -27,11 +27,8 @@ STORAGE = StorageConfig(attempts=2)
 def read_all(paths, **cfg):
     icfg = InputConfig(paths=[str(p) for p in paths], **cfg)
     plan = discover(icfg, STORAGE)
-    return plan, pa.concat_tables(
-        t
-        for f in fragments_to_read(plan, icfg.rows_per_task)
-        for t in read_fragment(f, icfg, STORAGE)
-    )
+    return plan, pa.concat_tables(t for f in fragments_to_read(plan, icfg.rows_per_task)
+                                  for t in read_fragment(f, icfg, STORAGE))
 
 
 @pytest.mark.parametrize("make", [B.truncated_file, lambda p: p.write_bytes(b"")])
@@ -52,14 +49,11 @@ def test_zero_rows(tmp_path):
     assert len(plan.files) == 2 and docs.num_rows == 2
 
 
-@pytest.mark.parametrize(
-    "column,value,needle",
-    [
-        ("id", [{"a": 1}], "id field 'id' has type struct"),
-        ("quality_score", ["high"], "field 'quality_score' has type string, expected a number"),
-        ("language", [3], "field 'language' has type int64"),
-    ],
-)
+@pytest.mark.parametrize("column,value,needle", [
+    ("id", [{"a": 1}], "id field 'id' has type struct"),
+    ("quality_score", ["high"], "field 'quality_score' has type string, expected a number"),
+    ("language", [3], "field 'language' has type int64"),
+])
 def test_wrong_types_named(tmp_path, column, value, needle):
     p = tmp_path / "f.parquet"
     pa.parquet.write_table(pa.table({"text": ["x"], column: value}), p)
@@ -95,9 +89,8 @@ def test_row_level_rejections_by_reason(tmp_path, tokenizer):
     # control characters are kept as they are, and the prompt renders
     control = next(r for r in rows if r[S.DOC_ID] == "control" and r[S.STATUS] == "pending")
     assert "\x07bell" in control[S.PASSAGE]
-    prompts = PromptBuilder(tokenizer, ["query"], "m", 4000)(
-        pa.Table.from_pylist([control], schema=S.STREAM_SCHEMA)
-    )
+    prompts = PromptBuilder(tokenizer, ["query"], "m", 4000)(pa.Table.from_pylist(
+        [control], schema=S.STREAM_SCHEMA))
     assert prompts[S.STATUS].to_pylist() == ["pending"]
 
 
@@ -128,9 +121,8 @@ def test_corrupt_data_becomes_unreadable_rows(tmp_path):
 
 def test_output_path_that_cannot_be_written(tmp_path):
     (tmp_path / "file").write_text("x")
-    cfg = RunConfig.model_validate(
-        {"input": {"paths": ["x"]}, "output": {"path": str(tmp_path / "file" / "out")}}
-    )
+    cfg = RunConfig.model_validate({"input": {"paths": ["x"]},
+                                    "output": {"path": str(tmp_path / "file" / "out")}})
     B.other_schema_file(tmp_path / "o.parquet")
     plan, _ = read_all([tmp_path / "o.parquet"])
     with pytest.raises(OutputPathError, match="cannot create it"):
@@ -141,28 +133,13 @@ def test_values_from_data_never_leave_output_path(tmp_path):
     """Language codes, ids and file names from the data do not name output files."""
     out = tmp_path / "deep" / "out"
     cfg = RunConfig.model_validate({"input": {"paths": ["x"]}, "output": {"path": str(out)}})
-    evil = {
-        S.DOC_ID: "../../../escaped",
-        S.CHUNK_INDEX: 0,
-        S.TYPE: "../t",
-        S.SAMPLE_INDEX: 0,
-        S.SOURCE_FILE: "/etc/passwd",
-        S.SOURCE_ROW: 0,
-        S.UNIT: "../../u@0",
-        S.UNIT_DOCS: 1,
-        S.LANGUAGE: "../../x",
-        S.SOURCE_LANGUAGE: "/abs/../../y",
-        S.STATUS: "ok",
-        S.MODEL: "m",
-        S.PASSAGE: "p",
-        S.CHUNK_START: 0,
-        S.CHUNK_END: 1,
-        S.PASSAGE_TOKENS: 80,
-        S.OUTPUT: "q",
-    }
-    table = pa.Table.from_pylist(
-        [evil, {**evil, S.STATUS: "rejected", S.REASON: "../r"}], schema=S.STREAM_SCHEMA
-    )
+    evil = {S.DOC_ID: "../../../escaped", S.CHUNK_INDEX: 0, S.TYPE: "../t", S.SAMPLE_INDEX: 0,
+            S.SOURCE_FILE: "/etc/passwd", S.SOURCE_ROW: 0, S.UNIT: "../../u@0",
+            S.UNIT_DOCS: 1, S.LANGUAGE: "../../x", S.SOURCE_LANGUAGE: "/abs/../../y",
+            S.STATUS: "ok", S.MODEL: "m", S.PASSAGE: "p", S.CHUNK_START: 0, S.CHUNK_END: 1,
+            S.PASSAGE_TOKENS: 80, S.OUTPUT: "q"}
+    table = pa.Table.from_pylist([evil, {**evil, S.STATUS: "rejected", S.REASON: "../r"}],
+                                 schema=S.STREAM_SCHEMA)
     folder = OutputFolder(str(out))
     OutputSink(folder, cfg.output, "run", "a1").write([table], SimpleNamespace(task_idx=0))
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

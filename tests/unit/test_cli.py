@@ -10,13 +10,8 @@ LOCAL = str(REPO / "configs/local.yaml")
 
 
 def qcraft(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "qcraft_ray.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return subprocess.run([sys.executable, "-m", "qcraft_ray.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_unknown_key():
@@ -29,36 +24,18 @@ def test_unknown_key():
 def test_bad_input_named_before_ray_starts(tmp_path):
     bad = tmp_path / "broken.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
-    res = qcraft(
-        "run",
-        LOCAL,
-        "--set",
-        f"input.paths=[{tmp_path}]",
-        "--set",
-        f"output.path={tmp_path / 'out'}",
-    )
+    res = qcraft("run", LOCAL, "--set", f"input.paths=[{tmp_path}]",
+                 "--set", f"output.path={tmp_path / 'out'}")
     assert res.returncode == 2
     assert f"{bad}: not a readable Parquet file" in res.stderr
     assert "Ray" not in res.stderr and not (tmp_path / "out").exists()
 
 
 def test_job_entry_translates_to_cli():
-    assert to_cli_args(["--config", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]) == [
-        "run",
-        "c.yaml",
-        "--set",
-        "a.b=1",
-        "--set",
-        "c=[x]",
-        "--dry-run",
-    ]
-    assert to_cli_args(["--config", "c.yaml", "--dry-run", "--measure", "64"]) == [
-        "run",
-        "c.yaml",
-        "--dry-run",
-        "--measure",
-        "64",
-    ]
+    assert to_cli_args(["--config", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]) \
+        == ["run", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]
+    assert to_cli_args(["--config", "c.yaml", "--dry-run", "--measure", "64"]) \
+        == ["run", "c.yaml", "--dry-run", "--measure", "64"]
 
 
 def test_measure_needs_a_plan_and_a_count():

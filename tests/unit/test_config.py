@@ -26,15 +26,8 @@ def test_defaults_are_the_model_cards():
 
 
 def test_overrides_parse_as_yaml():
-    cfg = load_config(
-        LOCAL,
-        [
-            "generation.types=[query, Title]",
-            "generation.replicas=2",
-            "passages.max_chars=null",
-            "generation.engine.kwargs.swap_space=0",
-        ],
-    )
+    cfg = load_config(LOCAL, ["generation.types=[query, Title]", "generation.replicas=2",
+                              "passages.max_chars=null", "generation.engine.kwargs.swap_space=0"])
     assert cfg.generation.types == ["query", "title"]
     assert cfg.generation.replica_range == (2, 2)
     assert cfg.passages.max_chars is None
@@ -47,15 +40,12 @@ def test_replica_range():
         load_config(LOCAL, ["generation.replicas=4..1"])
 
 
-@pytest.mark.parametrize(
-    "override,needle",
-    [
-        ("generation.replica=2", "unknown config key 'generation.replica'"),
-        ("outptu.path=x", "unknown config key 'outptu.path'"),
-        ("generation.engine.dtyp=float32", "generation.engine has no 'dtyp'"),
-        ("nodots", "expects dotted.key=value"),
-    ],
-)
+@pytest.mark.parametrize("override,needle", [
+    ("generation.replica=2", "unknown config key 'generation.replica'"),
+    ("outptu.path=x", "unknown config key 'outptu.path'"),
+    ("generation.engine.dtyp=float32", "generation.engine has no 'dtyp'"),
+    ("nodots", "expects dotted.key=value"),
+])
 def test_unknown_keys_are_errors_naming_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")):
         load_config(LOCAL, [override])

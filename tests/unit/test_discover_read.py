@@ -17,11 +17,8 @@ STORAGE = StorageConfig()
 
 def read_all(cfg):
     plan = discover(cfg, STORAGE)
-    return plan, pa.concat_tables(
-        t
-        for f in fragments_to_read(plan, cfg.rows_per_task)
-        for t in read_fragment(f, cfg, STORAGE)
-    )
+    return plan, pa.concat_tables(t for f in fragments_to_read(plan, cfg.rows_per_task)
+                                  for t in read_fragment(f, cfg, STORAGE))
 
 
 def test_sample_layouts_and_languages():
@@ -37,7 +34,8 @@ def test_sample_layouts_and_languages():
     hq = docs.filter(pa.compute.equal(docs[S.SOURCE_LANGUAGE], "fra_Latn")).to_pylist()
     assert all(r[S.QUALITY_SCORE] is not None and r[S.DATE] for r in hq)
     edu = docs.filter(pa.compute.equal(docs[S.SOURCE_LANGUAGE], "eng_Latn")).to_pylist()
-    assert all(r[S.DATE] is None and r[S.URL] and r[S.DOC_ID].startswith("<urn:uuid:") for r in edu)
+    assert all(r[S.DATE] is None and r[S.URL] and r[S.DOC_ID].startswith("<urn:uuid:")
+               for r in edu)
 
 
 def test_only_needed_columns_are_read():
@@ -60,11 +58,8 @@ def test_language_from_folder_and_forced(tmp_path):
 
 def test_one_file_many_blocks(tmp_path):
     path = tmp_path / "big.parquet"
-    pq.write_table(
-        pa.table({"text": [f"doc {i}" for i in range(1000)], "language": ["en"] * 1000}),
-        path,
-        row_group_size=1000,
-    )  # one row group
+    pq.write_table(pa.table({"text": [f"doc {i}" for i in range(1000)], "language": ["en"] * 1000}),
+                   path, row_group_size=1000)  # one row group
     cfg = InputConfig(paths=[str(path)], rows_per_task=100)
     plan = discover(cfg, STORAGE)
     blocks = [t for f in fragments_to_read(plan, 100) for t in read_fragment(f, cfg, STORAGE)]
@@ -87,14 +82,11 @@ def test_glob(tmp_path):
     assert len(plan.files) == 15
 
 
-@pytest.mark.parametrize(
-    "make,needle",
-    [
-        (lambda p: p.write_bytes(b"not parquet at all"), "not a readable Parquet file"),
-        (lambda p: pq.write_table(pa.table({"body": ["x"]}), p), "text column 'text' not found"),
-        (lambda p: pq.write_table(pa.table({"text": [1, 2]}), p), "field 'text' has type int64"),
-    ],
-)
+@pytest.mark.parametrize("make,needle", [
+    (lambda p: p.write_bytes(b"not parquet at all"), "not a readable Parquet file"),
+    (lambda p: pq.write_table(pa.table({"body": ["x"]}), p), "text column 'text' not found"),
+    (lambda p: pq.write_table(pa.table({"text": [1, 2]}), p), "field 'text' has type int64"),
+])
 def test_bad_files_named(tmp_path, make, needle):
     p = tmp_path / "bad.parquet"
     make(p)

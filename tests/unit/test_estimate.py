@@ -12,21 +12,15 @@ from qcraft_ray.ledger.counts import RowCounts
 
 
 def config(**sections) -> RunConfig:
-    return RunConfig.model_validate(
-        {"input": {"paths": ["x"]}, "output": {"path": "o"}, **sections}
-    )
+    return RunConfig.model_validate({"input": {"paths": ["x"]}, "output": {"path": "o"},
+                                     **sections})
 
 
 def test_assumed_rate_is_per_gpu_and_counts_prompt_and_generated_tokens():
     counts = RowCounts(outputs={"pending": 1000}, prompt_tokens=576_000)
-    cfg = config(
-        generation={"gpus_per_replica": 2},
-        estimate={
-            "tokens_per_gpu_second": 100_000,
-            "output_tokens_per_prompt": 24,
-            "gpu_hour_price": 3.0,
-        },
-    )
+    cfg = config(generation={"gpus_per_replica": 2},
+                 estimate={"tokens_per_gpu_second": 100_000, "output_tokens_per_prompt": 24,
+                           "gpu_hour_price": 3.0})
     got = estimate(counts, cfg, None)
     assert got["source"] == "config" and got["generated_tokens"] == 24_000
     engine_s = (576_000 + 24_000) / (2 * 100_000)  # a replica of 2 GPUs: twice the rate
@@ -45,9 +39,8 @@ def test_the_h200_run_at_the_default_rate():
 
 def test_measured_rate_and_output_length_replace_the_assumed_ones():
     counts = RowCounts(outputs={"pending": 100}, prompt_tokens=50_000)
-    m = MeasuredRate(
-        prompts=10, prompt_tokens=5_000, generated_tokens=300, seconds=2.0, load_s=9.0, gpus=1
-    )
+    m = MeasuredRate(prompts=10, prompt_tokens=5_000, generated_tokens=300, seconds=2.0,
+                     load_s=9.0, gpus=1)
     got = estimate(counts, config(), m)
     assert got["source"] == "measured" and got["output_tokens_per_prompt"] == 30
     assert got["tokens_per_replica_second"] == 2650.0
@@ -57,12 +50,8 @@ def test_measured_rate_and_output_length_replace_the_assumed_ones():
 
 def test_prompt_sample_is_seeded_uniform_and_pending_only():
     def batch(start: int, n: int) -> pa.Table:
-        return pa.table(
-            {
-                S.STATUS: [S.STATUS_PENDING] * n + [S.STATUS_REJECTED],
-                S.PROMPT_TOKEN_IDS: [[i] for i in range(start, start + n)] + [None],
-            }
-        )
+        return pa.table({S.STATUS: [S.STATUS_PENDING] * n + [S.STATUS_REJECTED],
+                         S.PROMPT_TOKEN_IDS: [[i] for i in range(start, start + n)] + [None]})
 
     a, b = PromptSample(50), PromptSample(50)
     for s in (a, b):
@@ -79,10 +68,8 @@ def test_prompt_sample_is_seeded_uniform_and_pending_only():
 def test_engine_probe_times_the_instant_engine(tmp_path):
     from qcraft_ray.devtools.tiny_model import tokenizer_files_dir
 
-    cfg = config(
-        model={"name": str(tokenizer_files_dir())},
-        generation={"gpus_per_replica": 0, "engine": {"backend": "instant"}},
-    )
+    cfg = config(model={"name": str(tokenizer_files_dir())},
+                 generation={"gpus_per_replica": 0, "engine": {"backend": "instant"}})
     got = EngineProbe(cfg).measure([[1000 + i] * 50 for i in range(8)])
     assert got.prompts == 8 and got.prompt_tokens == 400 and got.generated_tokens >= 8
     assert got.seconds > 0 and got.gpus == 0

@@ -26,10 +26,7 @@ def test_s3_from_standard_aws_variables(monkeypatch):
     opts = s3_options(fs)
     assert inner == "bucket/some/prefix"
     assert (opts["endpoint_override"], opts["scheme"], opts["region"]) == (
-        "127.0.0.1:9000",
-        "http",
-        "eu-west-1",
-    )
+        "127.0.0.1:9000", "http", "eu-west-1")
     # credentials stay with the AWS SDK: never copied into what gets pickled to workers
     assert opts["access_key"] is None and opts["secret_key"] is None
     assert "very-secret" not in repr(fs.__reduce__())
@@ -40,15 +37,11 @@ def test_config_overrides_environment(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9001")
     fs, _ = resolve("s3://b/x", StorageConfig())
     assert s3_options(fs)["endpoint_override"] == "127.0.0.1:9001"  # the S3-specific one wins
-    fs, _ = resolve(
-        "s3://b/x", StorageConfig(endpoint_url="https://minio.internal:9443", region="us-west-2")
-    )
+    fs, _ = resolve("s3://b/x", StorageConfig(endpoint_url="https://minio.internal:9443",
+                                              region="us-west-2"))
     opts = s3_options(fs)
     assert (opts["endpoint_override"], opts["scheme"], opts["region"]) == (
-        "minio.internal:9443",
-        "https",
-        "us-west-2",
-    )
+        "minio.internal:9443", "https", "us-west-2")
 
 
 def test_display_names():

@@ -20,51 +20,30 @@ from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
 
 
 def setup(tmp_path, docs=3):
-    cfg = RunConfig.model_validate(
-        {
-            "input": {"paths": ["f"]},
-            "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1},
-        }
-    )
+    cfg = RunConfig.model_validate({"input": {"paths": ["f"]},
+                                    "output": {"path": str(tmp_path / "out"),
+                                               "min_rows_per_file": 1}})
     plan = InputPlan(files=(InputFile("f", "f", docs, (docs,), ("text",), None, 1),))
     return cfg, plan, open_run(cfg, plan, Mode.GENERATE)
 
 
 def doc_rows(source_row, types=("query", "title"), unit_docs=3):
     """One document of one passage, generated for ``types``."""
-    return [
-        {
-            S.DOC_ID: f"d{source_row}",
-            S.CHUNK_INDEX: 0,
-            S.TYPE: t,
-            S.SAMPLE_INDEX: 0,
-            S.STATUS: "ok",
-            S.OUTPUT: "q",
-            S.LANGUAGE: "english",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: source_row,
-            S.UNIT: "f@0",
-            S.UNIT_DOCS: unit_docs,
-            S.DOC_ROWS: len(types),
-            S.CHUNK_START: 0,
-            S.CHUNK_END: 1,
-            S.PASSAGE: "p",
-            S.PASSAGE_TOKENS: 80,
-            S.MODEL: "m",
-            S.OUTPUT_TOKENS: 4,
-            S.PROMPT_TOKENS: 90,
-            S.COUNTS_DOCUMENT: i == 0,
-            S.COUNTS_PASSAGE: i == 0,
-        }
-        for i, t in enumerate(types)
-    ]
+    return [{S.DOC_ID: f"d{source_row}", S.CHUNK_INDEX: 0, S.TYPE: t, S.SAMPLE_INDEX: 0,
+             S.STATUS: "ok",
+             S.OUTPUT: "q", S.LANGUAGE: "english", S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: source_row, S.UNIT: "f@0", S.UNIT_DOCS: unit_docs,
+             S.DOC_ROWS: len(types),
+             S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+             S.MODEL: "m", S.OUTPUT_TOKENS: 4, S.PROMPT_TOKENS: 90,
+             S.COUNTS_DOCUMENT: i == 0, S.COUNTS_PASSAGE: i == 0} for i, t in enumerate(types)]
 
 
 def write(cfg, state, task, rows):
-    sink = OutputSink(
-        OutputFolder.for_run(cfg.output, cfg.storage), cfg.output, state.run_id, state.attempt
-    )
-    sink.write([pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=task))
+    sink = OutputSink(OutputFolder.for_run(cfg.output, cfg.storage), cfg.output,
+                      state.run_id, state.attempt)
+    sink.write([pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)],
+               SimpleNamespace(task_idx=task))
 
 
 def test_complete_run_is_reported_and_marked(tmp_path):

@@ -32,10 +32,8 @@ class FakeEngine:
 
 
 def batch(prompts, rejected=1):
-    rows = [
-        {S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}"}
-        for i, p in enumerate(prompts)
-    ]
+    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}"}
+            for i, p in enumerate(prompts)]
     rows += [{S.STATUS: S.STATUS_REJECTED, S.REASON: S.REASON_TOO_SHORT, S.DOC_ID: "r"}] * rejected
     return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
 
@@ -92,18 +90,9 @@ class DyingEngine(FakeEngine):
 
 
 def keyed_batch(prompts, first_row=0):
-    rows = [
-        {
-            S.STATUS: S.STATUS_PENDING,
-            S.PROMPT_TOKEN_IDS: p,
-            S.DOC_ID: f"d{i}",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: i,
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-        }
-        for i, p in enumerate(prompts, start=first_row)
-    ]
+    rows = [{S.STATUS: S.STATUS_PENDING, S.PROMPT_TOKEN_IDS: p, S.DOC_ID: f"d{i}",
+             S.SOURCE_FILE: "f", S.SOURCE_ROW: i, S.CHUNK_INDEX: 0, S.TYPE: "query"}
+            for i, p in enumerate(prompts, start=first_row)]
     return pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)
 
 
@@ -114,13 +103,8 @@ def test_row_that_keeps_killing_replicas_becomes_an_error_row():
     b = keyed_batch([[1], [POISON], [5]])
     died = 0
     while True:  # Ray restarts the actor and retries the batch
-        rep = Replica(
-            GenerationConfig(),
-            ModelConfig(),
-            engine_factory=DyingEngine,
-            deaths=deaths,
-            max_deaths=3,
-        )
+        rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
+                      deaths=deaths, max_deaths=3)
         try:
             out = rep.process(b).to_pylist()
             break
@@ -129,9 +113,8 @@ def test_row_that_keeps_killing_replicas_becomes_an_error_row():
             assert died < 10, "retried forever"
     assert died == 3
     assert [r[S.STATUS] for r in out] == ["ok", "error", "ok"]
-    assert out[1][S.ERROR] == (
-        "ReplicaDiedOnRow: the engine replica died 3 times while generating this row"
-    )
+    assert out[1][S.ERROR] == ("ReplicaDiedOnRow: the engine replica died 3 times while "
+                               "generating this row")
     assert deaths.get(["f\x1f0\x1f0\x1fquery", "f\x1f2\x1f0\x1fquery"]) == [0, 0]
 
 
@@ -152,10 +135,8 @@ def test_cpu_engine_threads():
     assert cpu_engine_threads(GenerationConfig(**cpu), usable_cores=8) == 8
     assert cpu_engine_threads(GenerationConfig(**cpu, engine={"cpu_threads": 3}), 8) == 3
     # the user's own OMP_NUM_THREADS, and GPU engines, are left alone
-    assert (
-        cpu_engine_threads(GenerationConfig(**cpu, engine={"env": {"OMP_NUM_THREADS": "2"}}), 8)
-        is None
-    )
+    assert cpu_engine_threads(GenerationConfig(**cpu, engine={"env": {"OMP_NUM_THREADS": "2"}}),
+                              8) is None
     assert cpu_engine_threads(GenerationConfig(gpus_per_replica=1), 8) is None
 
 
@@ -166,35 +147,19 @@ def test_work_done_twice_is_counted_apart():
     deaths, progress = RowDeaths(), ProgressTracker()
     b = keyed_batch([[1], [POISON], [5]])
     while True:  # a replica dies on the batch, Ray restarts it and retries
-        rep = Replica(
-            GenerationConfig(),
-            ModelConfig(),
-            engine_factory=DyingEngine,
-            deaths=deaths,
-            max_deaths=2,
-            progress=progress,
-        )
+        rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=DyingEngine,
+                      deaths=deaths, max_deaths=2, progress=progress)
         try:
             rep.process(b)
             break
         except SystemExit:
             pass
-    Replica(
-        GenerationConfig(),
-        ModelConfig(),
-        engine_factory=FakeEngine,
-        deaths=deaths,
-        progress=progress,
-    ).process(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
-    again = keyed_batch([[1], [2]], 10)  # its result was lost
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, deaths=deaths,
+            progress=progress).process(keyed_batch([[1], [2]], 10))  # a finished batch, run again:
+    again = keyed_batch([[1], [2]], 10)                       # its result was lost
 
-    Replica(
-        GenerationConfig(),
-        ModelConfig(),
-        engine_factory=FakeEngine,
-        deaths=deaths,
-        progress=progress,
-    ).process(again)
+    Replica(GenerationConfig(), ModelConfig(), engine_factory=FakeEngine, deaths=deaths,
+            progress=progress).process(again)
     snap = progress.snapshot()
     assert snap["prompts_done"] == 3 + 2  # the batch generated twice counts once
     assert snap["replicas_lost"] == 2  # it died on the batch, then on the POISON row
@@ -248,7 +213,8 @@ class SamplingEngine(FakeEngine):
 
     def generate(self, prompts):
         texts = ["a query", "A  Query", "another", "NONE"]
-        return [Generated(texts[0], 2, tuple(Generated(t, 2) for t in texts[1:])) for _ in prompts]
+        return [Generated(texts[0], 2, tuple(Generated(t, 2) for t in texts[1:]))
+                for _ in prompts]
 
 
 def test_samples_become_rows_duplicates_marked_and_units_complete():
@@ -258,51 +224,20 @@ def test_samples_become_rows_duplicates_marked_and_units_complete():
     from qcraft_ray.ledger.units import count_units, drop_written, identity, with_doc_rows
 
     gen = GenerationConfig(samples_per_prompt=4, temperature=0.8)
-    rows = [
-        {
-            S.STATUS: "pending",
-            S.PROMPT_TOKEN_IDS: [1, 2],
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: i,
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-            S.SAMPLE_INDEX: 0,
-            S.DOC_ID: f"d{i}",
-            S.UNIT: "f@0",
-            S.UNIT_DOCS: 3,
-            S.LANGUAGE: "english",
-            S.COUNTS_DOCUMENT: True,
-            S.COUNTS_PASSAGE: True,
-        }
-        for i in range(2)
-    ]
-    rows.append(
-        {
-            S.STATUS: "rejected",
-            S.REASON: "too_short",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: 2,
-            S.DOC_ID: "d2",
-            S.UNIT: "f@0",
-            S.UNIT_DOCS: 3,
-            S.COUNTS_DOCUMENT: True,
-        }
-    )
+    rows = [{S.STATUS: "pending", S.PROMPT_TOKEN_IDS: [1, 2], S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: i, S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+             S.DOC_ID: f"d{i}", S.UNIT: "f@0", S.UNIT_DOCS: 3, S.LANGUAGE: "english",
+             S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True} for i in range(2)]
+    rows.append({S.STATUS: "rejected", S.REASON: "too_short", S.SOURCE_FILE: "f",
+                 S.SOURCE_ROW: 2, S.DOC_ID: "d2", S.UNIT: "f@0", S.UNIT_DOCS: 3,
+                 S.COUNTS_DOCUMENT: True})
     prompts = with_doc_rows(S.stream_table(rows), samples=4)
     assert prompts[S.DOC_ROWS].to_pylist() == [4, 4, 1]
     out = Replica(gen, ModelConfig(), engine_factory=SamplingEngine).process(prompts)
     got = [(r[S.SOURCE_ROW], r[S.SAMPLE_INDEX], r[S.STATUS]) for r in out.to_pylist()]
-    assert got == [
-        (0, 0, "ok"),
-        (0, 1, "duplicate"),
-        (0, 2, "ok"),
-        (0, 3, "none"),
-        (1, 0, "ok"),
-        (1, 1, "duplicate"),
-        (1, 2, "ok"),
-        (1, 3, "none"),
-        (2, None, "rejected"),
-    ]
+    assert got == [(0, 0, "ok"), (0, 1, "duplicate"), (0, 2, "ok"), (0, 3, "none"),
+                   (1, 0, "ok"), (1, 1, "duplicate"), (1, 2, "ok"), (1, 3, "none"),
+                   (2, None, "rejected")]
     counts = count_rows(out)  # each document and passage still counted once
     assert counts.documents == 3 and counts.passages == 2
     assert counts.outputs == {"ok": 4, "duplicate": 2, "none": 2}
@@ -320,17 +255,8 @@ def test_samples_become_rows_duplicates_marked_and_units_complete():
 def test_a_prompt_whose_samples_were_split_is_refused_at_the_sink():
     from qcraft_ray.io.write import check_samples_together
 
-    rows = [
-        {
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: 0,
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-            S.SAMPLE_INDEX: k,
-            S.STATUS: "ok",
-        }
-        for k in range(3)
-    ]
+    rows = [{S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.CHUNK_INDEX: 0, S.TYPE: "query",
+             S.SAMPLE_INDEX: k, S.STATUS: "ok"} for k in range(3)]
     rows.append({S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.STATUS: "rejected"})  # no sample
     check_samples_together(S.stream_table(rows), 3)
     with pytest.raises(RuntimeError, match="got 2 of the 3 samples"):
@@ -384,7 +310,8 @@ def test_concurrent_calls_share_the_engine_and_a_suspect_batch_runs_alone():
     batches = [keyed_batch([[1], [5]], 10 * k) for k in range(4)]
     # a replica died while generating batch 0: its rows carry an attempt
     deaths.mark([row_key(r) for r in batches[0].to_pylist()])
-    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=CountingEngine, deaths=deaths)
+    rep = Replica(GenerationConfig(), ModelConfig(), engine_factory=CountingEngine,
+                  deaths=deaths)
     outs = {}
 
     def call(k):
@@ -425,9 +352,8 @@ def test_call_is_a_coroutine_that_runs_batches_at_once():
     blocks; the replica runs up to batches_in_flight of them in the engine at once."""
     import asyncio
 
-    rep = Replica(
-        GenerationConfig(batches_in_flight=3), ModelConfig(), engine_factory=CountingEngine
-    )
+    rep = Replica(GenerationConfig(batches_in_flight=3), ModelConfig(),
+                  engine_factory=CountingEngine)
 
     async def five_batches():
         return await asyncio.gather(*(rep(batch([[1], [5]])) for _ in range(5)))

@@ -24,11 +24,8 @@ STORAGE = StorageConfig()
 
 def catalog(tmp_path) -> dict[str, str]:
     (tmp_path / "wh").mkdir(exist_ok=True)
-    return {
-        "type": "sql",
-        "uri": f"sqlite:///{tmp_path}/catalog.db",
-        "warehouse": f"file://{tmp_path}/wh",
-    }
+    return {"type": "sql", "uri": f"sqlite:///{tmp_path}/catalog.db",
+            "warehouse": f"file://{tmp_path}/wh"}
 
 
 def run_files(tmp_path, name: str, partition_by=("language", "type")) -> list[str]:
@@ -36,9 +33,8 @@ def run_files(tmp_path, name: str, partition_by=("language", "type")) -> list[st
     cfg = OutputConfig(path=str(tmp_path / name), partition_by=list(partition_by))
     folder = OutputFolder(cfg.path)
     sink = OutputSink(folder, cfg, name, "a1", layout=Layout.of(cfg.partition_by))
-    sink.write(
-        [pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=0)
-    )
+    sink.write([pa.Table.from_pylist(stream_rows(), schema=S.STREAM_SCHEMA)],
+               SimpleNamespace(task_idx=0))
     return [folder.uri(f) for m in read_manifests(folder) for f in m.data_files]
 
 
@@ -49,10 +45,8 @@ def test_commit_once_then_append_another_run(tmp_path):
     c1 = commit_run(cfg, STORAGE, "run1", first, S.OUTPUT_SCHEMA, parts)
     assert not c1.already_committed and c1.files == 2
     table = load_table(cfg, STORAGE)
-    assert [table.schema().find_column_name(f.source_id) for f in table.spec().fields] == [
-        "language",
-        "type",
-    ]
+    assert [table.schema().find_column_name(f.source_id) for f in table.spec().fields] == \
+        ["language", "type"]
     assert table.scan().to_arrow().num_rows == 3
     # the same run again (a crash between the commit and _SUCCESS): nothing added
     again = commit_run(cfg, STORAGE, "run1", first, S.OUTPUT_SCHEMA, parts)
@@ -81,10 +75,8 @@ def test_a_table_partitioned_by_more_than_the_run_is_refused_before_any_engine(t
     check_table(cfg, STORAGE, S.OUTPUT_SCHEMA, ("language", "type", "source_language"))
 
 
-@pytest.mark.parametrize(
-    "props",
-    [{"s3.secret-access-key": "x"}, {"token": "x"}, {"uri": "postgresql://me:hunter2@db/cat"}],
-)
+@pytest.mark.parametrize("props", [{"s3.secret-access-key": "x"}, {"token": "x"},
+                                   {"uri": "postgresql://me:hunter2@db/cat"}])
 def test_secrets_in_catalog_config_are_refused(props):
     with pytest.raises(ValueError, match="secrets"):
         IcebergTable(catalog={"type": "sql", **props}, table="a.b")
@@ -96,24 +88,16 @@ def test_a_table_as_input_reads_a_pinned_snapshot(tmp_path):
 
     cat = load(cfg, STORAGE)
     cat.create_namespace("src")
-    docs = pa.table(
-        {
-            "id": ["a", "b"],
-            "text": ["one", "two"],
-            "language": ["jpn", "jpn"],
-            "language_script": ["Jpan", "Jpan"],
-        }
-    )
+    docs = pa.table({"id": ["a", "b"], "text": ["one", "two"], "language": ["jpn", "jpn"],
+                     "language_script": ["Jpan", "Jpan"]})
     table = cat.create_table("src.docs", schema=docs.schema)
     table.append(docs)
     first = discover(InputConfig(iceberg=cfg), STORAGE)
     assert first.total_rows == 2 and first.snapshot_id is not None
     table.append(docs)
     # a resumed run gets the snapshot its first attempt read; a new run the current one
-    assert (
-        discover(InputConfig(iceberg=cfg), STORAGE, pinned_snapshot=first.snapshot_id).total_rows
-        == 2
-    )
+    assert discover(InputConfig(iceberg=cfg), STORAGE,
+                    pinned_snapshot=first.snapshot_id).total_rows == 2
     assert discover(InputConfig(iceberg=cfg), STORAGE).total_rows == 4
     pinned = cfg.model_copy(update={"snapshot_id": first.snapshot_id})
     assert discover(InputConfig(iceberg=pinned), STORAGE).total_rows == 2
@@ -135,12 +119,9 @@ def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     from tests.unit.test_finalise import doc_rows, write
 
     table = {"catalog": catalog(tmp_path), "table": "lake.q"}
-    cfg = RunConfig.model_validate(
-        {
-            "input": {"paths": ["f"]},
-            "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table},
-        }
-    )
+    cfg = RunConfig.model_validate({
+        "input": {"paths": ["f"]},
+        "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
     from qcraft_ray.io.plan import InputFile, InputPlan
 
     plan = InputPlan(files=(InputFile("f", "f", 3, (3,), ("text",), None, 1),))

@@ -11,26 +11,12 @@ from qcraft_ray.languages import (
 
 # MODEL.md: the 20 FineWeb2 subset codes for the non-English languages.
 FW2_CODES = {
-    "arb_Arab": "arabic",
-    "cmn_Hani": "chinese",
-    "ces_Latn": "czech",
-    "dan_Latn": "danish",
-    "nld_Latn": "dutch",
-    "fra_Latn": "french",
-    "deu_Latn": "german",
-    "ell_Grek": "greek",
-    "hun_Latn": "hungarian",
-    "ind_Latn": "indonesian",
-    "ita_Latn": "italian",
-    "jpn_Jpan": "japanese",
-    "fas_Arab": "persian",
-    "pol_Latn": "polish",
-    "por_Latn": "portuguese",
-    "rus_Cyrl": "russian",
-    "spa_Latn": "spanish",
-    "swe_Latn": "swedish",
-    "tur_Latn": "turkish",
-    "vie_Latn": "vietnamese",
+    "arb_Arab": "arabic", "cmn_Hani": "chinese", "ces_Latn": "czech", "dan_Latn": "danish",
+    "nld_Latn": "dutch", "fra_Latn": "french", "deu_Latn": "german", "ell_Grek": "greek",
+    "hun_Latn": "hungarian", "ind_Latn": "indonesian", "ita_Latn": "italian",
+    "jpn_Jpan": "japanese", "fas_Arab": "persian", "pol_Latn": "polish",
+    "por_Latn": "portuguese", "rus_Cyrl": "russian", "spa_Latn": "spanish",
+    "swe_Latn": "swedish", "tur_Latn": "turkish", "vie_Latn": "vietnamese",
 }
 
 

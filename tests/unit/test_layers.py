@@ -14,6 +14,7 @@ PACKAGE = REPO / "qcraft_ray"
 # Top to bottom. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, ...]] = [
     ("qcraft_ray.cli", "qcraft_ray.devtools", "qcraft_ray.config_reference"),  # entry points
+    # the run's acts, and the check of what a run would need
     ("qcraft_ray.run", "qcraft_ray.finalise", "qcraft_ray.estimate", "qcraft_ray.doctor"),
     ("qcraft_ray.pipeline",),  # wiring
     ("qcraft_ray.passes",),  # passes over committed output
@@ -80,12 +81,8 @@ def graph() -> dict[str, set[str]]:
 
 def layer_of(module: str) -> int:
     best = max(
-        (
-            (len(p), i)
-            for i, layer in enumerate(LAYERS)
-            for p in layer
-            if module == p or module.startswith(p + ".")
-        ),
+        ((len(p), i) for i, layer in enumerate(LAYERS) for p in layer
+         if module == p or module.startswith(p + ".")),
         default=None,
     )
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
@@ -154,38 +151,15 @@ def test_the_layer_check_sees_an_upward_import():
     assert layer_of("qcraft_ray.telemetry") == len(LAYERS) - 1
 
 
-@pytest.mark.parametrize(
-    "layer,forbidden",
-    [
-        (
-            "store",
-            (
-                "qcraft_ray.ledger",
-                "qcraft_ray.stages",
-                "qcraft_ray.report",
-                "qcraft_ray.io",
-                "qcraft_ray.pipeline",
-                "qcraft_ray.lake",
-            ),
-        ),
-        (
-            "ledger",
-            (
-                "qcraft_ray.stages",
-                "qcraft_ray.pipeline",
-                "qcraft_ray.cli",
-                "qcraft_ray.report",
-                "qcraft_ray.passes",
-                "qcraft_ray.finalise",
-                "qcraft_ray.io.discover",
-                "qcraft_ray.io.read",
-                "qcraft_ray.io.write",
-            ),
-        ),
-        ("stages", ("qcraft_ray.io", "qcraft_ray.store", "qcraft_ray.pipeline", "ray.data")),
-        ("report", ("qcraft_ray.stages", "qcraft_ray.passes", "qcraft_ray.pipeline")),
-    ],
-)
+@pytest.mark.parametrize("layer,forbidden", [
+    ("store", ("qcraft_ray.ledger", "qcraft_ray.stages", "qcraft_ray.report",
+               "qcraft_ray.io", "qcraft_ray.pipeline", "qcraft_ray.lake")),
+    ("ledger", ("qcraft_ray.stages", "qcraft_ray.pipeline", "qcraft_ray.cli",
+                "qcraft_ray.report", "qcraft_ray.passes", "qcraft_ray.finalise",
+                "qcraft_ray.io.discover", "qcraft_ray.io.read", "qcraft_ray.io.write")),
+    ("stages", ("qcraft_ray.io", "qcraft_ray.store", "qcraft_ray.pipeline", "ray.data")),
+    ("report", ("qcraft_ray.stages", "qcraft_ray.passes", "qcraft_ray.pipeline")),
+])
 def test_layer_does_not_reach_up(layer, forbidden):
     """Rules of long standing, by name: pure stage cores (no Ray Data), a store and a
     ledger that know nothing of what runs above them."""
@@ -202,18 +176,12 @@ def test_only_the_store_touches_storage_for_output():
     """pyarrow.fs is used by the store and by what reads inputs: discovery, and the
     model cache (models on object storage)."""
     allowed = {"qcraft_ray/io/discover.py", "qcraft_ray/model_cache.py"}
-    users = {
-        path
-        for name, path in modules().items()
-        if "pyarrow.fs" in imports(path) and not name.startswith("qcraft_ray.store")
-    }
+    users = {path for name, path in modules().items()
+             if "pyarrow.fs" in imports(path) and not name.startswith("qcraft_ray.store")}
     assert users <= allowed, users - allowed
 
 
 def test_no_module_is_told_the_first_type():
-    offenders = [
-        str(p.relative_to(REPO))
-        for p in PACKAGE.rglob("*.py")
-        if "first_type" in p.read_text(encoding="utf-8")
-    ]
+    offenders = [str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
+                 if "first_type" in p.read_text(encoding="utf-8")]
     assert not offenders

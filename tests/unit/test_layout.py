@@ -19,14 +19,10 @@ from tests.unit.test_sink_report import stream_rows
 def test_folder_names_come_from_fixed_sets_never_raw_data():
     layout = Layout.of(["language", "source_language"], {"zho_Hans": "chinese"})
     cols = ("language", "source_language")
-    assert (
-        layout.folder({"language": "japanese", "source_language": "jpn_Jpan"}, cols)
-        == "language=japanese/source_language=jpn_Jpan"
-    )
-    assert (
-        layout.folder({"language": "chinese", "source_language": "zho_Hans"}, cols)
-        == "language=chinese/source_language=zho_Hans"
-    )  # a language_map code is known
+    assert layout.folder({"language": "japanese", "source_language": "jpn_Jpan"}, cols) == \
+        "language=japanese/source_language=jpn_Jpan"
+    assert layout.folder({"language": "chinese", "source_language": "zho_Hans"}, cols) == \
+        "language=chinese/source_language=zho_Hans"  # a language_map code is known
     for raw in ("../../etc", "a/b", "kor_Hang", "", None, "JAPANESE"):
         got = layout.folder({"language": raw, "source_language": raw}, cols)
         assert got == f"language={HIVE_NULL}/source_language={HIVE_NULL}"
@@ -36,12 +32,8 @@ def test_folder_names_come_from_fixed_sets_never_raw_data():
 def test_groups_never_mix_values_even_when_they_share_a_folder():
     """Unknown codes and nulls share __HIVE_DEFAULT_PARTITION__ but not a file: an
     Iceberg table infers each file's partition from its min and max."""
-    t = pa.table(
-        {
-            "source_language": ["eng_Latn", "x/../y", None, "eng_Latn", "kor_Hang"],
-            "n": [1, 2, 3, 4, 5],
-        }
-    )
+    t = pa.table({"source_language": ["eng_Latn", "x/../y", None, "eng_Latn", "kor_Hang"],
+                  "n": [1, 2, 3, 4, 5]})
     groups = list(Layout.of(["source_language"]).data_groups(t))
     assert [(d, g["n"].to_pylist()) for d, g in groups] == [
         (f"source_language={HIVE_NULL}", [3]),
@@ -55,14 +47,13 @@ def test_groups_never_mix_values_even_when_they_share_a_folder():
 def test_globs_and_rejected_files():
     assert Layout().data_glob() == "*.parquet"
     assert Layout.of(["language", "type"]).data_glob() == "language=*/type=*/*.parquet"
-    assert Layout().rejected_file("part-1-r1.parquet", "low_score") == "_rejected/part-1-r1.parquet"
-    assert (
-        Layout.of(["language"]).rejected_file("language=greek/part-1-r1.parquet", "low_score")
-        == "_rejected/reason=low_score/part-1-r1.parquet"
-    )
-    assert Layout.of(["language", "type"]).for_schema(S.PASSAGES_SCHEMA).partition_by == (
-        "language",
-    )  # passage rows have no type
+    assert Layout().rejected_file("part-1-r1.parquet", "low_score") == \
+        "_rejected/part-1-r1.parquet"
+    assert Layout.of(["language"]).rejected_file("language=greek/part-1-r1.parquet",
+                                                 "low_score") == \
+        "_rejected/reason=low_score/part-1-r1.parquet"
+    assert Layout.of(["language", "type"]).for_schema(S.PASSAGES_SCHEMA).partition_by == \
+        ("language",)  # passage rows have no type
 
 
 def test_sized_files_cut_by_rows_and_bytes():
@@ -104,17 +95,14 @@ def test_partitioned_sink_one_file_per_partition(tmp_path):
             if "=" in part:
                 col, value = part.split("=")
                 assert set(f[col].to_pylist()) == {value}
-    data = pads.dataset(
-        cfg.path + "/" + "language=english", format="parquet", partitioning="hive"
-    ).to_table()
+    data = pads.dataset(cfg.path + "/" + "language=english", format="parquet",
+                        partitioning="hive").to_table()
     assert data.num_rows == 3 and counts.outputs == {"ok": 2, "none": 1}
     assert remove_orphans(folder, [m]) == []  # nested committed files are not orphans
     (tmp_path / "out/language=english/type=query/stray.parquet").write_bytes(b"x")
     (tmp_path / "out/_rejected/reason=too_short/stray.parquet").write_bytes(b"x")
     assert sorted(remove_orphans(folder, [m])) == [
-        "_rejected/reason=too_short/stray.parquet",
-        "language=english/type=query/stray.parquet",
-    ]
+        "_rejected/reason=too_short/stray.parquet", "language=english/type=query/stray.parquet"]
 
 
 def test_partition_by_type_gathers_rows_for_every_type(tmp_path):
@@ -125,20 +113,13 @@ def test_partition_by_type_gathers_rows_for_every_type(tmp_path):
     from qcraft_ray.pipeline import output_sink
 
     def rows_per_write(partition_by, mode=Mode.GENERATE):
-        cfg = RunConfig.model_validate(
-            {
-                "input": {"paths": ["x"]},
-                "output": {
-                    "path": str(tmp_path),
-                    "partition_by": partition_by,
-                    "min_rows_per_file": 100,
-                },
-                "generation": {"types": ["query", "title", "keywords"]},
-            }
-        )
-        state = SimpleNamespace(
-            folder=OutputFolder(str(tmp_path)), run_id="r", attempt="a", mode=mode
-        )
+        cfg = RunConfig.model_validate({
+            "input": {"paths": ["x"]},
+            "output": {"path": str(tmp_path), "partition_by": partition_by,
+                       "min_rows_per_file": 100},
+            "generation": {"types": ["query", "title", "keywords"]}})
+        state = SimpleNamespace(folder=OutputFolder(str(tmp_path)), run_id="r", attempt="a",
+                                mode=mode)
         return output_sink(cfg, state, None).min_rows_per_write
 
     assert rows_per_write(["language", "type"]) == 300

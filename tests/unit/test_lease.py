@@ -24,9 +24,8 @@ from qcraft_ray.store import LEASE_FILE, OutputFolder
 
 
 def cfg(out, **output):
-    return RunConfig.model_validate(
-        {"input": {"paths": ["f"]}, "output": {"path": str(out), **output}}
-    )
+    return RunConfig.model_validate({"input": {"paths": ["f"]},
+                                     "output": {"path": str(out), **output}})
 
 
 PLAN = InputPlan(files=(InputFile("f", "f", 1, (1,), ("text",), None, 1),))
@@ -35,9 +34,8 @@ PLAN = InputPlan(files=(InputFile("f", "f", 1, (1,), ("text",), None, 1),))
 def test_second_driver_is_refused_naming_the_first(tmp_path):
     first = open_run(cfg(tmp_path / "out"), PLAN, Mode.GENERATE)
     for if_exists in ("resume", "overwrite"):  # a live run is neither resumed nor deleted
-        with pytest.raises(
-            OutputPathError, match=f"in use by run {first.run_id} attempt {first.attempt}"
-        ):
+        with pytest.raises(OutputPathError, match=f"in use by run {first.run_id} attempt "
+                           f"{first.attempt}"):
             open_run(cfg(tmp_path / "out", if_exists=if_exists), PLAN, Mode.GENERATE)
     assert (tmp_path / "out" / LEASE_FILE).exists()
 
@@ -48,9 +46,8 @@ def test_expired_or_dead_holder_is_taken_over(tmp_path):
     time.sleep(0.6)  # not renewed in time
     assert lease.acquire(folder, "run", "a2", ttl_s=60, settle_s=0).attempt == "a2"
     # a holder on this host whose process is gone is dead at once, whatever its TTL
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    ).stdout.strip()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
     data = json.loads((tmp_path / "out" / LEASE_FILE).read_text())
     (tmp_path / "out" / LEASE_FILE).write_text(json.dumps({**data, "pid": int(dead)}))
     assert lease.acquire(folder, "run", "a3", ttl_s=60, settle_s=0).attempt == "a3"
@@ -65,37 +62,20 @@ def test_renewal_and_a_lost_lease_stops_commits(tmp_path):
         time.sleep(1.0)  # 2.5 TTLs: alive only because it is renewed
         assert lease.holder(folder).live(time.time()) and not lost.is_set()
         # another attempt took the folder over (as after this driver stalled past its TTL)
-        folder.write_json(
-            LEASE_FILE,
-            {**json.loads((tmp_path / "out" / LEASE_FILE).read_text()), "attempt": "other"},
-        )
+        folder.write_json(LEASE_FILE, {**json.loads((tmp_path / "out" / LEASE_FILE)
+                                                    .read_text()), "attempt": "other"})
         time.sleep(0.3)
         assert lost.is_set()
-    row = {
-        S.DOC_ID: "d",
-        S.CHUNK_INDEX: 0,
-        S.TYPE: "query",
-        S.SAMPLE_INDEX: 0,
-        S.STATUS: "ok",
-        S.OUTPUT: "q",
-        S.LANGUAGE: "english",
-        S.SOURCE_FILE: "f",
-        S.SOURCE_ROW: 0,
-        S.UNIT: "f@0",
-        S.UNIT_DOCS: 1,
-        S.DOC_ROWS: 1,
-        S.CHUNK_START: 0,
-        S.CHUNK_END: 1,
-        S.PASSAGE: "p",
-        S.PASSAGE_TOKENS: 80,
-        S.MODEL: "m",
-        S.COUNTS_DOCUMENT: True,
-    }
-    sink = OutputSink(folder, c.output, state.run_id, state.attempt, lease_attempt=state.attempt)
+    row = {S.DOC_ID: "d", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+           S.STATUS: "ok", S.OUTPUT: "q",
+           S.LANGUAGE: "english", S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.UNIT: "f@0",
+           S.UNIT_DOCS: 1, S.DOC_ROWS: 1, S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p",
+           S.PASSAGE_TOKENS: 80, S.MODEL: "m", S.COUNTS_DOCUMENT: True}
+    sink = OutputSink(folder, c.output, state.run_id, state.attempt,
+                      lease_attempt=state.attempt)
     with pytest.raises(lease.LeaseLost, match=f"attempt {state.attempt} lost its lease"):
-        sink.write(
-            [pa.Table.from_pylist([row], schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=0)
-        )
+        sink.write([pa.Table.from_pylist([row], schema=S.STREAM_SCHEMA)],
+                   SimpleNamespace(task_idx=0))
     assert read_manifests(folder) == []  # nothing committed
     lease.release(folder, state.attempt)  # not ours any more: left alone
     assert lease.holder(folder).attempt == "other"

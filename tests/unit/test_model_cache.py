@@ -16,12 +16,8 @@ import pytest
 from qcraft_ray.config import ModelConfig, StorageConfig
 from qcraft_ray.model_cache import MANIFEST, staged
 
-FILES = {
-    "config.json": b'{"a": 1}',
-    "tokenizer.json": b"t" * 5000,
-    "model.safetensors": os.urandom(300_000),
-    "sub/extra.txt": b"x",
-}
+FILES = {"config.json": b'{"a": 1}', "tokenizer.json": b"t" * 5000,
+         "model.safetensors": os.urandom(300_000), "sub/extra.txt": b"x"}
 
 
 @pytest.fixture
@@ -44,9 +40,8 @@ def test_staged_once_with_checksums(bucket, tmp_path, caplog):
     assert local.name != bucket and os.path.isdir(local.name)
     record = json.loads(open(os.path.join(local.name, MANIFEST)).read())
     assert record["source"] == bucket
-    assert record["files"] == {
-        rel: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for rel, d in FILES.items()
-    }
+    assert record["files"] == {rel: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+                               for rel, d in FILES.items()}
     for rel, data in FILES.items():
         assert open(os.path.join(local.name, rel), "rb").read() == data
     again = staged(model(bucket, tmp_path), StorageConfig())
@@ -57,21 +52,16 @@ def test_staged_once_with_checksums(bucket, tmp_path, caplog):
 def test_one_copy_for_many_replicas_on_a_node(bucket, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="qcraft")
     got = []
-    threads = [
-        threading.Thread(
-            target=lambda: got.append(staged(model(bucket, tmp_path), StorageConfig()).name)
-        )
-        for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: got.append(
+        staged(model(bucket, tmp_path), StorageConfig()).name)) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(set(got)) == 1 and len(got) == 8
     assert sum("staged" in r.message for r in caplog.records) == 1
-    assert sorted(
-        p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")
-    ) == [os.path.basename(got[0])]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()
+                  if not p.name.endswith(".lock")) == [os.path.basename(got[0])]
 
 
 def test_half_copy_is_resumed(bucket, tmp_path):
@@ -84,13 +74,15 @@ def test_half_copy_is_resumed(bucket, tmp_path):
     kept = os.stat(os.path.join(partial, "tokenizer.json")).st_mtime_ns
     again = staged(model(bucket, tmp_path), StorageConfig()).name
     assert again == first and not os.path.exists(partial)
-    assert open(os.path.join(again, "model.safetensors"), "rb").read() == FILES["model.safetensors"]
+    assert open(os.path.join(again, "model.safetensors"), "rb").read() == \
+        FILES["model.safetensors"]
     assert os.stat(os.path.join(again, "tokenizer.json")).st_mtime_ns == kept  # resumed
 
 
 def test_tokenizer_only_and_local_names_untouched(bucket, tmp_path):
     tok = staged(model(bucket, tmp_path), StorageConfig(), weights=False).name
-    assert sorted(os.listdir(tok)) == sorted([MANIFEST, "config.json", "tokenizer.json", "sub"])
+    assert sorted(os.listdir(tok)) == sorted([MANIFEST, "config.json", "tokenizer.json",
+                                              "sub"])
     local = ModelConfig(name=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     assert staged(local, StorageConfig()) is local
     with pytest.raises(FileNotFoundError, match="no files found"):

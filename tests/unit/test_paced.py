@@ -69,16 +69,9 @@ def test_defaults_match_the_h200_run():
 
 def paced_config(budget: int = 64, **paced) -> GenerationConfig:
     return GenerationConfig(
-        gpus_per_replica=0,
-        max_new_tokens=16,
-        engine={
-            "backend": "paced",
-            "max_num_seqs": 8,
-            "max_num_batched_tokens": budget,
-            "max_model_len": 256,
-            "paced": paced,
-        },
-    )
+        gpus_per_replica=0, max_new_tokens=16,
+        engine={"backend": "paced", "max_num_seqs": 8, "max_num_batched_tokens": budget,
+                "max_model_len": 256, "paced": paced})
 
 
 MODEL = ModelConfig(name=str(tokenizer_files_dir()))
@@ -113,16 +106,14 @@ def test_queue_empty_when_fed_late_full_when_fed_ahead():
     """The scheduler's counts reach the occupancy as vLLM's do: one batch smaller than
     max_num_seqs (all prefilled in one step) leaves the queue empty all along; several at
     once keep it full."""
-    lone = PacedEngine(
-        paced_config(budget=512, prefill_tokens_per_s=20_000, decode_step_ms=2), MODEL
-    )
+    lone = PacedEngine(paced_config(budget=512, prefill_tokens_per_s=20_000, decode_step_ms=2),
+                       MODEL)
     lone.generate([list(range(100 + i, 140 + i)) for i in range(4)])
     snap = lone.occupancy.snapshot()
     assert snap.queue_empty_s == pytest.approx(snap.span_s, rel=0.01)
     fed = PacedEngine(paced_config(prefill_tokens_per_s=20_000, decode_step_ms=2), MODEL)
-    batches = [
-        [list(range(100 + 40 * b + i, 140 + 40 * b + i)) for i in range(16)] for b in range(4)
-    ]
+    batches = [[list(range(100 + 40 * b + i, 140 + 40 * b + i)) for i in range(16)]
+               for b in range(4)]
     threads = [threading.Thread(target=fed.generate, args=(b,)) for b in batches]
     for t in threads:
         t.start()

@@ -15,17 +15,8 @@ CJK_NO_SPACE = {"chinese", "japanese"}
 
 
 def docs(items):
-    rows = [
-        {
-            S.DOC_ID: f"d{i}",
-            S.TEXT: text,
-            S.LANGUAGE: lang,
-            S.SOURCE_LANGUAGE: "x",
-            S.SOURCE_FILE: "f.parquet",
-            S.SOURCE_ROW: i,
-        }
-        for i, (text, lang) in enumerate(items)
-    ]
+    rows = [{S.DOC_ID: f"d{i}", S.TEXT: text, S.LANGUAGE: lang, S.SOURCE_LANGUAGE: "x",
+             S.SOURCE_FILE: "f.parquet", S.SOURCE_ROW: i} for i, (text, lang) in enumerate(items)]
     return pa.Table.from_pylist(rows, schema=S.DOCUMENT_SCHEMA)
 
 
@@ -34,11 +25,10 @@ def check_invariants(table, texts, tokenizer, cfg=CFG):
     for r in rows:
         text = texts[r[S.SOURCE_ROW]]
         if r[S.STATUS] == S.STATUS_PENDING:
-            assert r[S.PASSAGE] == text[r[S.CHUNK_START] : r[S.CHUNK_END]]
+            assert r[S.PASSAGE] == text[r[S.CHUNK_START]:r[S.CHUNK_END]]
             assert r[S.PASSAGE] == r[S.PASSAGE].strip()
-            real_ids = tokenizer.backend_tokenizer.encode(
-                r[S.PASSAGE], add_special_tokens=False
-            ).ids
+            real_ids = tokenizer.backend_tokenizer.encode(r[S.PASSAGE],
+                                                          add_special_tokens=False).ids
             assert r[S.PASSAGE_TOKEN_IDS] == real_ids  # exact, spliced or not
             real = len(real_ids)
             assert real == r[S.PASSAGE_TOKENS]
@@ -61,11 +51,8 @@ def check_invariants(table, texts, tokenizer, cfg=CFG):
 def test_long_articles_every_language(tokenizer, passages):
     longs = [p for p in passages if p["kind"] == "long"]
     assert len(longs) == 21
-    rows = check_invariants(
-        make_passages(docs([(p["text"], p["language"]) for p in longs]), CFG, tokenizer),
-        [p["text"] for p in longs],
-        tokenizer,
-    )
+    rows = check_invariants(make_passages(docs([(p["text"], p["language"]) for p in longs]),
+                                          CFG, tokenizer), [p["text"] for p in longs], tokenizer)
     by_doc = {}
     for r in rows:
         by_doc.setdefault(r[S.SOURCE_ROW], []).append(r)
@@ -74,10 +61,8 @@ def test_long_articles_every_language(tokenizer, passages):
         assert len(chunks) >= 3, p["lang"]
         assert all(c[S.STATUS] == S.STATUS_PENDING for c in chunks), p["lang"]
         for c in chunks[:-1]:  # cuts fall on paragraph breaks in these articles
-            assert (
-                boundary_kind(p["text"], c[S.CHUNK_END] + 2) == "paragraph"
-                or p["text"][c[S.CHUNK_END] : c[S.CHUNK_END] + 2] == "\n\n"
-            ), p["lang"]
+            assert boundary_kind(p["text"], c[S.CHUNK_END] + 2) == "paragraph" or \
+                p["text"][c[S.CHUNK_END]:c[S.CHUNK_END] + 2] == "\n\n", p["lang"]
 
 
 def test_sentence_cuts_without_paragraphs(tokenizer, passages):
@@ -87,49 +72,37 @@ def test_sentence_cuts_without_paragraphs(tokenizer, passages):
         if p["kind"] != "long":
             continue
         sep = "" if p["language"] in CJK_NO_SPACE else " "
-        items.append(
-            (sep.join(x.strip() for x in p["text"].split("\n") if x.strip()), p["language"])
-        )
-    rows = check_invariants(
-        make_passages(docs(items), CFG, tokenizer), [t for t, _ in items], tokenizer
-    )
+        items.append((sep.join(x.strip() for x in p["text"].split("\n") if x.strip()),
+                      p["language"]))
+    rows = check_invariants(make_passages(docs(items), CFG, tokenizer),
+                            [t for t, _ in items], tokenizer)
     last = {}
     for r in rows:
         last[r[S.SOURCE_ROW]] = max(last.get(r[S.SOURCE_ROW], 0), r[S.CHUNK_INDEX])
     for r in rows:
         if r[S.CHUNK_INDEX] < last[r[S.SOURCE_ROW]]:
-            assert r[S.PASSAGE][-1] in SENTENCE_ENDS, (
-                items[r[S.SOURCE_ROW]][1],
-                r[S.PASSAGE][-30:],
-            )
+            assert r[S.PASSAGE][-1] in SENTENCE_ENDS, (items[r[S.SOURCE_ROW]][1],
+                                                        r[S.PASSAGE][-30:])
 
 
-@pytest.mark.parametrize(
-    "text,lang",
-    [
-        ("lorem" * 3000, "english"),  # one "word", no spaces: hard cuts
-        ("大熊猫" * 2500, "chinese"),  # CJK, no punctuation at all
-        ("كلمة " * 2000, "arabic"),  # words but no sentence marks
-    ],
-)
+@pytest.mark.parametrize("text,lang", [
+    ("lorem" * 3000, "english"),                 # one "word", no spaces: hard cuts
+    ("大熊猫" * 2500, "chinese"),                  # CJK, no punctuation at all
+    ("كلمة " * 2000, "arabic"),                   # words but no sentence marks
+])
 def test_hard_cuts_stay_in_bounds(tokenizer, text, lang):
     cfg = PassageConfig(max_chars=None)
-    rows = check_invariants(
-        make_passages(docs([(text, lang)]), cfg, tokenizer), [text], tokenizer, cfg
-    )
+    rows = check_invariants(make_passages(docs([(text, lang)]), cfg, tokenizer), [text],
+                            tokenizer, cfg)
     assert sum(r[S.STATUS] == S.STATUS_PENDING for r in rows) >= 3
 
 
 def test_rejections_by_reason(tokenizer, passages):
     normal = next(p["text"] for p in passages if p["lang"] == "eng_Latn")
-    long_text = next(p["text"] for p in passages if p["kind"] == "long" and p["lang"] == "eng_Latn")
-    items = [
-        ("Too short.", "english"),
-        (None, "english"),
-        ("   \n ", "english"),
-        (normal, None),
-        (long_text, "english"),
-    ]
+    long_text = next(p["text"] for p in passages if p["kind"] == "long"
+                     and p["lang"] == "eng_Latn")
+    items = [("Too short.", "english"), (None, "english"), ("   \n ", "english"),
+             (normal, None), (long_text, "english")]
     cfg = PassageConfig(max_chars=5000)
     table = make_passages(docs(items), cfg, tokenizer)
     rows = table.to_pylist()
@@ -152,10 +125,9 @@ def test_balanced_chunks_leave_no_short_tail(tokenizer, extra):
     cfg = PassageConfig(min_tokens=70, max_tokens=700, max_chars=None)
     text = " ".join(f"word{i}." for i in range(2000))
     starts = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).offsets
-    text = text[: starts[700 + extra][0]]
-    rows = check_invariants(
-        make_passages(docs([(text, "english")]), cfg, tokenizer), [text], tokenizer, cfg
-    )
+    text = text[:starts[700 + extra][0]]
+    rows = check_invariants(make_passages(docs([(text, "english")]), cfg, tokenizer),
+                            [text], tokenizer, cfg)
     assert [r[S.STATUS] for r in rows] == ["pending", "pending"]
 
 
@@ -180,15 +152,9 @@ def test_spliced_ids_equal_encoding_on_random_text(tokenizer):
     from qcraft_ray.tokenization import span_token_ids
 
     bt = tokenizer.backend_tokenizer
-    pool = (
-        list("abcdefghij ABC  ,.;:!?'\"-()\n\t0123456789")
-        + list("αβγδ ΚΛΜ άέ")
-        + list("абвгд ЖЗИ")
-        + list("富士山は日本。、「」")
-        + list("كتابُ ؟ ، مدرسة")
-        + list("ếđươ ")
-        + ["😀", "\u200c", "\u0301", "  ", "\n\n", "'s", "'ll"]
-    )
+    pool = (list("abcdefghij ABC  ,.;:!?'\"-()\n\t0123456789") + list("αβγδ ΚΛΜ άέ")
+            + list("абвгд ЖЗИ") + list("富士山は日本。、「」") + list("كتابُ ؟ ، مدرسة")
+            + list("ếđươ ") + ["😀", "\u200c", "\u0301", "  ", "\n\n", "'s", "'ll"])
     rng = random.Random(1234)
     checked = 0
     for _ in range(400):
@@ -202,11 +168,8 @@ def test_spliced_ids_equal_encoding_on_random_text(tokenizer):
             if split is None:
                 continue
             (x, y), middle, (u, v) = split
-            spliced = (
-                bt.encode(text[x:y], add_special_tokens=False).ids
-                + middle
-                + bt.encode(text[u:v], add_special_tokens=False).ids
-            )
+            spliced = (bt.encode(text[x:y], add_special_tokens=False).ids + middle
+                       + bt.encode(text[u:v], add_special_tokens=False).ids)
             assert spliced == bt.encode(text[a:b], add_special_tokens=False).ids, (text, a, b)
             checked += 1
     assert checked > 500
@@ -223,12 +186,10 @@ def test_vectorized_cut_weights_match_boundary_kind(tokenizer, passages):
     texts = [p["text"] for p in passages]
     texts += ["".join(rng.choice(pool) for _ in range(300)) for _ in range(50)]
     for text in texts:
-        starts = [
-            s for s, _ in tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).offsets
-        ]
-        assert list(CutWeights(text, starts).all()) == [
-            _WEIGHT[boundary_kind(text, s)] for s in starts
-        ]
+        starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
+            text, add_special_tokens=False).offsets]
+        assert list(CutWeights(text, starts).all()) == [_WEIGHT[boundary_kind(text, s)]
+                                                   for s in starts]
 
 
 def test_make_passages_restores_the_cyclic_gc(tokenizer, passages):
@@ -262,9 +223,8 @@ def test_lazy_cut_search_equals_scoring_every_candidate(tokenizer, passages):
     checked = 0
     for p in passages:
         text = p["text"]
-        starts = [
-            s for s, _ in tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).offsets
-        ]
+        starts = [s for s, _ in tokenizer.backend_tokenizer.encode(
+            text, add_special_tokens=False).offsets]
         full = CutWeights(text, starts).all()
         for lo, hi in ((20, 60), (70, 700), (30, 90)):
             n = len(starts)
@@ -277,15 +237,8 @@ def test_lazy_cut_search_equals_scoring_every_candidate(tokenizer, passages):
                 if first > last:
                     first, last = pos + lo, pos + hi
                 cuts = np.arange(first, last + 1)
-                want = int(
-                    cuts[
-                        int(
-                            np.argmax(
-                                full[first : last + 1] - _DISTANCE_COST * np.abs(cuts - ideal) / hi
-                            )
-                        )
-                    ]
-                )
+                want = int(cuts[int(np.argmax(full[first:last + 1] - _DISTANCE_COST
+                                              * np.abs(cuts - ideal) / hi))])
                 assert _best_cut(CutWeights(text, starts), pos, lo, hi) == want
                 checked += 1
     assert checked > 100
@@ -309,21 +262,16 @@ def test_declared_columns_drop_nothing(tokenizer, passages, monkeypatch):
     items = [(p["text"], p["language"]) for p in passages[:4]]
     items += [("short text", "english"), ("   ", "english"), (passages[0]["text"], None)]
     table = docs(items)
-    unreadable = table.slice(0, 1).to_pylist()[0] | {
-        S.REASON: S.REASON_UNREADABLE,
-        S.ERROR: "bad page",
-        S.TEXT: None,
-    }
-    table = pa.concat_tables([table, pa.Table.from_pylist([unreadable], schema=S.DOCUMENT_SCHEMA)])
+    unreadable = table.slice(0, 1).to_pylist()[0] | {S.REASON: S.REASON_UNREADABLE,
+                                                     S.ERROR: "bad page", S.TEXT: None}
+    table = pa.concat_tables([table, pa.Table.from_pylist([unreadable],
+                                                          schema=S.DOCUMENT_SCHEMA)])
     declared = make_passages(table, CFG, tokenizer)
     monkeypatch.setattr(P, "_COLUMNS", None)  # every stream column looked up
     assert make_passages(table, CFG, tokenizer).equals(declared)
-    assert set(declared[S.REASON].to_pylist()) >= {
-        S.REASON_TOO_SHORT,
-        S.REASON_MISSING_TEXT,
-        S.REASON_UNSUPPORTED_LANGUAGE,
-        S.REASON_UNREADABLE,
-    }
+    assert set(declared[S.REASON].to_pylist()) >= {S.REASON_TOO_SHORT, S.REASON_MISSING_TEXT,
+                                                   S.REASON_UNSUPPORTED_LANGUAGE,
+                                                   S.REASON_UNREADABLE}
     assert "bad page" in declared[S.ERROR].to_pylist()
 
 
@@ -333,12 +281,8 @@ def test_passage_ids_are_the_passage_own_tokens(tokenizer, passages):
     bt = tokenizer.backend_tokenizer
     short = next(p for p in passages if 100 < len(bt.encode(p["text"]).ids) < 600)
     long = next(p for p in passages if len(bt.encode(p["text"]).ids) > 1500)
-    items = [
-        (short["text"], short["language"]),
-        (f"\n  {short['text']}\n\n", short["language"]),
-        (long["text"], long["language"]),
-        (f" {long['text']} \n", long["language"]),
-    ]
+    items = [(short["text"], short["language"]), (f"\n  {short['text']}\n\n", short["language"]),
+             (long["text"], long["language"]), (f" {long['text']} \n", long["language"])]
     out = make_passages(docs(items), CFG, tokenizer).to_pylist()
     kept = [r for r in out if r[S.STATUS] == S.STATUS_PENDING]
     assert {r[S.SOURCE_ROW] for r in kept} == {0, 1, 2, 3}
@@ -357,19 +301,8 @@ def test_token_starts_equal_tokenizer_offsets(tokenizer, passages):
 
     bt = tokenizer.backend_tokenizer
     rng = random.Random(3)
-    pool = list("abc ,.;\n\t。、富士」") + [
-        "😀",
-        "𠀀",
-        "\u3000",
-        "e\u0301",
-        "é",
-        "Å",
-        "ﬁ",
-        "<|im_start|>",
-        "<think>",
-        "\ufeff",
-        "\u200d",
-    ]
+    pool = list("abc ,.;\n\t。、富士」") + ["😀", "𠀀", "\u3000", "e\u0301", "é", "Å", "ﬁ",
+                                          "<|im_start|>", "<think>", "\ufeff", "\u200d"]
     texts = [p["text"] for p in passages]
     texts += ["".join(rng.choice(pool) for _ in range(400)) for _ in range(200)]
     for text in texts:

@@ -17,58 +17,20 @@ from qcraft_ray.store import THRESHOLDS_FILE, OutputFolder
 
 
 def commit(root, task, scores, lang):
-    rows = [
-        {
-            S.DOC_ID: f"{lang}{task}-{i}",
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-            S.SAMPLE_INDEX: 0,
-            S.STATUS: "ok",
-            S.SCORE: s,
-            S.LANGUAGE: lang,
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: 100 * task + i,
-            S.UNIT: f"f@{task}",
-            S.UNIT_DOCS: len(scores),
-            S.DOC_ROWS: 1,
-            S.CHUNK_START: 0,
-            S.CHUNK_END: 1,
-            S.PASSAGE: "p",
-            S.PASSAGE_TOKENS: 80,
-            S.MODEL: "m",
-            S.OUTPUT: "q",
-            S.OUTPUT_TOKENS: 3,
-            S.PROMPT_TOKENS: 90,
-            S.REPLICA: "h:1",
-            S.COUNTS_DOCUMENT: True,
-            S.COUNTS_PASSAGE: True,
-        }
-        for i, s in enumerate(scores)
-    ]
-    rows.append(
-        {
-            **rows[0],
-            S.DOC_ID: f"none{task}",
-            S.SOURCE_ROW: 100 * task + 99,
-            S.STATUS: "none",
-            S.SCORE: None,
-        }
-    )
-    rows.append(
-        {
-            **rows[0],
-            S.DOC_ID: f"short{task}",
-            S.SOURCE_ROW: 100 * task + 98,
-            S.STATUS: "rejected",
-            S.REASON: "too_short",
-            S.TYPE: None,
-            S.SCORE: None,
-        }
-    )
+    rows = [{S.DOC_ID: f"{lang}{task}-{i}", S.CHUNK_INDEX: 0, S.TYPE: "query", S.SAMPLE_INDEX: 0,
+             S.STATUS: "ok", S.SCORE: s, S.LANGUAGE: lang, S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: 100 * task + i, S.UNIT: f"f@{task}", S.UNIT_DOCS: len(scores),
+             S.DOC_ROWS: 1, S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p",
+             S.PASSAGE_TOKENS: 80, S.MODEL: "m", S.OUTPUT: "q", S.OUTPUT_TOKENS: 3,
+             S.PROMPT_TOKENS: 90, S.REPLICA: "h:1", S.COUNTS_DOCUMENT: True,
+             S.COUNTS_PASSAGE: True} for i, s in enumerate(scores)]
+    rows.append({**rows[0], S.DOC_ID: f"none{task}", S.SOURCE_ROW: 100 * task + 99,
+                 S.STATUS: "none", S.SCORE: None})
+    rows.append({**rows[0], S.DOC_ID: f"short{task}", S.SOURCE_ROW: 100 * task + 98,
+                 S.STATUS: "rejected", S.REASON: "too_short", S.TYPE: None, S.SCORE: None})
     out = OutputConfig(path=root, min_rows_per_file=1)
     OutputSink(OutputFolder(root), out, "run", "a1").write(
-        [pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=task)
-    )
+        [pa.Table.from_pylist(rows, schema=S.STREAM_SCHEMA)], SimpleNamespace(task_idx=task))
 
 
 def test_moves_rows_below_language_percentile_once(tmp_path):
@@ -83,16 +45,8 @@ def test_moves_rows_below_language_percentile_once(tmp_path):
     rej = pads.dataset(root + "/_rejected", format="parquet").to_table()
     kept = {r[S.DOC_ID]: r[S.SCORE] for r in out.to_pylist()}
     # english median 0.45, german median 0.475; NONE rows are never filtered
-    assert sorted(kept) == [
-        "english1-0",
-        "english1-1",
-        "english1-2",
-        "english1-3",
-        "german2-1",
-        "none0",
-        "none1",
-        "none2",
-    ]
+    assert sorted(kept) == ["english1-0", "english1-1", "english1-2", "english1-3",
+                            "german2-1", "none0", "none1", "none2"]
     moved = rej.to_pylist()
     moved = [r for r in moved if r[S.REASON] == S.REASON_LOW_SCORE]
     assert len(moved) == 5 and len(rej) == 5 + 3  # plus the 3 too_short rows
@@ -109,15 +63,8 @@ def test_moves_rows_below_language_percentile_once(tmp_path):
     # the adjusted counters are what counting the files afresh gives
     merged = RowCounts.merge(m.counts for m in after)
     fresh = count_rows(pa.concat_tables([S.to_stream(out), S.to_stream(rej)]))
-    for field in (
-        "outputs",
-        "rejected",
-        "by_language",
-        "by_type",
-        "by_language_type",
-        "output_tokens_histogram",
-        "score_histogram",
-    ):
+    for field in ("outputs", "rejected", "by_language", "by_type", "by_language_type",
+                  "output_tokens_histogram", "score_histogram"):
         assert getattr(merged, field) == getattr(fresh, field), field
     assert merged.output_scores.keys() == fresh.output_scores.keys()
     for key, sums in merged.output_scores.items():

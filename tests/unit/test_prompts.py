@@ -22,11 +22,8 @@ def test_fast_path_equals_chat_template_on_every_sample(tokenizer, passages):
     for p in passages:
         for t in TYPES:
             assert renderer.render(p["text"], p["language"], t) == tokenizer.apply_chat_template(
-                messages(p["text"], p["language"], t),
-                tokenize=False,
-                add_generation_prompt=True,
-                enable_thinking=False,
-            )
+                messages(p["text"], p["language"], t), tokenize=False,
+                add_generation_prompt=True, enable_thinking=False)
 
 
 def test_thinking_disabled(tokenizer):
@@ -45,16 +42,8 @@ def test_invalid_values_rejected():
 def test_token_ids_equal_encoding_the_rendered_prompt(tokenizer, passages):
     renderer = PromptRenderer(tokenizer)
     bt = tokenizer.backend_tokenizer
-    edge = [
-        "1984 was a year.",
-        "«Quoted» start",
-        "'s contraction",
-        "...ellipsis",
-        "Ω omega",
-        "😀 emoji first",
-        "\u200cZWNJ",
-        "x",
-    ]
+    edge = ["1984 was a year.", "«Quoted» start", "'s contraction", "...ellipsis", "Ω omega",
+            "😀 emoji first", "\u200cZWNJ", "x"]
     for p in [x["text"].strip() for x in passages] + edge:
         ids = bt.encode(p, add_special_tokens=False).ids
         for t in ("query", "faq"):
@@ -79,15 +68,13 @@ def test_prompt_stage_built_once_per_worker():
     from qcraft_ray.stages.prompts import PromptStage
 
     model = ModelConfig(name=str(tokenizer_files_dir()))
-    spec = TaskStage(
-        PromptStage, passages=PassageConfig(), model=model, types=["query"], max_prompt_tokens=1000
-    )
+    spec = TaskStage(PromptStage, passages=PassageConfig(), model=model, types=["query"],
+                     max_prompt_tokens=1000)
     first = spec.instance()
     # each task gets its own unpickled copy of the spec: still the same stage
     assert pickle.loads(pickle.dumps(spec)).instance() is first
-    other = TaskStage(
-        PromptStage, passages=PassageConfig(), model=model, types=["title"], max_prompt_tokens=1000
-    )
+    other = TaskStage(PromptStage, passages=PassageConfig(), model=model, types=["title"],
+                      max_prompt_tokens=1000)
     assert other.instance() is not first
 
 
@@ -107,26 +94,16 @@ def test_a_block_run_twice_counts_once(tmp_path):
     file = InputFile("f", "f", 2, (2,), ("text",), "eng_Latn", 1)
     docs = to_documents(pa.table({"text": [text, text]}), file, 0, InputConfig(paths=["f"]))
     tracker = ProgressTracker()
-    stage = PromptStage(
-        PassageConfig(),
-        ModelConfig(name=str(tokenizer_files_dir())),
-        ["query", "title"],
-        4000,
-        progress=tracker,
-    )
+    stage = PromptStage(PassageConfig(), ModelConfig(name=str(tokenizer_files_dir())),
+                        ["query", "title"], 4000, progress=tracker)
     first = stage(docs)
     assert stage(docs).equals(first)  # run again: the same rows
     snap = tracker.snapshot()
     assert (snap["documents_read"], snap["passages"], snap["prompts"]) == (2, 2, 4)
     # Ray Data may split one read block (one work unit) into several blocks: each counts
     tracker = ProgressTracker()
-    stage = PromptStage(
-        PassageConfig(),
-        ModelConfig(name=str(tokenizer_files_dir())),
-        ["query", "title"],
-        4000,
-        progress=tracker,
-    )
+    stage = PromptStage(PassageConfig(), ModelConfig(name=str(tokenizer_files_dir())),
+                        ["query", "title"], 4000, progress=tracker)
     for part in (docs.slice(0, 1), docs.slice(1, 1), docs.slice(1, 1)):  # the last: a retry
         stage(part)
     snap = tracker.snapshot()
@@ -146,8 +123,7 @@ def test_type_draw_is_seeded_weighted_and_without_replacement():
     counts = collections.Counter(t for p in picks for t in p)
     assert all(abs(n - 6000 / 7) < 120 for n in counts.values()), counts  # uniform
     weighted = collections.Counter(
-        t for i in range(3000) for t in draw_types(f"d{i}", 0, TYPES, 1, {"title": 6.0})
-    )
+        t for i in range(3000) for t in draw_types(f"d{i}", 0, TYPES, 1, {"title": 6.0}))
     assert abs(weighted["title"] / 3000 - 0.5) < 0.04  # 6 / (6 + 6 others) = one half
     assert draw_types("d", 0, ["query", "title"], 2) == ["query", "title"]
 
@@ -162,34 +138,19 @@ def test_builder_fans_each_passage_out_to_its_drawn_types(tokenizer):
     from qcraft_ray.output_types import draw_types
     from qcraft_ray.stages.prompts import PromptBuilder, TypeDraw
 
-    gen = GenerationConfig(
-        types=list(TYPES), types_per_passage=3, type_weights={"query": 2.0}, types_seed=5
-    )
-    rows = [
-        {
-            S.DOC_ID: f"d{i}",
-            S.CHUNK_INDEX: c,
-            S.STATUS: "pending",
-            S.PASSAGE: "a passage",
-            S.PASSAGE_TOKEN_IDS: [64, 20],
-            S.LANGUAGE: "english",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: i,
-            S.COUNTS_DOCUMENT: c == 0,
-            S.COUNTS_PASSAGE: True,
-        }
-        for i in range(40)
-        for c in range(2)
-    ]
-    out = with_doc_rows(PromptBuilder(tokenizer, TypeDraw.of(gen), "m", 1000)(S.stream_table(rows)))
+    gen = GenerationConfig(types=list(TYPES), types_per_passage=3,
+                           type_weights={"query": 2.0}, types_seed=5)
+    rows = [{S.DOC_ID: f"d{i}", S.CHUNK_INDEX: c, S.STATUS: "pending", S.PASSAGE: "a passage",
+             S.PASSAGE_TOKEN_IDS: [64, 20], S.LANGUAGE: "english", S.SOURCE_FILE: "f",
+             S.SOURCE_ROW: i, S.COUNTS_DOCUMENT: c == 0, S.COUNTS_PASSAGE: True}
+            for i in range(40) for c in range(2)]
+    out = with_doc_rows(PromptBuilder(tokenizer, TypeDraw.of(gen), "m", 1000)(
+        S.stream_table(rows)))
     got = {}
     for r in out.to_pylist():
         got.setdefault((r[S.DOC_ID], r[S.CHUNK_INDEX]), []).append(r[S.TYPE])
-    assert got == {
-        (f"d{i}", c): draw_types(f"d{i}", c, TYPES, 3, {"query": 2.0}, 5)
-        for i in range(40)
-        for c in range(2)
-    }
+    assert got == {(f"d{i}", c): draw_types(f"d{i}", c, TYPES, 3, {"query": 2.0}, 5)
+                   for i in range(40) for c in range(2)}
     assert set(out[S.DOC_ROWS].to_pylist()) == {6}  # 2 passages x 3 types per document
     counts = count_rows(out)
     assert counts.documents == 40 and counts.passages == 80

@@ -61,16 +61,13 @@ def test_the_stage_loads_every_language_before_its_first_block():
     assert QualityStage(QualityConfig(language_id=False), model)._checker._identifier is None
 
 
-@pytest.mark.parametrize(
-    "output,passage,copied",
-    [
-        ("Mount Fuji", "The height of  MOUNT fuji is 3776 m.", True),  # case, whitespace
-        ("富士山の高さ", "富士山の高さは3776メートルです。", True),
-        ("высота горы", "Высота горы Фудзи 3776 м.", True),
-        ("how tall is fuji", "The height of Mount Fuji is 3776 m.", False),
-        ("", "anything", False),
-    ],
-)
+@pytest.mark.parametrize("output,passage,copied", [
+    ("Mount Fuji", "The height of  MOUNT fuji is 3776 m.", True),  # case, whitespace
+    ("富士山の高さ", "富士山の高さは3776メートルです。", True),
+    ("высота горы", "Высота горы Фудзи 3776 м.", True),
+    ("how tall is fuji", "The height of Mount Fuji is 3776 m.", False),
+    ("", "anything", False),
+])
 def test_copied_is_a_verbatim_span(output, passage, copied):
     assert copy_signals(output, passage, output.split())[0] is copied
 
@@ -88,30 +85,17 @@ def test_copy_share_counts_the_tokens_found(tokenizer):
 
 
 def rows(outputs):
-    base = {
-        S.PASSAGE: "富士山の高さは3776メートルです。 How tall is Mount Fuji?",
-        S.TYPE: "query",
-        S.SOURCE_FILE: "f",
-        S.DOC_ID: "d",
-        S.CHUNK_INDEX: 0,
-    }
-    return S.stream_table(
-        [
-            {**base, S.SOURCE_ROW: i, S.LANGUAGE: lang, S.STATUS: status, S.OUTPUT: out}
-            for i, (lang, status, out) in enumerate(outputs)
-        ]
-    )
+    base = {S.PASSAGE: "富士山の高さは3776メートルです。 How tall is Mount Fuji?", S.TYPE: "query",
+            S.SOURCE_FILE: "f", S.DOC_ID: "d", S.CHUNK_INDEX: 0}
+    return S.stream_table([{**base, S.SOURCE_ROW: i, S.LANGUAGE: lang, S.STATUS: status,
+                            S.OUTPUT: out} for i, (lang, status, out) in enumerate(outputs)])
 
 
 def test_checker_flags_counts_and_rejects(tokenizer, identifier):
-    table = rows(
-        [
-            ("japanese", "ok", "富士山の高さ"),  # right language, a copy
-            ("japanese", "ok", "how tall is mount fuji"),  # English for Japanese
-            ("english", "ok", "12345"),  # unsure: not flagged
-            ("english", "none", "NONE"),
-        ]
-    )  # not ok: not checked
+    table = rows([("japanese", "ok", "富士山の高さ"),                 # right language, a copy
+                  ("japanese", "ok", "how tall is mount fuji"),      # English for Japanese
+                  ("english", "ok", "12345"),                        # unsure: not flagged
+                  ("english", "none", "NONE")])                      # not ok: not checked
     out = QualityChecker(QualityConfig(), tokenizer.backend_tokenizer, identifier)(table)
     assert out[S.DETECTED_LANGUAGE].to_pylist() == ["japanese", "english", None, None]
     assert out[S.WRONG_LANGUAGE].to_pylist() == [False, True, False, None]
@@ -126,9 +110,8 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
     assert q.by_language["japanese"].wrong_language_rate == 0.5
     assert q.by_type["query"].copied_rate == round(2 / 3, 4)
     assert q.by_type["query"].none_rate == 0.25
-    rejecting = QualityChecker(
-        QualityConfig(reject_wrong_language=True), tokenizer.backend_tokenizer, identifier
-    )
+    rejecting = QualityChecker(QualityConfig(reject_wrong_language=True),
+                               tokenizer.backend_tokenizer, identifier)
     out = rejecting(table)
     assert out[S.STATUS].to_pylist() == ["ok", "rejected", "ok", "none"]
     assert out[S.REASON][1].as_py() == S.REASON_WRONG_LANGUAGE
@@ -138,9 +121,8 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
 
 def test_checks_can_be_turned_off(tokenizer):
     table = rows([("japanese", "ok", "富士山の高さ")])
-    out = QualityChecker(
-        QualityConfig(language_id=False, copy_check=False), tokenizer.backend_tokenizer
-    )(table)
+    out = QualityChecker(QualityConfig(language_id=False, copy_check=False),
+                         tokenizer.backend_tokenizer)(table)
     assert out[S.WRONG_LANGUAGE].null_count == 1 and out[S.COPIED].null_count == 1
     assert isinstance(out, pa.Table)
 
@@ -167,15 +149,9 @@ def test_backend_tokenizer_from_the_file_matches_transformers(tokenizer):
     from qcraft_ray.tokenization import load_backend_tokenizer
 
     fast = load_backend_tokenizer(ModelConfig(name=str(tokenizer_files_dir())))
-    texts = [
-        "What is photosynthesis?",
-        "光合作用とは何ですか",
-        "Ποια είναι η φωτοσύνθεση;",
-        "<|im_end|> a\n\n b",
-    ]
-    for a, b in zip(
-        fast.encode_batch(texts, add_special_tokens=False),
-        tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False),
-        strict=True,
-    ):
+    texts = ["What is photosynthesis?", "光合作用とは何ですか", "Ποια είναι η φωτοσύνθεση;",
+             "<|im_end|> a\n\n b"]
+    for a, b in zip(fast.encode_batch(texts, add_special_tokens=False),
+                    tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False),
+                    strict=True):
         assert (a.ids, a.offsets) == (b.ids, b.offsets)

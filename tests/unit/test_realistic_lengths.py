@@ -33,7 +33,7 @@ def test_built_model_ends_its_outputs_after_a_few_tokens(tmp_path):
     with torch.no_grad():
         for ids in calibration_prompts(tok, 20)[8:]:
             out = model.generate(torch.tensor([ids]), max_new_tokens=128, do_sample=False)
-            new = out[0, len(ids) :].tolist()
+            new = out[0, len(ids):].tolist()
             lengths.append(new.index(eos) if eos in new else 128)
     assert len(set(lengths)) > 3 and 5 < sum(lengths) / len(lengths) < 60, lengths
     assert sum(n < 128 for n in lengths) >= 9  # nearly all end by themselves

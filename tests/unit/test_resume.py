@@ -29,29 +29,15 @@ def rows(unit="f@0", docs=2, source_rows=(0, 0, 1), types=("query", "title", Non
     out = []
     for i, (r, t) in enumerate(zip(source_rows, types, strict=False)):
         rejected = t is None
-        out.append(
-            {
-                S.DOC_ID: f"d{r}",
-                S.CHUNK_INDEX: 0 if rejected else i,
-                S.TYPE: t,
-                S.SAMPLE_INDEX: None if rejected else 0,
-                S.SOURCE_FILE: "f",
-                S.SOURCE_ROW: r,
-                S.UNIT: unit,
-                S.UNIT_DOCS: docs,
-                S.STATUS: S.STATUS_REJECTED if rejected else S.STATUS_OK,
-                S.REASON: "too_short" if rejected else None,
-                S.LANGUAGE: "english",
-                S.CHUNK_START: 0,
-                S.CHUNK_END: 1,
-                S.PASSAGE: "p",
-                S.PASSAGE_TOKENS: 80,
-                S.MODEL: "m",
-                S.OUTPUT: "q",
-                # the passage stage marks chunk 0, the fan-out keeps it on one type
-                S.COUNTS_DOCUMENT: t in ("query", None),
-            }
-        )
+        out.append({S.DOC_ID: f"d{r}", S.CHUNK_INDEX: 0 if rejected else i, S.TYPE: t,
+                    S.SAMPLE_INDEX: None if rejected else 0,
+                    S.SOURCE_FILE: "f", S.SOURCE_ROW: r, S.UNIT: unit, S.UNIT_DOCS: docs,
+                    S.STATUS: S.STATUS_REJECTED if rejected else S.STATUS_OK,
+                    S.REASON: "too_short" if rejected else None, S.LANGUAGE: "english",
+                    S.CHUNK_START: 0, S.CHUNK_END: 1, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+                    S.MODEL: "m", S.OUTPUT: "q",
+                    # the passage stage marks chunk 0, the fan-out keeps it on one type
+                    S.COUNTS_DOCUMENT: t in ("query", None)})
     return pa.Table.from_pylist(out, schema=S.STREAM_SCHEMA)
 
 
@@ -87,19 +73,9 @@ def open_run(*args):
 
 
 def plan(n=2):
-    return InputPlan(
-        files=(
-            InputFile(
-                path="/in/f.parquet",
-                display="/in/f.parquet",
-                num_rows=n,
-                row_groups=(n,),
-                columns=("text",),
-                path_code=None,
-                text_bytes=10,
-            ),
-        )
-    )
+    return InputPlan(files=(InputFile(path="/in/f.parquet", display="/in/f.parquet",
+                                      num_rows=n, row_groups=(n,), columns=("text",),
+                                      path_code=None, text_bytes=10),))
 
 
 def cfg(out, **over):
@@ -111,9 +87,8 @@ def cfg(out, **over):
 
 
 def commit(c, state, table, task):
-    sink = OutputSink(
-        OutputFolder.for_run(c.output, c.storage), c.output, state.run_id, state.attempt
-    )
+    sink = OutputSink(OutputFolder.for_run(c.output, c.storage), c.output, state.run_id,
+                      state.attempt)
     sink.write([table], SimpleNamespace(task_idx=task))
 
 
@@ -147,12 +122,10 @@ def test_changed_config_refused_resources_allowed(tmp_path):
         open_run(cfg(out), plan(), Mode.PASSAGES)
     with pytest.raises(OutputPathError, match="input.rows_per_task"):  # units would differ
         open_run(cfg(out, input__rows_per_task=7), plan(), Mode.GENERATE)
-    assert open_run(
-        cfg(out, generation__batch_size=8, generation__replicas=3), plan(), Mode.GENERATE
-    ).resumed
-    fresh = open_run(
-        cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"), plan(), Mode.GENERATE
-    )
+    assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
+                    Mode.GENERATE).resumed
+    fresh = open_run(cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"),
+                     plan(), Mode.GENERATE)
     assert not fresh.resumed
 
 

@@ -13,16 +13,13 @@ PASSAGE = "The Eiffel Tower in Paris was completed in 1889 for the World's Fair.
 
 def rows():
     base = {S.PASSAGE: PASSAGE, S.LANGUAGE: "english", S.TYPE: "query"}
-    return pa.Table.from_pylist(
-        [
-            {**base, S.STATUS: "ok", S.OUTPUT: "when was the eiffel tower built"},
-            {**base, S.STATUS: "ok", S.OUTPUT: "best sourdough bread recipe"},
-            {**base, S.STATUS: "none", S.OUTPUT: "NONE"},
-            {**base, S.STATUS: "empty", S.OUTPUT: ""},
-            {**base, S.STATUS: "rejected", S.REASON: "too_short"},
-        ],
-        schema=S.STREAM_SCHEMA,
-    )
+    return pa.Table.from_pylist([
+        {**base, S.STATUS: "ok", S.OUTPUT: "when was the eiffel tower built"},
+        {**base, S.STATUS: "ok", S.OUTPUT: "best sourdough bread recipe"},
+        {**base, S.STATUS: "none", S.OUTPUT: "NONE"},
+        {**base, S.STATUS: "empty", S.OUTPUT: ""},
+        {**base, S.STATUS: "rejected", S.REASON: "too_short"},
+    ], schema=S.STREAM_SCHEMA)
 
 
 @pytest.fixture(scope="module")

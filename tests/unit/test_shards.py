@@ -13,18 +13,15 @@ from qcraft_ray.io.plan import InputFile, all_fragments, shard_of
 
 
 def files(sizes: list[list[int]]) -> tuple[InputFile, ...]:
-    return tuple(
-        InputFile(f"f{i}", f"f{i}", sum(g), tuple(g), ("text",), None, 1)
-        for i, g in enumerate(sizes)
-    )
+    return tuple(InputFile(f"f{i}", f"f{i}", sum(g), tuple(g), ("text",), None, 1)
+                 for i, g in enumerate(sizes))
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_shards_partition_the_fragments_and_balance_rows(seed):
     rng = random.Random(seed)
-    sizes = [
-        [rng.randint(1, 400) for _ in range(rng.randint(1, 6))] for _ in range(rng.randint(1, 12))
-    ]
+    sizes = [[rng.randint(1, 400) for _ in range(rng.randint(1, 6))]
+             for _ in range(rng.randint(1, 12))]
     frags = all_fragments(files(sizes), rows_per_task=rng.choice([1, 100, 500]))
     total = sum(f.num_rows for f in frags)
     biggest = max(f.num_rows for f in frags)
@@ -41,21 +38,16 @@ def test_shards_partition_the_fragments_and_balance_rows(seed):
 
 def corpus(tmp_path, n_files=3, rows=50):
     for i in range(n_files):
-        pq.write_table(
-            pa.table({"text": [f"doc {i}-{r}" for r in range(rows)]}),
-            tmp_path / f"part-{i}.parquet",
-            row_group_size=10,
-        )
+        pq.write_table(pa.table({"text": [f"doc {i}-{r}" for r in range(rows)]}),
+                       tmp_path / f"part-{i}.parquet", row_group_size=10)
     return str(tmp_path)
 
 
 def test_discover_keeps_the_shard_and_reports_its_share(tmp_path):
     path = corpus(tmp_path)
     whole = discover(InputConfig(paths=[path], rows_per_task=10), StorageConfig())
-    shares = [
-        discover(InputConfig(paths=[path], rows_per_task=10, shard=f"{i}/4"), StorageConfig())
-        for i in range(4)
-    ]
+    shares = [discover(InputConfig(paths=[path], rows_per_task=10, shard=f"{i}/4"),
+                       StorageConfig()) for i in range(4)]
     assert sum(p.total_rows for p in shares) == whole.total_rows == 150
     assert sorted(p.shard.describe()["documents"] for p in shares) == [30, 40, 40, 40]
     assert all(p.shard.all_rows == 150 and p.shard.all_fragments == 15 for p in shares)
@@ -68,11 +60,8 @@ def test_empty_shard_and_bad_shard_are_refused(tmp_path):
     shares = []
     for i in range(2):  # one read unit: one shard gets it, the other is refused by name
         try:
-            shares.append(
-                discover(
-                    InputConfig(paths=[path], rows_per_task=10, shard=f"{i}/2"), StorageConfig()
-                ).total_rows
-            )
+            shares.append(discover(InputConfig(paths=[path], rows_per_task=10,
+                                               shard=f"{i}/2"), StorageConfig()).total_rows)
         except InputError as e:
             assert f"shard {i}/2 holds no rows" in str(e) and "1 read units" in str(e)
             shares.append(None)

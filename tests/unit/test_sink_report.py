@@ -16,79 +16,24 @@ from qcraft_ray.store import OutputFolder
 
 
 def stream_rows():
-    base = {
-        S.SAMPLE_INDEX: 0,
-        S.CHUNK_START: 0,
-        S.CHUNK_END: 10,
-        S.PASSAGE: "p",
-        S.PASSAGE_TOKENS: 80,
-        S.LANGUAGE: "english",
-        S.SOURCE_LANGUAGE: "eng_Latn",
-        S.MODEL: "m",
-        S.SOURCE_FILE: "f",
-        S.SOURCE_ROW: 0,
-        S.PROMPT_TOKENS: 100,
-        S.OUTPUT_TOKENS: 5,
-        S.REPLICA: "h:1",
-        S.UNIT: "f@0",
-        S.UNIT_DOCS: 3,
-    }
+    base = {S.SAMPLE_INDEX: 0,
+            S.CHUNK_START: 0, S.CHUNK_END: 10, S.PASSAGE: "p", S.PASSAGE_TOKENS: 80,
+            S.LANGUAGE: "english", S.SOURCE_LANGUAGE: "eng_Latn", S.MODEL: "m",
+            S.SOURCE_FILE: "f", S.SOURCE_ROW: 0, S.PROMPT_TOKENS: 100, S.OUTPUT_TOKENS: 5,
+            S.REPLICA: "h:1", S.UNIT: "f@0", S.UNIT_DOCS: 3}
     return [
-        {
-            **base,
-            S.DOC_ID: "a",
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "query",
-            S.STATUS: "ok",
-            S.OUTPUT: "q",
-            S.COUNTS_DOCUMENT: True,
-            S.COUNTS_PASSAGE: True,
-        },
-        {
-            **base,
-            S.DOC_ID: "a",
-            S.CHUNK_INDEX: 0,
-            S.TYPE: "title",
-            S.STATUS: "none",
-            S.OUTPUT: "NONE",
-        },
-        {
-            **base,
-            S.DOC_ID: "a",
-            S.CHUNK_INDEX: 1,
-            S.TYPE: "query",
-            S.STATUS: "ok",
-            S.OUTPUT: "r",
-            S.COUNTS_PASSAGE: True,
-        },
-        {
-            S.DOC_ID: "b",
-            S.CHUNK_INDEX: 0,
-            S.STATUS: "rejected",
-            S.REASON: "too_short",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: 1,
-            S.LANGUAGE: "english",
-            S.CHUNK_START: 0,
-            S.CHUNK_END: 3,
-            S.UNIT: "f@0",
-            S.UNIT_DOCS: 3,
-            S.COUNTS_DOCUMENT: True,
-        },
-        {
-            S.DOC_ID: "c",
-            S.CHUNK_INDEX: 0,
-            S.STATUS: "rejected",
-            S.REASON: "unsupported_language",
-            S.SOURCE_FILE: "f",
-            S.SOURCE_ROW: 2,
-            S.SOURCE_LANGUAGE: "kor_Hang",
-            S.CHUNK_START: 0,
-            S.CHUNK_END: 3,
-            S.UNIT: "f@0",
-            S.UNIT_DOCS: 3,
-            S.COUNTS_DOCUMENT: True,
-        },
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "q",
+         S.COUNTS_DOCUMENT: True, S.COUNTS_PASSAGE: True},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 0, S.TYPE: "title", S.STATUS: "none",
+         S.OUTPUT: "NONE"},
+        {**base, S.DOC_ID: "a", S.CHUNK_INDEX: 1, S.TYPE: "query", S.STATUS: "ok", S.OUTPUT: "r",
+         S.COUNTS_PASSAGE: True},
+        {S.DOC_ID: "b", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "too_short",
+         S.SOURCE_FILE: "f", S.SOURCE_ROW: 1, S.LANGUAGE: "english", S.CHUNK_START: 0,
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3, S.COUNTS_DOCUMENT: True},
+        {S.DOC_ID: "c", S.CHUNK_INDEX: 0, S.STATUS: "rejected", S.REASON: "unsupported_language",
+         S.SOURCE_FILE: "f", S.SOURCE_ROW: 2, S.SOURCE_LANGUAGE: "kor_Hang", S.CHUNK_START: 0,
+         S.CHUNK_END: 3, S.UNIT: "f@0", S.UNIT_DOCS: 3, S.COUNTS_DOCUMENT: True},
     ]
 
 
@@ -108,8 +53,7 @@ def test_split_and_schemas(tmp_path):
     assert rej.schema == S.REJECTED_SCHEMA
     assert sorted(rej[S.REASON].to_pylist()) == ["too_short", "unsupported_language"]
     assert not (tmp_path / "out/_temporary").exists() or not any(
-        (tmp_path / "out/_temporary").iterdir()
-    )
+        (tmp_path / "out/_temporary").iterdir())
     assert counts.documents == 3 and counts.outputs == {"ok": 2, "none": 1}
     assert counts.passages == 2
     assert counts.rejected == {"too_short": 1, "unsupported_language": 1}
@@ -140,10 +84,8 @@ def test_manifest_commits_files_units_and_counts(tmp_path):
     cfg, counts = write(tmp_path)
     [m] = read_manifests(OutputFolder(cfg.path))
     assert (m.attempt, m.task) == ("a1", 7)
-    assert sorted(m.files) == [
-        "_rejected/part-run1-a1-000007.parquet",
-        "part-run1-a1-000007-0000.parquet",
-    ]
+    assert sorted(m.files) == ["_rejected/part-run1-a1-000007.parquet",
+                               "part-run1-a1-000007-0000.parquet"]
     assert m.units == {"f@0": UnitCounts(5, 0, 3, 3)}  # doc_rows not set here
     assert m.counts == counts
 
@@ -162,26 +104,14 @@ def test_progress_line():
     from qcraft_ray.progress import ProgressTracker, format_line
 
     t = ProgressTracker()
-    t.add(
-        {
-            "documents_read": 100,
-            "documents_done": 40,
-            "passages": 90,
-            "prompts": 180,
-            "prompts_done": 70,
-            "outputs": 60,
-            "output_tokens": 600,
-            "rejected": 12,
-        }
-    )
+    t.add({"documents_read": 100, "documents_done": 40, "passages": 90, "prompts": 180,
+           "prompts_done": 70, "outputs": 60, "output_tokens": 600, "rejected": 12})
     t.add({"documents_done": 10})
     line = format_line(t.snapshot(), 100, elapsed=10.0)
     # every document read: the prompt total is known, and the ETA comes from prompts
-    assert line == (
-        "qcraft progress: documents 50/100 (50.0%), 100 read | passages 90 | "
-        "prompts 70/180 | outputs 60 (6.0/s) | generated tokens 60/s | "
-        "rejected 12 | ETA 0m15s"
-    )
+    assert line == ("qcraft progress: documents 50/100 (50.0%), 100 read | passages 90 | "
+                    "prompts 70/180 | outputs 60 (6.0/s) | generated tokens 60/s | "
+                    "rejected 12 | ETA 0m15s")
     # work done twice is counted apart: a lost replica's batch retried, and a batch
     # generated again after its result was lost with a node
     t.add({"prompts_done": 8, "outputs": 8}, once="batch:1")  # the work, once per batch
@@ -200,7 +130,8 @@ def test_progress_line():
     assert t.snapshot()["documents_done"] == 55
     # not every document read yet: no prompt total; a resumed run's ETA leaves out
     # the documents finished before it
-    line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0, already_done=50)
+    line = format_line({"documents_read": 60, "documents_done": 60}, 100, 10.0,
+                       already_done=50)
     assert "prompts 0 |" in line and line.endswith("ETA 0m40s")
     assert "read" not in line  # read no further than committed: nothing to add
 
@@ -217,11 +148,7 @@ def test_engine_summary_from_occupancy_snapshots():
 
     t = ProgressTracker()
     assert t.engine_summary().model_dump() == {
-        "occupancy": None,
-        "first_output_s": None,
-        "first_output_at": None,
-        "replicas": {},
-    }
+        "occupancy": None, "first_output_s": None, "first_output_at": None, "replicas": {}}
     t.replica_ready(ReplicaReady("a", 12.5, 1000.0, "n1", "10.0.0.1"))
     t.replica_ready(ReplicaReady("b", 20.0, 1000.0))
     t.replica_ready(ReplicaReady("c", 21.5, 1001.0, "n2", "10.0.0.2"))  # never got work
@@ -236,36 +163,16 @@ def test_engine_summary_from_occupancy_snapshots():
     assert RunReport.model_fields["engine"].annotation is EngineOccupancy  # the report's shape
     got = summary.model_dump()
     assert got["replicas"]["a"] == {
-        "node_id": "n1",
-        "node_address": "10.0.0.1",
-        "load_s": 12.5,
-        "first_output_s": 14.0,
-        "span_s": 10.0,
-        "occupancy": 0.75,
-        "mean_running": 48.0,
-        "queue_empty_fraction": 0.2,
-        "idle_fraction": 0.05,
-        "steps": 90,
-        "startup": None,
-    }
+        "node_id": "n1", "node_address": "10.0.0.1", "load_s": 12.5, "first_output_s": 14.0,
+        "span_s": 10.0, "occupancy": 0.75, "mean_running": 48.0, "queue_empty_fraction": 0.2,
+        "idle_fraction": 0.05, "steps": 90, "startup": None}
     assert got["replicas"]["b"]["occupancy"] == 0.5
     assert got["replicas"]["c"]["occupancy"] is None and got["replicas"]["c"]["load_s"] == 21.5
     assert got["occupancy"] == round((480 + 160) / (10 * 64 + 10 * 32), 4)
     assert got["first_output_at"] == 1014.0
     assert EngineOccupancy.model_validate(got) == summary
     # a report of an earlier version (time inside calls) still reads
-    old = {
-        "busy_fraction": 0.9,
-        "replicas": {
-            "a": {
-                "busy_s": 9.0,
-                "span_s": 10.0,
-                "busy_fraction": 0.9,
-                "node_id": "n1",
-                "node_address": None,
-                "load_s": 3.0,
-            }
-        },
-    }
+    old = {"busy_fraction": 0.9, "replicas": {"a": {"busy_s": 9.0, "span_s": 10.0,
+           "busy_fraction": 0.9, "node_id": "n1", "node_address": None, "load_s": 3.0}}}
     assert EngineOccupancy.model_validate(old).replicas["a"].load_s == 3.0
     assert t.snapshot() == {"outputs": 1}

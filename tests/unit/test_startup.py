@@ -26,21 +26,16 @@ def clock_at(**marks: float) -> StartupClock:
 
 
 def test_phases_from_marks_and_a_spawned_core():
-    clock = clock_at(
-        process=95.0,
-        constructor=100.0,
-        imports_started=100.5,
-        imported=108.0,
-        configured=110.0,
-        engine_ready=160.0,
-    )
+    clock = clock_at(process=95.0, constructor=100.0, imports_started=100.5, imported=108.0,
+                     configured=110.0, engine_ready=160.0)
     core = os.getpid() + 1  # another process: vLLM's engine core
     milestones = [
         {"t": 119.0, "pid": core, "kind": "core_started", "args": []},
         {"t": 121.0, "pid": core, "kind": "load_started", "args": []},
         {"t": 130.0, "pid": core, "kind": "weights_loaded", "args": [8.0]},
         {"t": 131.0, "pid": core, "kind": "load_done", "args": [3.4, 9.9]},
-        {"t": 158.0, "pid": core, "kind": "init_engine", "args": [27.0, 12.0], "compile_s": 12.0},
+        {"t": 158.0, "pid": core, "kind": "init_engine", "args": [27.0, 12.0],
+         "compile_s": 12.0},
     ]
     got = phases(clock, milestones)
     assert (got.process_s, got.imports_s, got.configure_s) == (5.0, 7.5, 2.0)
@@ -53,11 +48,9 @@ def test_phases_from_marks_and_a_spawned_core():
 
 def test_an_in_process_core_and_missing_records():
     clock = clock_at(process=99.0, constructor=100.0, engine_ready=103.0)
-    own = [
-        {"t": 101.0, "pid": os.getpid(), "kind": "core_started", "args": []},
-        {"t": 101.5, "pid": os.getpid(), "kind": "load_started", "args": []},
-        {"t": 102.0, "pid": os.getpid(), "kind": "weights_loaded", "args": [0.2]},
-    ]
+    own = [{"t": 101.0, "pid": os.getpid(), "kind": "core_started", "args": []},
+           {"t": 101.5, "pid": os.getpid(), "kind": "load_started", "args": []},
+           {"t": 102.0, "pid": os.getpid(), "kind": "weights_loaded", "args": [0.2]}]
     got = phases(clock, own)
     assert got.engine_core_start_s is None  # no "configured" mark: not a vLLM engine
     assert (got.executor_init_s, got.weights_s) == (0.5, 0.5)  # the CPU loader's record
@@ -79,7 +72,8 @@ def test_milestones_handler_keeps_known_records_and_their_numbers(tmp_path):
     finally:
         log.removeHandler(handler)
     got = read_milestones(path)
-    assert [m["kind"] for m in got] == ["load_started", "load_done", "init_engine", "core_started"]
+    assert [m["kind"] for m in got] == ["load_started", "load_done", "init_engine",
+                                        "core_started"]
     assert got[1]["args"] == [8.5] and got[2]["compile_s"] == 6.5
     assert all(m["pid"] == os.getpid() for m in got)
     assert json.loads(open(path).readline())["kind"] == "load_started"
@@ -114,13 +108,10 @@ def test_watching_vllms_logging_ends_when_the_engine_is_up(monkeypatch):
     config = os.environ["VLLM_LOGGING_CONFIG_PATH"]
     handlers = json.load(open(config))["loggers"]["vllm"]["handlers"]
     assert "qcraft_startup" in handlers and "vllm" in handlers  # vLLM's own output stays
-    assert any(
-        isinstance(h, Milestones) and h.path == path for h in logging.getLogger("vllm").handlers
-    )
+    assert any(isinstance(h, Milestones) and h.path == path
+               for h in logging.getLogger("vllm").handlers)
     stop_watching(path)
     assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ and not os.path.exists(config)
-    assert not any(
-        isinstance(h, Milestones) and h.path == path  # nor its handler
-        for h in logging.getLogger("vllm").handlers
-    )
+    assert not any(isinstance(h, Milestones) and h.path == path  # nor its handler
+                   for h in logging.getLogger("vllm").handlers)
     os.unlink(path)

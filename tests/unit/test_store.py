@@ -32,53 +32,23 @@ class Flaky(pafs.FileSystemHandler):
             raise OSError(f"injected outage in {name}")
         return getattr(self.fs, name)(*args, **kwargs)
 
-    def get_type_name(self):
-        return "flaky"
-
-    def equals(self, other):
-        return self is other
-
-    def normalize_path(self, path):
-        return path
-
-    def get_file_info(self, paths):
-        return self._go("get_file_info", paths)
-
-    def get_file_info_selector(self, selector):
-        return self._go("get_file_info", selector)
-
-    def create_dir(self, path, recursive):
-        return self._go("create_dir", path, recursive=recursive)
-
-    def delete_dir(self, path):
-        return self._go("delete_dir", path)
-
+    def get_type_name(self): return "flaky"
+    def equals(self, other): return self is other
+    def normalize_path(self, path): return path
+    def get_file_info(self, paths): return self._go("get_file_info", paths)
+    def get_file_info_selector(self, selector): return self._go("get_file_info", selector)
+    def create_dir(self, path, recursive): return self._go("create_dir", path, recursive=recursive)
+    def delete_dir(self, path): return self._go("delete_dir", path)
     def delete_dir_contents(self, path, missing_dir_ok=False):
         return self._go("delete_dir_contents", path, missing_dir_ok=missing_dir_ok)
-
-    def delete_root_dir_contents(self):
-        raise NotImplementedError
-
-    def delete_file(self, path):
-        return self._go("delete_file", path)
-
-    def move(self, src, dest):
-        return self._go("move", src, dest)
-
-    def copy_file(self, src, dest):
-        return self._go("copy_file", src, dest)
-
-    def open_input_stream(self, path):
-        return self._go("open_input_stream", path)
-
-    def open_input_file(self, path):
-        return self._go("open_input_file", path)
-
-    def open_output_stream(self, path, metadata):
-        return self._go("open_output_stream", path)
-
-    def open_append_stream(self, path, metadata):
-        raise NotImplementedError
+    def delete_root_dir_contents(self): raise NotImplementedError
+    def delete_file(self, path): return self._go("delete_file", path)
+    def move(self, src, dest): return self._go("move", src, dest)
+    def copy_file(self, src, dest): return self._go("copy_file", src, dest)
+    def open_input_stream(self, path): return self._go("open_input_stream", path)
+    def open_input_file(self, path): return self._go("open_input_file", path)
+    def open_output_stream(self, path, metadata): return self._go("open_output_stream", path)
+    def open_append_stream(self, path, metadata): raise NotImplementedError
 
 
 @pytest.fixture
@@ -90,17 +60,8 @@ def flaky(tmp_path):
 
 def test_every_call_rides_out_an_outage(flaky, tmp_path):
     handler, folder = flaky
-    ops = [
-        "get_file_info",
-        "create_dir",
-        "delete_dir",
-        "delete_dir_contents",
-        "delete_file",
-        "move",
-        "open_input_stream",
-        "open_input_file",
-        "open_output_stream",
-    ]
+    ops = ["get_file_info", "create_dir", "delete_dir", "delete_dir_contents", "delete_file",
+           "move", "open_input_stream", "open_input_file", "open_output_stream"]
 
     def outage() -> None:
         for op in ops:
@@ -116,9 +77,7 @@ def test_every_call_rides_out_an_outage(flaky, tmp_path):
     assert folder.read_json("_x.json") == {"a": 1}
     outage()
     assert folder.read_parquet("d/t.parquet", columns=["v", "absent"]).to_pylist() == [
-        {"v": 1},
-        {"v": 2},
-    ]
+        {"v": 1}, {"v": 2}]
     outage()
     assert folder.exists("d/t.parquet") and not folder.exists("nothing")
     outage()

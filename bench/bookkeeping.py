@@ -165,12 +165,17 @@ def _resume_rest(folder: OutputFolder, committed) -> dict:
 def phase_finalise(folder: OutputFolder) -> dict:
     """The finalise's bookkeeping: the accepted manifests folded, orphans removed,
     reconciled, the final checkpoint written (not the Iceberg commit)."""
-    from qcraft_ray.ledger.checkpoints import write_checkpoint
+    from qcraft_ray.ledger.checkpoints import read_checkpoint, write_checkpoint
+    from qcraft_ray.ledger.committed import Committed
+    from qcraft_ray.ledger.manifests import manifest_names
     from qcraft_ray.ledger.reconcile import accepted, reconcile
     from qcraft_ray.ledger.state import RunState
     from qcraft_ray.mode import Mode
 
-    state = RunState("bench", ATTEMPT, Mode.GENERATE, folder)
+    # the driver holds what its checkpoint writer folded (loaded here: a conservative
+    # stand-in for what a real driver already has in memory)
+    held = read_checkpoint(folder, set(manifest_names(folder))) or Committed()
+    state = RunState("bench", ATTEMPT, Mode.GENERATE, folder, committed=held)
     committed, _ = accepted(folder, state)
     units = committed.units
     problems = reconcile(sum(c.documents for c in units.values()), committed.counts, units)

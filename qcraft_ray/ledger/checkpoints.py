@@ -94,13 +94,18 @@ def fold(
     accept: Callable[[Manifest], bool] | None = None,
     rejected: Callable[[Manifest], None] | None = None,
     names: list[str] | None = None,
+    start: Committed | None = None,
 ) -> Committed:
-    """What the folder's accepted manifests add up to: the newest usable checkpoint, and
-    every manifest it does not cover that ``accept`` takes (all, without it); the others
-    go to ``rejected``. ``names``: the manifests to consider (default: all listed)."""
+    """What the folder's accepted manifests add up to: the newest usable checkpoint (or
+    ``start``, what the caller already holds, folded into), and every manifest it does
+    not cover that ``accept`` takes (all, without it); the others go to ``rejected``.
+    ``names``: the manifests to consider (default: all listed)."""
     names = manifest_names(folder) if names is None else names
-    committed = read_checkpoint(folder, set(names)) or Committed()
-    committed.from_checkpoint = len(committed.names)
+    if start is None:
+        committed = read_checkpoint(folder, set(names)) or Committed()
+        committed.from_checkpoint = len(committed.names)
+    else:
+        committed = start
     rest = [n for n in names if n not in committed.names]
     for m in iter_manifests(folder, rest):
         if accept is None or accept(m):

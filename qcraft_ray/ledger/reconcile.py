@@ -19,8 +19,12 @@ from qcraft_ray.store import OutputFolder
 
 def accepted(folder: OutputFolder, state: RunState) -> tuple[Committed, list[str]]:
     """What the manifests this run accepts add up to (late commits of a killed attempt
-    are deleted: their rows were generated again), and the orphan files removed."""
-    committed = fold(folder, state.accepts, rejected=lambda m: remove(folder, m))
+    are deleted: their rows were generated again), and the orphan files removed. Starts
+    from what the driver holds (``state.committed``: what the resume found and the
+    checkpoint writer added), reading only the manifests it does not."""
+    committed = fold(
+        folder, state.accepts, rejected=lambda m: remove(folder, m), start=state.committed
+    )
     return committed, remove_uncommitted(folder, set(committed.files))
 
 

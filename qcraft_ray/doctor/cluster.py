@@ -116,6 +116,12 @@ def _nvidia_smi_memory() -> list[int]:
     return [int(float(x)) * 2**20 for x in res.stdout.split() if x.strip()]
 
 
+def _one_gpu_memory() -> int | None:
+    """The smallest visible GPU's memory in bytes (None without GPUs): what the task on
+    each GPU node runs (qcraft_ray is installed where the job runs)."""
+    return min(_nvidia_smi_memory(), default=None)
+
+
 def cluster_nodes(cfg: RunConfig) -> list[dict[str, Any]]:
     """The alive nodes of the cluster this process has joined, with one GPU's memory
     read by a short task on each GPU node (None where it cannot be read)."""
@@ -138,23 +144,8 @@ def _remote_gpu_memory(node_id: str) -> int | None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def read() -> int | None:  # nested: shipped by value, needs nothing installed there
-        import subprocess
-
-        try:
-            res = subprocess.run(
-                ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        sizes = [int(float(x)) * 2**20 for x in res.stdout.split()] if res.returncode == 0 else []
-        return min(sizes, default=None)
-
     ref = (
-        ray.remote(num_gpus=1, num_cpus=0)(read)
+        ray.remote(num_gpus=1, num_cpus=0)(_one_gpu_memory)
         .options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
         .remote()
     )

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -92,40 +91,90 @@ def folder_for(size: int, s3_env: dict | None) -> OutputFolder:
     return OutputFolder(f"s3://{S3_BUCKET}/bookkeeping/out-{size}", StorageConfig())
 
 
-def simulate_run(folder: OutputFolder, size: int, units: int, every: int) -> dict:
-    """Commit ``size`` manifests through the commit path in rounds of ``every``, and after
-    each round but the last do what the driver's checkpoint writer does (read the round's
-    manifests, fold them in, publish a checkpoint): a run killed just before its next
-    checkpoint. Returns the writer's time, its last checkpoint's size and this process's
-    peak RSS (the driver's, with what the writer holds)."""
+def simulate_run(
+    folder: OutputFolder, size: int, units: int, every: int, writer_every: int, data: bytes
+) -> dict:
+    """Commit ``size`` manifests through the commit path in rounds of ``every``, and do
+    what the driver's checkpoint writer does (read the manifests since its last
+    checkpoint, fold them in, publish a checkpoint) after every ``writer_every`` commits
+    and after the last round but one: a run killed just before its next checkpoint.
+    ``data``: the bytes of each manifest's data file (none written when empty).
+    Returns the writer's time (in all, and its last checkpoint's: what the driver pays
+    per checkpoint at this size), the last checkpoint's size and this process's peak RSS
+    (the driver's, with what the writer holds)."""
     from qcraft_ray.ledger.checkpoints import write_checkpoint
     from qcraft_ray.ledger.committed import Committed
     from qcraft_ray.ledger.manifests import iter_manifests
 
     counts = template_counts()
-    committed, commit_s, writer_s, last = Committed(), 0.0, 0.0, b""
+    committed, commit_s, writer_s, last_s, last, written = Committed(), 0.0, 0.0, 0.0, b"", 0
+
+    def one(i: int) -> None:
+        m = manifest(i, counts, units)
+        if data:
+            folder.write_bytes(m.files[0], data)
+        commit(folder, m)
+
+    folded = 0
     with ThreadPoolExecutor(32) as pool:
         for start in range(0, size, every):
-            tasks = range(start, min(size, start + every))
+            end = min(size, start + every)
             t0 = time.monotonic()
-            list(pool.map(lambda i: commit(folder, manifest(i, counts, units)), tasks))
+            list(pool.map(one, range(start, end)))
             commit_s += time.monotonic() - t0
-            if tasks[-1] + 1 >= size:
+            if end >= size:
                 break
+            if end % writer_every and end + every < size:
+                continue
             t0 = time.monotonic()
-            for m in iter_manifests(folder, [manifest(i, counts, 0).name for i in tasks]):
+            names = [manifest(i, counts, 0).name for i in range(folded, end)]
+            for m in iter_manifests(folder, names):
                 committed.add(m)
+            folded = end
             rel = write_checkpoint(folder, committed)
-            writer_s += time.monotonic() - t0
+            last_s = time.monotonic() - t0
+            writer_s += last_s
+            written += 1
     if committed.names:
         last = folder.read_bytes(rel)
     return {
         "commit_s": round(commit_s, 1),
         "checkpoint_writer_s": round(writer_s, 1),
-        "checkpoints": size // every - (size % every == 0),
+        "checkpoint_last_s": round(last_s, 2),
+        "checkpoints": written,
         "checkpoint_bytes": len(last),
-        "driver_writer_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "driver_writer_rss_mb": round(rss_mb("VmHWM"), 1),
     }
+
+
+def data_file_bytes() -> bytes:
+    """One output row as a Parquet file of the output schema (what Iceberg's commit
+    reads the footer of)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from qcraft_ray.mode import Mode
+
+    def value(t: pa.DataType):
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return "x"
+        if pa.types.is_integer(t):
+            return 0
+        if pa.types.is_floating(t):
+            return 0.0
+        if pa.types.is_boolean(t):
+            return False
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return []
+        return None
+
+    schema = Mode.GENERATE.schema
+    table = pa.Table.from_pylist([{f.name: value(f.type) for f in schema}], schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
 
 
 # --- phases, each run in a fresh process ---
@@ -184,17 +233,40 @@ def phase_finalise(folder: OutputFolder) -> dict:
 
 
 def phase_report(folder: OutputFolder) -> dict:
-    """What qcraft report reads and merges (the final checkpoint), and its summary."""
+    """What qcraft report reads and merges (the final checkpoint's counts), and its
+    summary."""
     from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.report.summary import summarize
 
-    summary = summarize(folder.path, fold(folder).counts)
+    summary = summarize(folder.path, fold(folder, upto="counts").counts)
     return {"rows": summary.rows, "languages": len(summary.language_rates)}
 
 
-def rss_mb() -> float:
+def phase_iceberg(folder: OutputFolder) -> dict:
+    """The finalise's Iceberg commit: every data file added to a new table of a SQL
+    catalog (SQLite beside the bench's work folder), in one commit, as finalise does."""
+    from qcraft_ray.config.iceberg import IcebergTable
+    from qcraft_ray.lake.commit import commit_run
+    from qcraft_ray.ledger.checkpoints import fold
+    from qcraft_ray.mode import Mode
+
+    files = [folder.uri(f) for f in fold(folder, upto="files").data_files]
+    db = WORK / f"catalog-{len(files)}.db"
+    db.unlink(missing_ok=True)
+    warehouse = folder.uri("_warehouse")
+    cfg = IcebergTable(
+        catalog={"type": "sql", "uri": f"sqlite:///{db}", "warehouse": warehouse},
+        table="bench.queries",
+    )
+    got = commit_run(cfg, StorageConfig(), "bench-run", files, Mode.GENERATE.schema, [])
+    return {"files": got.files, "snapshot": got.snapshot_id is not None}
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (``VmHWM``: its peak), from /proc. Not
+    ``ru_maxrss``: a child process's starts at its parent's peak, as exec keeps it."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -234,10 +306,11 @@ def child(args: argparse.Namespace) -> None:
             "resume_cold": phase_resume_cold,
             "finalise": phase_finalise,
             "report": phase_report,
+            "iceberg": phase_iceberg,
         }
         got = phases[args.child](folder)
     got["seconds"] = round(time.monotonic() - t0, 2)
-    got["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    got["peak_rss_mb"] = round(rss_mb("VmHWM"), 1)
     print(json.dumps(got), flush=True)
 
 
@@ -265,13 +338,15 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
     folder = folder_for(size, s3_env)
     folder.remove() if s3_env is None else folder.clear()
     sample = json.dumps(manifest(0, template_counts(), args.units).to_json())
+    writer_every = args.writer_every or args.checkpoint_every
+    data = data_file_bytes() if args.iceberg else b""
     row = {
         "manifests": size,
         "manifest_bytes": len(sample),
         "storage": "s3" if s3_env else "local",
-        **simulate_run(folder, size, args.units, args.checkpoint_every),
+        **simulate_run(folder, size, args.units, args.checkpoint_every, writer_every, data),
     }
-    phases = (("resume_cold",) if args.cold else ()) + PHASES
+    phases = (("resume_cold",) if args.cold else ()) + PHASES + (("iceberg",) if data else ())
     for phase in phases:  # finalise last but one: it writes the final checkpoint
         got = run_phase(phase, size, s3_env, args)
         row[f"{phase}_s"] = got["seconds"]
@@ -282,6 +357,8 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             row["resume_from_checkpoint"] = got["from_checkpoint"]
         if phase == "finalise":
             row["finalise_problems"] = got["problems"]
+        if phase == "iceberg":
+            row["iceberg_files"] = got["files"]
     row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in phases)
     return row
 
@@ -303,6 +380,21 @@ def main() -> None:
         default=2000,
         help="the driver's checkpoint every this many commits "
         "(output.checkpoint_every); the last round is left uncovered",
+    )
+    p.add_argument(
+        "--writer-every",
+        type=int,
+        default=0,
+        help="while setting up, the checkpoint writer runs every this many commits "
+        "(default: --checkpoint-every; a larger value spares the set-up the writer's "
+        "growing checkpoints, which a real run spreads over its days). The last round is "
+        "still left uncovered",
+    )
+    p.add_argument(
+        "--iceberg",
+        action="store_true",
+        help="also write a one-row data file per manifest and time the finalise's "
+        "Iceberg commit of them all",
     )
     p.add_argument(
         "--cold",
@@ -353,25 +445,30 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"{'SeaweedFS S3 on loopback' if args.s3 else 'local disk'}. {args.units} units a "
         f"manifest; tracker and ledger fed {args.batches:,} batch records.",
         "",
-        "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s | report, s "
-        "| peak RSS of a phase, MB | checkpoint writer: s in all, last checkpoint MB, "
-        "driver RSS MB | tracker, MB | ledger, MB |",
+        "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s "
+        "(+ Iceberg commit) | report, s | peak RSS of a phase, MB | checkpoint writer: "
+        "checkpoints, s in all, s for the last, last MB, driver RSS MB | tracker, MB "
+        "| ledger, MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         cold = f" ({r['resume_cold_s']})" if "resume_cold_s" in r else ""
+        lake = f" (+ {r['iceberg_s']})" if "iceberg_s" in r else ""
         lines.append(
             f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_s']}{cold} | "
-            f"{r['finalise_s']} | {r['report_s']} | {r['peak_rss_mb']} | "
-            f"{r['checkpoint_writer_s']}, {r['checkpoint_bytes'] / 1e6:.1f}, "
-            f"{r['driver_writer_rss_mb']} | {r['tracker_mb']} | {r['ledger_mb']} |"
+            f"{r['finalise_s']}{lake} | {r['report_s']} | {r['peak_rss_mb']} | "
+            f"{r['checkpoints']}, {r['checkpoint_writer_s']}, {r['checkpoint_last_s']}, "
+            f"{r['checkpoint_bytes'] / 1e6:.1f}, {r['driver_writer_rss_mb']} | "
+            f"{r['tracker_mb']} | {r['ledger_mb']} |"
         )
+    writer = f" --writer-every {args.writer_every}" if args.writer_every else ""
     lines += [
         "",
         f"Raw: `{json.dumps(rows)}`",
         "",
         f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units {args.units} "
-        f"--checkpoint-every {args.checkpoint_every}{' --cold' if args.cold else ''}"
+        f"--checkpoint-every {args.checkpoint_every}{writer}"
+        f"{' --cold' if args.cold else ''}{' --iceberg' if args.iceberg else ''}"
         f"{' --s3' if args.s3 else ''}`",
         "",
     ]

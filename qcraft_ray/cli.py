@@ -248,7 +248,7 @@ def report_command(args: argparse.Namespace) -> int:
             "outputs; its _report.json has the counts"
         )
     # the accepted manifests are what the output is
-    summary = summarize(args.path, fold(folder).counts)
+    summary = summarize(args.path, fold(folder, upto="counts").counts)
     print(render_text(summary, run))
     html = render_html(summary, run).encode("utf-8")
     if args.html:
@@ -270,7 +270,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     from qcraft_ray.report.model import read_run
 
     folder, _ = read_run(args.path, StorageConfig())
-    files = fold(folder).data_files
+    files = fold(folder, upto="files").data_files
     kinds: tuple[str, ...] = KINDS
     k = args.k
     if args.lowest is not None:

@@ -7,7 +7,8 @@ files are added in one commit whose snapshot carries the run id
 finds that snapshot when it resumes and adds nothing; pyiceberg also refuses files the
 table already references. Another run (another slice or shard of the corpus) appends
 its own commit. A commit that loses a race with another writer is retried on the
-refreshed table.
+refreshed table. The files' footers are read once per commit
+(:mod:`qcraft_ray.lake.data_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
 from qcraft_ray.errors import TableMismatchError
 from qcraft_ray.lake.catalog import load
+from qcraft_ray.lake.data_files import append_files, data_files
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -111,6 +113,7 @@ def commit_run(
     table = ensure_table(catalog, cfg, schema, partition_by)
     if not file_uris:
         return IcebergCommit(table=cfg.table, snapshot_id=None, files=0)
+    files = None  # read from the footers once, when a commit is needed
     for attempt in range(COMMIT_ATTEMPTS):
         found = committed_snapshot(table, run_id)
         if found is not None:
@@ -121,7 +124,8 @@ def commit_run(
                 already_committed=attempt == 0,
             )
         try:
-            table.add_files(file_uris, snapshot_properties={RUN_ID_PROPERTY: run_id})
+            files = files or data_files(table, file_uris)
+            append_files(table, files, {RUN_ID_PROPERTY: run_id})
         except CommitFailedException:
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise

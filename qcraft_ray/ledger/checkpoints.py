@@ -1,12 +1,16 @@
 """Checkpoints of the committed manifests, as table formats compact their logs.
 
-A checkpoint, ``_checkpoints/<manifests covered>-<id>.ckpt`` (gzipped JSON; a name
-storage layers do not decompress on their own), is a
+A checkpoint, ``_checkpoints/<manifests covered>-<id>.ckpt`` (gzipped JSON lines; a
+name storage layers do not decompress on their own), is a
 :class:`~qcraft_ray.ledger.committed.Committed`: what a set of accepted manifests adds
-up to. Reading the output's bookkeeping (:func:`fold`) starts from the newest checkpoint
-that reads back whole and folds in only the manifests it does not cover, so a resume, the
-finalise and ``qcraft report`` read one object and the few manifests committed since,
-instead of every manifest.
+up to. Its first line is the format, the second the counts, then one line per part
+(names, files, units): ``qcraft report`` decompresses and parses only the counts and
+names, the bulk of a large checkpoint being the units.
+
+Reading the output's bookkeeping (:func:`fold`) starts from the newest checkpoint that
+reads back and folds in only the manifests it does not cover, so a resume, the finalise
+and ``qcraft report`` read one object and the few manifests committed since, instead of
+every manifest.
 
 The rules that keep it exact:
 
@@ -24,18 +28,19 @@ The rules that keep it exact:
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import uuid
 from collections.abc import Callable
 
-from qcraft_ray.ledger.committed import Committed
+from qcraft_ray.ledger.committed import PARTS, Committed, Part
 from qcraft_ray.ledger.manifests import Manifest, iter_manifests, manifest_names
 from qcraft_ray.store import CHECKPOINT_DIR, OutputFolder
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _covered(rel: str) -> int:
@@ -52,10 +57,12 @@ def write_checkpoint(folder: OutputFolder, committed: Committed) -> str:
     """Publish ``committed`` as a checkpoint, then remove the others but the newest one
     that covers fewer manifests (one that claims to cover as many or more is redundant,
     torn or foreign: the writer's checkpoints only grow)."""
-    body = {"format": FORMAT, **committed.to_json()}
+    body = committed.to_json()
+    lines = [json.dumps({"format": FORMAT})] + [json.dumps(body[part]) for part in PARTS]
     covered = len(committed.names)
     rel = f"{CHECKPOINT_DIR}/{covered:010d}-{uuid.uuid4().hex[:8]}.ckpt"
-    folder.write_bytes(rel, gzip.compress(json.dumps(body).encode(), compresslevel=5))
+    data = gzip.compress("\n".join(lines).encode() + b"\n", compresslevel=5)
+    folder.write_bytes(rel, data)
     others = [r for r in checkpoint_names(folder) if r != rel]
     previous = next((r for r in others if _covered(r) < covered), None)
     for old in others:
@@ -64,15 +71,34 @@ def write_checkpoint(folder: OutputFolder, committed: Committed) -> str:
     return rel
 
 
-def read_checkpoint(folder: OutputFolder, present: set[str]) -> Committed | None:
-    """The newest checkpoint that reads back whole and names only manifests in
-    ``present``; None when there is none."""
+def _parse(raw: bytes, upto: Part) -> Committed:
+    """A checkpoint's parts up to ``upto``; a torn file raises (gzip's end check when
+    read to the end; a short read of a part line's JSON otherwise)."""
+    wanted = PARTS[: PARTS.index(upto) + 1] if upto != "counts" else PARTS[:2]
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+        head = json.loads(f.readline() or b"null")
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            found = head.get("format") if isinstance(head, dict) else head
+            raise ValueError(f"format {found!r}")
+        data = {}
+        for part in wanted:
+            line = f.readline()
+            if not line.endswith(b"\n"):
+                raise EOFError(f"the checkpoint ends in its {part}")
+            data[part] = json.loads(line)
+        if wanted == PARTS:
+            f.read()  # to the end: gzip checks its length and CRC there
+    return Committed.from_json(data, upto)
+
+
+def read_checkpoint(
+    folder: OutputFolder, present: set[str], upto: Part = "units"
+) -> Committed | None:
+    """The newest checkpoint that reads back (up to ``upto``) and names only manifests
+    in ``present``; None when there is none."""
     for rel in checkpoint_names(folder):
         try:
-            data = json.loads(gzip.decompress(folder.read_bytes(rel)))
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}")
-            committed = Committed.from_json(data)
+            committed = _parse(folder.read_bytes(rel), upto)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
             log.warning("checkpoint %s is unreadable (%s); using the one before", rel, e)
             continue
@@ -95,14 +121,16 @@ def fold(
     rejected: Callable[[Manifest], None] | None = None,
     names: list[str] | None = None,
     start: Committed | None = None,
+    upto: Part = "units",
 ) -> Committed:
     """What the folder's accepted manifests add up to: the newest usable checkpoint (or
     ``start``, what the caller already holds, folded into), and every manifest it does
     not cover that ``accept`` takes (all, without it); the others go to ``rejected``.
-    ``names``: the manifests to consider (default: all listed)."""
+    ``names``: the manifests to consider (default: all listed). ``upto``: what is read
+    of the checkpoint (the counts and names only: ``qcraft report``)."""
     names = manifest_names(folder) if names is None else names
     if start is None:
-        committed = read_checkpoint(folder, set(names)) or Committed()
+        committed = read_checkpoint(folder, set(names), upto) or Committed(read_upto=upto)
         committed.from_checkpoint = len(committed.names)
     else:
         committed = start

@@ -1,6 +1,7 @@
 """bench/bookkeeping.py's whole flow at 10,000 write tasks (the size CI runs; 335,000 by
 hand: bench/RESULTS-bookkeeping.md): manifests through the real commit path, then every
-phase in its own process. Checks the flow and its accounting, not its times."""
+phase in its own process, the Iceberg commit of a one-row data file per write task
+included. Checks the flow and its accounting, not its times."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_bookkeeping_bench_at_ten_thousand_write_tasks():
             "--batches",
             "200000",
             "--cold",
+            "--iceberg",
             "--no-write",
         ],
         cwd=REPO,
@@ -31,10 +33,10 @@ def test_bookkeeping_bench_at_ten_thousand_write_tasks():
     assert res.returncode == 0, res.stderr[-4000:]
     row = json.loads(res.stdout.strip().splitlines()[-1])
     assert row["manifests"] == 10000 and 8000 < row["manifest_bytes"] < 30000
-    for phase in ("resume_cold", "resume", "finalise", "report"):
+    for phase in ("resume_cold", "resume", "finalise", "report", "iceberg"):
         assert row[f"{phase}_s"] > 0 and row[f"{phase}_peak_rss_mb"] > 0
     assert row["resume_manifests"] == row["finalise_manifests"] == 10000
-    assert row["finalise_problems"] == 0
+    assert row["finalise_problems"] == 0 and row["iceberg_files"] == 10000
     assert row["resume_from_checkpoint"] == 8000  # all but the last round of 2,000
     assert row["checkpoints"] == 4 and 0 < row["checkpoint_bytes"] < 10000 * row["manifest_bytes"]
     assert row["tracker_mb"] >= 0 and row["ledger_mb"] >= 0

@@ -8,6 +8,8 @@ import gzip
 import json
 import logging
 
+import pytest
+
 from qcraft_ray.ledger.checkpoints import (
     checkpoint_names,
     fold,
@@ -98,7 +100,9 @@ def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, caplog):
     folder = folder_with(tmp_path, 6)
     expected = snapshot(fold(folder))
     good = write_checkpoint(folder, fold(folder, names=manifest_names(folder)[:4]))
-    whole = gzip.compress(json.dumps({"format": 1, **fold(folder).to_json()}).encode())
+    whole = folder.read_bytes(write_checkpoint(folder, fold(folder)))
+    for rel in checkpoint_names(folder)[:1]:
+        folder.delete(rel)
     torn = f"{CHECKPOINT_DIR}/{6:010d}-torn0000.ckpt"
     folder.write_bytes(torn, whole[: len(whole) // 2])  # what a non-atomic store could leave
     assert checkpoint_names(folder) == [torn, good]
@@ -108,6 +112,32 @@ def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, caplog):
     assert "is unreadable" in caplog.text
     newest = write_checkpoint(folder, got)  # the next checkpoint clears the torn one away
     assert checkpoint_names(folder) == [newest, good]
+
+
+def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
+    folder = folder_with(tmp_path, 6)
+    whole = fold(folder)
+    rel = write_checkpoint(folder, whole)
+    raw = folder.read_bytes(rel)
+    lines = gzip.decompress(raw).splitlines()
+    assert json.loads(lines[0]) == {"format": 2} and len(lines) == 5
+    # torn inside the units: the counts and the files still read, the whole does not
+    folder.write_bytes(rel, gzip.compress(b"\n".join(lines[:4]) + b"\n" + lines[4][:20]))
+    present = set(manifest_names(folder))
+    counts = read_checkpoint(folder, present, upto="counts")
+    files = read_checkpoint(folder, present, upto="files")
+    assert counts is not None and files is not None
+    assert counts.counts.to_json() == whole.counts.to_json() and counts.names == whole.names
+    assert sorted(files.data_files) == sorted(whole.data_files)
+    assert read_checkpoint(folder, present) is None
+    for partial, missing in ((counts, "files"), (files, "units")):
+        with pytest.raises(ValueError, match=f"no {missing}"):
+            partial.files_of(set(whole.units)) if missing == "units" else partial.data_files
+        with pytest.raises(ValueError, match="not whole"):
+            write_checkpoint(folder, partial)
+    # a manifest committed after the checkpoint is folded into a counts-only read too
+    commit(folder, manifest(6))
+    assert fold(folder, upto="counts").counts.to_json() == fold(folder).counts.to_json()
 
 
 def test_a_checkpoint_naming_a_manifest_gone_is_not_used(tmp_path, caplog):

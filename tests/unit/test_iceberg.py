@@ -154,3 +154,34 @@ def test_a_table_of_an_older_schema_version_gets_the_new_columns(tmp_path):
     table = load_table(cfg, STORAGE)
     assert set(new) <= set(table.schema().column_names) and c.files == 1
     assert table.scan().to_arrow().num_rows == 3
+
+
+def test_data_files_match_pyicebergs_own_conversion(tmp_path, monkeypatch):
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    from qcraft_ray.lake import data_files as data_files_module
+    from qcraft_ray.lake.data_files import data_files
+
+    cfg = IcebergTable(catalog=catalog(tmp_path), table="lake.queries")
+    check_table(cfg, STORAGE, S.OUTPUT_SCHEMA, ("language", "type"))
+    table = load_table(cfg, STORAGE)
+    uris = run_files(tmp_path, "run1") + run_files(tmp_path, "run2")
+    ours = data_files(table, uris, threads=3)
+    monkeypatch.setattr(data_files_module, "PROCESSES_FROM", 2)  # the pool of processes too
+    assert data_files(table, uris) == ours
+    theirs = [parquet_file_to_data_file(table.io, table.metadata, u) for u in uris]
+    assert len(ours) == len(uris) == 4
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.file_path == b.file_path and a.record_count == b.record_count
+        assert a.file_size_in_bytes == b.file_size_in_bytes
+        assert a.partition == b.partition
+        for stat in ("column_sizes", "value_counts", "null_value_counts",
+                     "lower_bounds", "upper_bounds", "split_offsets"):
+            assert getattr(a, stat) == getattr(b, stat), stat
+    # a file whose columns the table lacks is refused, as add_files refuses it
+    odd = tmp_path / "odd.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"surprise": [1]}), odd)
+    with pytest.raises(ValueError):
+        data_files(table, [f"file://{odd}"])

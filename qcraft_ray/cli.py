@@ -4,7 +4,7 @@ qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/
 qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N] [--measure N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft doctor CONFIG.yaml [--set ...] [--address ADDR]
-qcraft report OUTPUT_PATH [--html FILE]
+qcraft report OUTPUT_PATH [OUTPUT_PATH ... | GLOB] [--html FILE] [--json FILE]
 qcraft inspect OUTPUT_PATH [--language L] [--type T] [--lowest K | --none | --wrong-language] [-k N]
 qcraft score OUTPUT_PATH [--model NAME] [--batch-size N] [--device DEV]
 qcraft make-tiny-model DIR [--realistic-lengths [--mean-tokens N]]
@@ -23,7 +23,7 @@ from typing import Any
 
 from qcraft_ray.config import RunConfig
 from qcraft_ray.config_loader import load_config
-from qcraft_ray.errors import ConfigError, OutputPathError, UserError
+from qcraft_ray.errors import ConfigError, UserError
 
 log = logging.getLogger("qcraft")
 
@@ -106,10 +106,24 @@ def parser() -> argparse.ArgumentParser:
     doc.add_argument("config", help="YAML config file")
     doc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     doc.add_argument("--address", default=None, help="the Ray cluster to check")
-    rep = sub.add_parser("report", help="summarize a finished output; write an HTML report")
-    rep.add_argument("path", help="the run's output.path")
+    rep = sub.add_parser(
+        "report",
+        help="summarize finished outputs (one, or several of one configuration: shards); "
+        "write an HTML report",
+    )
     rep.add_argument(
-        "--html", default=None, help="where to write the page (default: OUTPUT_PATH/_report.html)"
+        "paths",
+        nargs="+",
+        metavar="path",
+        help="a run's output.path; several (or a glob in the last part) combine into one",
+    )
+    rep.add_argument(
+        "--html",
+        default=None,
+        help="where to write the page (default: OUTPUT_PATH/_report.html for one output)",
+    )
+    rep.add_argument(
+        "--json", default=None, help="also write the report, in _report.json's shape, here"
     )
     ins = sub.add_parser(
         "inspect",
@@ -232,68 +246,6 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_command(args: argparse.Namespace) -> int:
-    """Print the summary table and write the self-contained HTML page. No Ray."""
-    from qcraft_ray.config import StorageConfig
-    from qcraft_ray.ledger.checkpoints import fold
-    from qcraft_ray.report.model import read_run
-    from qcraft_ray.report.page import render_html, render_text
-    from qcraft_ray.report.summary import summarize
-    from qcraft_ray.store import REPORT_HTML
-
-    folder, run = read_run(args.path, StorageConfig())
-    if not run.mode.generates:
-        raise OutputPathError(
-            f"{args.path} holds passages (qcraft passages), not generated "
-            "outputs; its _report.json has the counts"
-        )
-    # the accepted manifests are what the output is
-    summary = summarize(args.path, fold(folder, upto="counts").counts)
-    print(render_text(summary, run))
-    html = render_html(summary, run).encode("utf-8")
-    if args.html:
-        with open(args.html, "wb") as f:
-            f.write(html)
-        target = args.html
-    else:
-        folder.write_bytes(REPORT_HTML, html)
-        target = folder.display(REPORT_HTML)
-    print(f"\nHTML report: {target}")
-    return 0
-
-
-def inspect_command(args: argparse.Namespace) -> int:
-    """Print examples picked from the data files (see qcraft_ray.report.examples)."""
-    from qcraft_ray.config import StorageConfig
-    from qcraft_ray.ledger.checkpoints import fold
-    from qcraft_ray.report.examples import KINDS, inert, pick
-    from qcraft_ray.report.model import read_run
-
-    folder, _ = read_run(args.path, StorageConfig())
-    files = fold(folder, upto="files").data_files
-    kinds: tuple[str, ...] = KINDS
-    k = args.k
-    if args.lowest is not None:
-        kinds, k = ("lowest_score",), args.lowest
-    elif args.none:
-        kinds = ("none",)
-    elif args.wrong_language:
-        kinds = ("wrong_language",)
-    found = pick(folder, files, k, kinds, args.language, args.type_)
-    if not found:
-        print("no such outputs")
-    for lang, by_kind in found.items():
-        for kind, examples in by_kind.items():
-            print(f"== {lang}: {kind.replace('_', ' ')} ==")
-            for e in examples:
-                score = "" if e.score is None else f" score={e.score:.4f}"
-                found_as = f" found={e.detected_language}" if e.detected_language else ""
-                print(f"[{e.type}] {e.doc_id}#{e.chunk_index}{score}{found_as}")
-                print(f"  output:  {inert(e.output)}")
-                print(f"  passage: {inert(e.passage)}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parser().parse_args(argv)
@@ -313,10 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     try:
-        if args.command == "report":
-            return report_command(args)
-        if args.command == "inspect":
-            return inspect_command(args)
+        if args.command in ("report", "inspect"):
+            from qcraft_ray.report import commands
+
+            if args.command == "report":
+                return commands.report_command(args)
+            return commands.inspect_command(args)
         if args.command == "doctor":
             return doctor_command(args)
         if args.command == "score":

@@ -10,18 +10,23 @@ the Iceberg commit made, and ``_SUCCESS`` written only when everything reconcile
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import RunConfig
+from qcraft_ray.estimate import estimate
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import commit_run
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.checkpoints import invalidate, write_checkpoint
 from qcraft_ray.ledger.committed import Committed
+from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.manifests import iter_manifests
 from qcraft_ray.ledger.reconcile import accepted, reconcile
 from qcraft_ray.ledger.state import RunState, now_iso
 from qcraft_ray.passes.percentile import filter_by_percentile
 from qcraft_ray.progress import FinalProgress
+from qcraft_ray.report.cost import run_cost
 from qcraft_ray.report.examples import REPORT_FILES, pick, spread
 from qcraft_ray.report.model import (
     InputInfo,
@@ -64,6 +69,7 @@ def finalise(
     wall = time.monotonic() - t0
     done = tracked.counters
     repeated = done.get("prompts_repeated", 0)  # generated twice (counted once in the work)
+    engine = engine_section(tracked.engine, t0)
     report = RunReport(
         run_id=state.run_id,
         mode=state.mode,
@@ -81,7 +87,7 @@ def finalise(
             generated_tokens_per_second=round(done.get("output_tokens", 0) / wall, 3),
         ),
         replicas=len(counts.by_replica),
-        engine=engine_section(tracked.engine, t0),
+        engine=engine,
         retries=Retries(
             replicas_lost=int(done.get("replicas_lost", 0)),
             prompts_retried=int(done.get("prompts_retried", 0)),
@@ -116,6 +122,8 @@ def finalise(
         counts=counts,
         mean_scores=counts.mean_scores(),
         quality=quality_of(counts, cfg.generation.samples_per_prompt),
+        timeline=tracked.timeline if state.mode.generates else None,
+        cost=run_cost(engine, cfg, planned(cfg, done)) if state.mode.generates else None,
         config=cfg,
         problems=problems or None,
     )
@@ -154,6 +162,17 @@ def filtered(
     for m in filter_by_percentile(folder, manifests, percentile, layout, committed.data_files):
         out.add(m)
     return out
+
+
+def planned(cfg: RunConfig, done: dict[str, float]) -> dict[str, Any] | None:
+    """What ``qcraft plan`` would have estimated for the prompts this attempt generated."""
+    prompts = int(done.get("prompts_done", 0))
+    if not prompts:
+        return None
+    work = RowCounts(
+        outputs={S.STATUS_PENDING: prompts}, prompt_tokens=int(done.get("prompt_tokens", 0))
+    )
+    return estimate(work, cfg, None)
 
 
 def engine_section(tracked: EngineOccupancy, t0: float) -> EngineOccupancy:

@@ -20,6 +20,8 @@ batch generated again after its result was lost with a node) is counted apart, s
 prompt counts once. The tracker's final snapshot (seconds spent per stage, summed over
 tasks, and where each engine replica ran and how full it kept its engine) goes into
 the run report.
+The driver also keeps the run's timeline (:mod:`qcraft_ray.report.timeline`): a point
+per interval, and the replicas' and nodes' events, for the report.
 The tracker lives on the driver's node, so it outlives any worker node.
 """
 
@@ -43,6 +45,7 @@ from qcraft_ray.telemetry import (
     ReplicaReady,
     engine_occupancy,
 )
+from qcraft_ray.timeline import Timeline, TimelineEvent, TimelinePoint
 
 log = logging.getLogger("qcraft")
 
@@ -56,6 +59,8 @@ class ProgressTracker:
         self._ready: dict[str, ReplicaReady] = {}
         self._engines: dict[str, OccupancySnapshot | None] = {}  # replica -> latest
         self._seen = DigestSet()  # digests of the keys of counters already counted
+        self._lost: set[str] = set()
+        self._events: list[tuple[float, str, str | None, str | None]] = []  # epoch, kind, ...
 
     def add(self, counters: dict[str, float], once: str | None = None) -> None:
         """Add ``counters``. ``once``: what they count (a work unit read, a manifest
@@ -67,9 +72,28 @@ class ProgressTracker:
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
 
+    def sample(self) -> tuple[dict[str, float], int]:
+        """The counters, and how many replicas are up and not lost."""
+        return dict(self._counts), len(set(self._ready) - self._lost)
+
+    def events(self) -> list[tuple[float, str, str | None, str | None]]:
+        return list(self._events)
+
     def replica_ready(self, ready: ReplicaReady) -> None:
         """A replica's engine is up (it may never get work: it is listed all the same)."""
         self._ready[ready.replica] = ready
+        node = ready.node_address
+        self._events.append((ready.started_at, "replica_started", ready.replica, node))
+        self._events.append((ready.started_at + ready.load_s, "replica_ready", ready.replica, node))
+
+    def replica_lost(self, replica: str, at: float | None = None) -> None:
+        """A replica died while generating, found at ``at`` (epoch; default now); counted
+        once, however many batches it held."""
+        if replica in self._lost:
+            return
+        self._lost.add(replica)
+        node = self._ready[replica].node_address if replica in self._ready else None
+        self._events.append((time.time() if at is None else at, "replica_lost", replica, node))
 
     def engine(self, report: EngineReport) -> None:
         """A replica's occupancy so far (the latest replaces the earlier ones)."""
@@ -87,6 +111,7 @@ class FinalProgress:
 
     counters: dict[str, float] = field(default_factory=dict)
     engine: EngineOccupancy = field(default_factory=EngineOccupancy)
+    timeline: Timeline | None = None
 
 
 class RemoteProgress:
@@ -103,6 +128,9 @@ class RemoteProgress:
 
     def engine(self, report: EngineReport) -> None:
         self._handle.engine.remote(report)
+
+    def replica_lost(self, replica: str) -> None:
+        self._handle.replica_lost.remote(replica, time.time())
 
 
 def _duration(seconds: float) -> str:
@@ -147,12 +175,53 @@ def format_line(
     return "qcraft progress: " + " | ".join(parts)
 
 
+class _Timeline:
+    """The driver's side of the timeline: points from the tracker's samples, nodes that
+    left the cluster, and the tracker's events, in seconds since ``start`` (epoch)."""
+
+    def __init__(self, interval_s: float, start: float, resumed: bool) -> None:
+        self.start, self.timeline = start, Timeline(interval_s=interval_s)
+        self._alive: dict[str, str] | None = None  # node id -> address
+        if resumed:
+            self.timeline.events.append(TimelineEvent(t=0.0, kind="resume"))
+
+    def point(self, counters: dict[str, float], replicas: int, now: float | None = None) -> None:
+        get = lambda k: int(counters.get(k, 0))  # noqa: E731
+        self.timeline.add(
+            TimelinePoint(
+                t=round((time.time() if now is None else now) - self.start, 2),
+                documents=get("documents_done"),
+                outputs=get("outputs"),
+                output_tokens=get("output_tokens"),
+                replicas=replicas,
+            )
+        )
+
+    def watch_nodes(self) -> None:
+        import ray
+
+        alive = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+        for node_id in set(self._alive or {}) - set(alive):
+            address = (self._alive or {})[node_id]
+            t = round(time.time() - self.start, 2)
+            self.timeline.events.append(TimelineEvent(t=t, kind="node_lost", node=address))
+        self._alive = alive
+
+    def finish(self, events: list[tuple[float, str, str | None, str | None]]) -> Timeline:
+        for at, kind, replica, node in events:
+            self.timeline.events.append(
+                TimelineEvent(t=round(at - self.start, 2), kind=kind, replica=replica, node=node)
+            )
+        self.timeline.events.sort(key=lambda e: e.t)
+        return self.timeline
+
+
 @contextmanager
 def track_progress(
     total_documents: int, interval_s: float, already_done: int = 0
 ) -> Iterator[tuple[RemoteProgress, FinalProgress]]:
-    """Start a tracker actor and a thread that logs progress; yields ``(progress,
-    final)``, where ``final`` is filled from the tracker on exit."""
+    """Start a tracker actor and a thread that logs progress (and keeps the timeline);
+    yields ``(progress, final)``, where ``final`` is filled from the tracker on exit."""
     import ray
 
     handle: Any = on_this_node(ProgressTracker)
@@ -160,16 +229,23 @@ def track_progress(
     if already_done:
         progress.add({"documents_done": already_done, "documents_read": already_done})
     t0 = time.monotonic()
+    timeline = _Timeline(interval_s, time.time(), resumed=already_done > 0)
 
     def report() -> None:
         while not stop.wait(interval_s):
             try:
-                snap = ray.get(handle.snapshot.remote(), timeout=10)
+                snap, replicas = ray.get(handle.sample.remote(), timeout=10)
+                timeline.point(snap, replicas)
+                timeline.watch_nodes()
             except Exception as e:  # a progress line must never break the run
                 log.debug("progress unavailable: %s", e)
                 continue
             log.info("%s", format_line(snap, total_documents, time.monotonic() - t0, already_done))
 
+    try:
+        timeline.watch_nodes()
+    except Exception as e:  # the timeline must never break the run
+        log.debug("nodes unavailable: %s", e)
     thread = threading.Thread(target=report, name="qcraft-progress", daemon=True)
     thread.start()
     try:
@@ -177,8 +253,10 @@ def track_progress(
     finally:
         stop.set()
         thread.join(timeout=5)
-        final.counters = ray.get(handle.snapshot.remote(), timeout=30)
+        final.counters, replicas = ray.get(handle.sample.remote(), timeout=30)
         final.engine = ray.get(handle.engine_summary.remote(), timeout=30)
+        timeline.point(final.counters, replicas)
+        final.timeline = timeline.finish(ray.get(handle.events.remote(), timeout=30))
         log.info(
             "%s", format_line(final.counters, total_documents, time.monotonic() - t0, already_done)
         )

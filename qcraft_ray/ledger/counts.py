@@ -92,6 +92,9 @@ class RowCounts:
     copy_checked: dict[str, int] = field(default_factory=dict)  # type -> checked
     copied: dict[str, int] = field(default_factory=dict)  # type -> verbatim spans
     copy_share_sums: dict[str, dict[str, float]] = field(default_factory=dict)  # type -> sums
+    # the same signals per "language/type": language_checked, wrong_language,
+    # copy_checked, copied -> rows
+    signals_by_language_type: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for group in ("by_language", "by_type"):
@@ -229,15 +232,22 @@ def count_rows(table: pa.Table) -> RowCounts:
 
 def _count_quality(c: RowCounts, r: dict[str, Any], lang: str, type_: str | None) -> None:
     """The language and copy signals of one row (set on checked ok outputs only)."""
+    signals: dict[str, int] = {}
     if r.get(S.WRONG_LANGUAGE) is not None:
         c.language_checked[lang] = c.language_checked.get(lang, 0) + 1
+        signals["language_checked"] = 1
         if r[S.WRONG_LANGUAGE]:
             c.wrong_language[lang] = c.wrong_language.get(lang, 0) + 1
+            signals["wrong_language"] = 1
     if r.get(S.COPIED) is not None and type_ is not None:
         c.copy_checked[type_] = c.copy_checked.get(type_, 0) + 1
+        signals["copy_checked"] = 1
         if r[S.COPIED]:
             c.copied[type_] = c.copied.get(type_, 0) + 1
+            signals["copied"] = 1
         _add_score(c.copy_share_sums, type_, r.get(S.COPY_SHARE) or 0.0)
+    if signals and type_ is not None:
+        _add_into(c.signals_by_language_type, {f"{lang}/{type_}": signals})
 
 
 def _bump(table: dict[str, dict[str, int]], key: str, outcome: str) -> None:

@@ -19,10 +19,12 @@ from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.fingerprint import BOOKKEEPING_VERSION
 from qcraft_ray.ledger.state import Attempt
 from qcraft_ray.mode import Mode
+from qcraft_ray.report.cost import Cost
 from qcraft_ray.report.examples import Example
 from qcraft_ray.report.quality import Quality
 from qcraft_ray.store import REPORT_FILE, OutputFolder
 from qcraft_ray.telemetry import EngineOccupancy
+from qcraft_ray.timeline import Timeline
 
 
 def package_versions() -> dict[str, str | None]:
@@ -125,10 +127,13 @@ class RunReport(_Part):
     problems: list[str] | None = None  # why the run is incomplete
     scored: Rescored | None = None
     iceberg: IcebergCommit | None = None  # the table commit (output.iceberg)
+    timeline: Timeline | None = None  # this attempt over time (a generating run)
+    cost: Cost | None = None  # engine-hours used against the plan's estimate
+    combined_from: list[str] | None = None  # the outputs a combined report adds up
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        for optional in ("problems", "scored", "iceberg"):
+        for optional in ("problems", "scored", "iceberg", "timeline", "cost", "combined_from"):
             if data[optional] is None:
                 del data[optional]
         return data

@@ -11,27 +11,23 @@ from html import escape
 from typing import Any
 
 from qcraft_ray import schema as S
+from qcraft_ray.report.figures import heatmap, startup, timeline
 from qcraft_ray.report.model import RunReport
 from qcraft_ray.report.page_parts import bar_chart, table
 from qcraft_ray.report.page_quality import example_tables, quality_tables
 from qcraft_ray.report.summary import Summary
 
 _STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;
 text-align:right}th:first-child,td:first-child{text-align:left}.muted{color:#777}
 .grid{display:flex;flex-wrap:wrap;gap:24px}svg text{font:12px system-ui,sans-serif}
+.cost{font-size:15px;background:#f6f8fa;padding:6px 10px;border-radius:4px}
+details{margin:8px 0}summary{cursor:pointer;color:#555}
 table.examples{table-layout:fixed;width:100%}table.examples td{vertical-align:top;
 text-align:left}td.text{overflow-wrap:anywhere;white-space:pre-wrap;max-width:420px}
 """
-_STATUS_COLORS = {
-    S.STATUS_OK: "#4c78a8",
-    S.STATUS_NONE: "#f58518",
-    S.STATUS_EMPTY: "#b279a2",
-    S.STATUS_ERROR: "#e45756",
-    S.STATUS_DUPLICATE: "#9d755d",
-}
 
 
 def language_rows(summary: Summary) -> list[list[Any]]:
@@ -111,18 +107,54 @@ def replica_tables(run: RunReport) -> list[str]:
         )  # fmt: skip
     return [
         "<h2>Engine replicas: start-up (s) and occupancy</h2>",
+        startup(replicas),
         table(STARTUP_HEADER, rows, "startup"),
     ]
 
 
-def render_html(summary: Summary, run: RunReport) -> str:
+def cost_line(run: RunReport) -> str:
+    """One line: engine-hours used against the plan's estimate, and money when priced."""
+    c = run.cost
+    if c is None:
+        return ""
+    parts = [f"engine-hours {c.engine_hours:,.3f}"]
+    if c.gpu_hours:
+        parts.append(f"GPU-hours {c.gpu_hours:,.3f}")
+    if c.estimated_engine_hours is not None:
+        parts.append(f"plan estimated {c.estimated_engine_hours:,.3f} engine-hours")
+    if c.ratio is not None:
+        parts.append(f"{c.ratio:.2f}x the estimate")
+    if c.money is not None:
+        parts.append(f"cost {c.money:,.2f} at {c.gpu_hour_price:,.2f} a GPU-hour")
+    return f'<p class="cost" data-figure="cost">{escape(" · ".join(parts))}</p>'
+
+
+def language_type_sections(summary: Summary) -> list[str]:
+    """The language x type heatmaps, with the exact numbers in a table behind them."""
+    if not summary.grids:
+        return []
+    header = ["language/type", "outputs", *S.OUTPUT_STATUSES]
+    rows = [
+        [k, sum(v.values()), *(v.get(s, 0) for s in S.OUTPUT_STATUSES)]
+        for k, v in summary.by_language_type.items()
+    ]
+    return [
+        "<h2>Language x type</h2>",
+        '<div class="grid">',
+        *(heatmap(g) for g in summary.grids),
+        "</div><details><summary>exact numbers per language and type</summary>",
+        table(header, rows, "language_type"),
+        "</details>",
+    ]
+
+
+def render_html(summary: Summary, run: RunReport, title: str = "qcraft run report") -> str:
     """The whole page."""
-    lt = summary.by_language_type
-    totals = [(k, sum(v.values())) for k, v in lt.items()]
     sections = [
-        f"<h1>qcraft run report</h1><p>run <b>{escape(run.run_id)}</b> · status "
+        f"<h1>{escape(title)}</h1><p>run <b>{escape(run.run_id)}</b> · status "
         f'<b data-value="{escape(run.status)}">{escape(run.status)}'
         f"</b> · {escape(summary.path)}</p>",
+        cost_line(run),
         table(
             ["documents", "rows", "passages", "rejected", "wall seconds"],
             [
@@ -136,36 +168,14 @@ def render_html(summary: Summary, run: RunReport) -> str:
             ],
             "totals",
         ),
+        *language_type_sections(summary),
         "<h2>Per language</h2>",
         table(LANGUAGE_HEADER, language_rows(summary), "languages"),
-        "<h2>Outputs per language and type</h2>",
-        '<div class="grid">',
-        bar_chart("outputs", "rows per language/type", totals),
     ]
-    for status in S.OUTPUT_STATUSES:
-        items = [(k, v.get(status, 0)) for k, v in lt.items() if v.get(status)]
-        sections.append(
-            bar_chart(f"status:{status}", f"status {status}", items, color=_STATUS_COLORS[status])
-        )
-    rates = summary.language_rates
+    if run.timeline is not None and run.timeline.points:
+        sections += ["<h2>The run over time</h2>", timeline(run.timeline)]
     sections += [
-        "</div><h2>NONE and empty rates per language</h2>",
-        '<div class="grid">',
-        bar_chart(
-            "none_rate",
-            "NONE rate",
-            [(k, v.none_rate) for k, v in rates.items()],
-            "{:.1%}",
-            _STATUS_COLORS[S.STATUS_NONE],
-        ),
-        bar_chart(
-            "empty_rate",
-            "empty rate",
-            [(k, v.empty_rate) for k, v in rates.items()],
-            "{:.1%}",
-            _STATUS_COLORS[S.STATUS_EMPTY],
-        ),
-        "</div><h2>Lengths</h2>",
+        "<h2>Lengths</h2>",
         '<div class="grid">',
         bar_chart(
             "passage_tokens", "passage tokens", list(summary.passage_tokens_histogram.items())

@@ -18,7 +18,7 @@ def bar_chart(
     if not items:
         return ""
     top = max((v for _, v in items), default=0) or 1
-    row, label_w, bar_w = 18, 170, 320
+    row, label_w, bar_w = 18, 170, 290
     height = row * len(items) + 28
     parts = [
         f'<svg role="img" width="{label_w + bar_w + 90}" height="{height}" '

@@ -8,7 +8,8 @@ statistics when outputs were scored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from qcraft_ray import schema as S
 from qcraft_ray.ledger.counts import (
@@ -18,6 +19,7 @@ from qcraft_ray.ledger.counts import (
     RowCounts,
     bin_labels,
 )
+from qcraft_ray.report.grid import Grid, grids
 from qcraft_ray.report.quality import output_rows, status_rate
 
 
@@ -46,12 +48,13 @@ class Summary:
     passage_tokens_histogram: dict[str, int]
     rejected: dict[str, int]  # reason -> rows
     scores: dict[str, ScoreStats]  # "language/type" -> scored rows in the data files
+    grids: list[Grid] = field(default_factory=list)  # language x type, per measure
 
     def statuses_of(self, language: str) -> dict[str, int]:
         """Rows per status of one language, over its types."""
         out: dict[str, int] = {}
         for key, counts in self.by_language_type.items():
-            if key.split("/", 1)[0] == language:
+            if key.rsplit("/", 1)[0] == language:
                 for status, n in counts.items():
                     out[status] = out.get(status, 0) + n
         return out
@@ -61,12 +64,13 @@ def _ordered(counts: dict[str, int], edges: tuple) -> dict[str, int]:
     return {label: counts[label] for label in bin_labels(edges) if counts.get(label)}
 
 
-def summarize(path: str, counts: RowCounts) -> Summary:
-    """The summary of an output whose merged counters are ``counts``."""
+def summarize(path: str, counts: RowCounts, types: Sequence[str] = ()) -> Summary:
+    """The summary of an output whose merged counters are ``counts`` (``types``: the
+    run's types, in the order the grids show them)."""
     lt = {k: dict(v) for k, v in sorted(counts.by_language_type.items())}
     per_language: dict[str, dict[str, int]] = {}
     for key, statuses in lt.items():
-        lang = key.split("/", 1)[0]
+        lang = key.rsplit("/", 1)[0]
         acc = per_language.setdefault(lang, {})
         for status, n in statuses.items():
             acc[status] = acc.get(status, 0) + n
@@ -96,4 +100,5 @@ def summarize(path: str, counts: RowCounts) -> Summary:
         passage_tokens_histogram=_ordered(counts.passage_tokens_histogram, PASSAGE_TOKEN_BINS),
         rejected=dict(sorted(counts.rejected.items())),
         scores=scores,
+        grids=grids(counts, types),
     )

@@ -180,6 +180,7 @@ class Replica:
                 progress.add(
                     {
                         "prompts_done": len(todo),
+                        "prompt_tokens": sum(len(p) for p in prompts),
                         "outputs": len(todo) * self._samples,
                         "output_tokens": sum(
                             r.tokens for r in done.results if isinstance(r, Generated)
@@ -208,6 +209,7 @@ class Replica:
         if self._progress:  # the replicas that were generating this batch died
             for lost in deaths.marked_by(keys):  # each counted once, however many batches
                 self._progress.add({"replicas_lost": 1}, once=f"lost:{lost}")
+                self._progress.replica_lost(lost.rsplit("@", 1)[0])  # its name: see __init__
         # alone in the engine: a row that ends the process charges no other batch's rows
         with self._gate.exclusive():
             return BatchResult(self._generate_rows_apart(prompts, keys, before), retried=True)

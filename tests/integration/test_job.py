@@ -146,14 +146,17 @@ def check_report_page(out_dir, out, rej, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 10_000
     rows = out.to_pylist()
     per_lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows)
-    assert page.charts["outputs"] == {k: float(v) for k, v in per_lt.items()}
+    assert page.charts["heatmap:rows"] == {k: float(v) for k, v in per_lt.items()}
+    exact = page.tables["language_type"]  # the numbers behind the heatmaps
     for status in S.OUTPUT_STATUSES:
-        got = {k: float(v) for k, v in collections.Counter(
-            f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows if r[S.STATUS] == status).items()}
-        assert page.charts.get(f"status:{status}", {}) == got
+        got = collections.Counter(
+            f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows if r[S.STATUS] == status)
+        assert {k: int(v[status]) for k, v in exact.items() if int(v[status])} == dict(got)
+    nones = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in rows
+                                if r[S.STATUS] == "none")
+    assert page.charts["heatmap:none_rate"] == {k: round(nones[k] / n, 4)
+                                                for k, n in per_lt.items()}
     per_lang = collections.Counter(r[S.LANGUAGE] for r in rows)
-    nones = collections.Counter(r[S.LANGUAGE] for r in rows if r[S.STATUS] == "none")
-    assert page.charts["none_rate"] == {k: round(nones[k] / n, 4) for k, n in per_lang.items()}
     langs = page.tables["languages"]
     assert {k: int(v["rows"]) for k, v in langs.items()} == dict(per_lang)
     assert page.charts["rejected"] == {k: float(v) for k, v in collections.Counter(
@@ -482,3 +485,34 @@ def test_paced_engine_job_with_the_cluster_configs_generation(ray_cluster, tiny_
     tokens = out.filter(pc.equal(out[S.STATUS], S.STATUS_OK))[S.OUTPUT_TOKENS].to_pylist()
     assert tokens and all(1 <= n <= 128 for n in tokens)
     assert 15 < sum(tokens) / len(tokens) < 25  # seeded lengths, mean ~20
+    check_page_at_scale(out_dir, out, report, types, tmp_path)
+
+
+def check_page_at_scale(out_dir, out, report, types, tmp_path):
+    """The page of a 7-type run over the sample's 21 languages, in headless Chromium:
+    the language x type grids, the run over time, the start-up bars and the cost line,
+    on a laptop's width."""
+    from tests.integration.browser import parse, render
+
+    timeline = report["timeline"]
+    assert len(timeline["points"]) >= 3 and timeline["points"][-1]["outputs"] == len(out)
+    kinds = [e["kind"] for e in timeline["events"]]
+    assert kinds.count("replica_started") == kinds.count("replica_ready") == 1
+    cost = report["cost"]
+    (replica,) = report["engine"]["replicas"].values()
+    assert cost["engine_hours"] == round((replica["load_s"] + replica["span_s"]) / 3600, 4)
+    assert cost["estimated_engine_hours"] > 0 and cost["ratio"] > 0
+    res = run_cli(["report", out_dir], dict(os.environ))
+    assert res.returncode == 0, res.stderr[-3000:]
+    shot = tmp_path / "page-7x21.png"
+    dom = render(f"file://{out_dir}/_report.html", screenshot=str(shot), size="1366,2200")
+    assert shot.stat().st_size > 20_000
+    for figure in ("heatmap", "timeline", "startup", "cost"):
+        assert f'data-figure="{figure}"' in dom, figure
+    page = parse(dom)
+    per_lt = collections.Counter(f"{r[S.LANGUAGE]}/{r[S.TYPE]}" for r in out.to_pylist())
+    assert page.charts["heatmap:rows"] == {k: float(v) for k, v in per_lt.items()}
+    assert len({k.rsplit("/", 1)[0] for k in per_lt}) == 21
+    assert {k.rsplit("/", 1)[1] for k in per_lt} == set(types)
+    widths = [int(w) for w in re.findall(r'<svg[^>]* width="(\d+)"', dom)]
+    assert widths and max(widths) <= 1200  # no figure wider than the page's column

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "qcraft_ray.rows",
         "qcraft_ray.errors",
         "qcraft_ray.telemetry",
+        "qcraft_ray.timeline",
         "qcraft_ray.placement",
         "qcraft_ray.compat",
         "qcraft_ray.digests",

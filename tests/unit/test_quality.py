@@ -106,6 +106,10 @@ def test_checker_flags_counts_and_rejects(tokenizer, identifier):
     assert counts.language_checked == {"japanese": 2, "english": 1}
     assert counts.wrong_language == {"japanese": 1}
     assert counts.copied == {"query": 2} and counts.copy_checked == {"query": 3}
+    assert counts.signals_by_language_type == {
+        "japanese/query": {"language_checked": 2, "wrong_language": 1, "copy_checked": 2,
+                           "copied": 2},
+        "english/query": {"language_checked": 1, "copy_checked": 1}}
     q = quality_of(counts)
     assert q.by_language["japanese"].wrong_language_rate == 0.5
     assert q.by_type["query"].copied_rate == round(2 / 3, 4)
@@ -135,12 +139,6 @@ def test_report_examples_look_at_a_bounded_even_spread_of_files():
     assert len(picked) == 200 and picked == sorted(picked)
     assert picked[0] == files[0] and picked[1] == files[5] and picked[-1] == files[995]
     assert spread(files[:3], 200) == files[:3]
-
-
-def test_every_output_status_has_a_colour_on_the_page():
-    from qcraft_ray.report.page import _STATUS_COLORS
-
-    assert set(_STATUS_COLORS) == set(S.OUTPUT_STATUSES)
 
 
 def test_backend_tokenizer_from_the_file_matches_transformers(tokenizer):

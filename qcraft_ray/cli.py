@@ -1,6 +1,7 @@
 """The ``qcraft`` command: the only place that starts or joins Ray.
 
 qcraft run CONFIG.yaml [--set dotted.key=value ...] [--address ADDR] [--shard I/N] [--dry-run]
+    [--progress auto|bar|plain|none] [--json] [--verbose]
 qcraft plan CONFIG.yaml [--set ...] [--address ADDR] [--shard I/N] [--measure N]
 qcraft passages CONFIG.yaml [--set ...] [--address ADDR]
 qcraft doctor CONFIG.yaml [--set ...] [--address ADDR]
@@ -85,6 +86,22 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with plan / --dry-run: time one engine replica on N prompts sampled from the "
         "input, and estimate from that rate",
+    )
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "plain", "none"],
+        default="auto",
+        help="a live bar (auto: when stderr is a terminal), plain log lines (auto otherwise: "
+        "ray job submit logs, CI, files), or nothing",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="end with the JSON summary instead of the short one"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every message (vLLM, Ray, Ray Data's operator progress) instead of keeping "
+        "the known-harmless ones in OUTPUT/_logs/",
     )
 
 
@@ -199,6 +216,7 @@ def _preflight(cfg: RunConfig) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from qcraft_ray.io.discover import plan_input
     from qcraft_ray.mode import Mode
+    from qcraft_ray.store import OutputFolder
 
     t0 = time.monotonic()
     estimating = args.command == "plan" or args.dry_run
@@ -216,33 +234,48 @@ def run_command(args: argparse.Namespace) -> int:
         plan.total_rows,
         time.monotonic() - t0,
     )
-    t0 = time.monotonic()
-    init_ray(cfg, args.address)
-    log.info("ray ready (%.1f s)", time.monotonic() - t0)
-    from qcraft_ray.run import estimate_run, run  # imports Ray: only after init_ray's setup
-
     if estimating:
+        init_ray(cfg, args.address)
+        from qcraft_ray.run import estimate_run  # imports Ray: only after init_ray's setup
+
         _print({"plan": estimate_run(cfg, plan, measure=args.measure)})
         return 0
-    report = run(cfg, plan, Mode.PASSAGES if args.command == "passages" else Mode.GENERATE)
-    if report.already_complete:
-        log.info(
-            "run %s in %s is already complete: nothing to do (set "
-            "output.if_exists=overwrite to run it again)",
-            report.run_id,
-            cfg.output.path,
+    from qcraft_ray.terminal.session import terminal
+    from qcraft_ray.terminal.summary import human_summary
+
+    with terminal(args.progress, args.verbose) as session:
+        t0 = time.monotonic()
+        init_ray(cfg, args.address)
+        log.info("ray ready (%.1f s)", time.monotonic() - t0)
+        if not args.verbose:
+            import ray.data
+
+            # Ray Data's own bars and operator tables: our progress says it, once
+            ray.data.DataContext.get_current().enable_progress_bars = False
+        from qcraft_ray.run import run  # imports Ray: only after init_ray's setup
+
+        mode = Mode.PASSAGES if args.command == "passages" else Mode.GENERATE
+        try:
+            report = run(cfg, plan, mode, view=session.view)
+        finally:
+            folder = OutputFolder(cfg.output.path, cfg.storage)
+            kept = session.keep_log(folder) if folder.root_kind() == "folder" else None
+    if args.json:
+        _print(
+            {
+                "run_id": report.run_id,
+                "status": report.status,
+                "already_complete": report.already_complete,
+                "output": report.output.model_dump(),
+                "documents": report.input.documents,
+                "outputs": report.counts.outputs,
+                "rejected": report.counts.rejected,
+                "wall_seconds": report.wall_seconds,
+                **({"log": kept} if kept else {}),
+            }
         )
-    _print(
-        {
-            "run_id": report.run_id,
-            "status": report.status,
-            "output": report.output.model_dump(),
-            "documents": report.input.documents,
-            "outputs": report.counts.outputs,
-            "rejected": report.counts.rejected,
-            "wall_seconds": report.wall_seconds,
-        }
-    )
+    else:
+        print(human_summary(report, folder, kept))
     return 0
 
 

@@ -38,8 +38,10 @@ from qcraft_ray.report.model import (
     Throughput,
     package_versions,
 )
+from qcraft_ray.report.page import render_html
 from qcraft_ray.report.quality import quality_of
-from qcraft_ray.store import REPORT_FILE, SUCCESS_FILE, TEMP_DIR, OutputFolder
+from qcraft_ray.report.summary import summarize
+from qcraft_ray.store import REPORT_FILE, REPORT_HTML, SUCCESS_FILE, TEMP_DIR, OutputFolder
 from qcraft_ray.store.layout import Layout
 from qcraft_ray.telemetry import EngineOccupancy
 
@@ -145,6 +147,9 @@ def finalise(
         )
         report.write(folder)
     write_checkpoint(folder, committed)  # what qcraft report and later passes read first
+    if state.mode.generates:  # the page, as qcraft report writes it
+        summary = summarize(cfg.output.path, counts, cfg.generation.types)
+        folder.write_bytes(REPORT_HTML, render_html(summary, report).encode("utf-8"))
     folder.write_bytes(SUCCESS_FILE, b"")
     folder.delete_dir(TEMP_DIR)  # no writer is left: the run is done
     lease.release(folder, state.attempt)

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from qcraft_ray.digests import DigestSet, digest
 from qcraft_ray.placement import on_this_node
@@ -59,6 +59,7 @@ class ProgressTracker:
         self._ready: dict[str, ReplicaReady] = {}
         self._engines: dict[str, OccupancySnapshot | None] = {}  # replica -> latest
         self._seen = DigestSet()  # digests of the keys of counters already counted
+        self._starting: set[str] = set()
         self._lost: set[str] = set()
         self._events: list[tuple[float, str, str | None, str | None]] = []  # epoch, kind, ...
 
@@ -72,9 +73,15 @@ class ProgressTracker:
     def snapshot(self) -> dict[str, float]:
         return dict(self._counts)
 
-    def sample(self) -> tuple[dict[str, float], int]:
-        """The counters, and how many replicas are up and not lost."""
-        return dict(self._counts), len(set(self._ready) - self._lost)
+    def sample(self) -> Sample:
+        """The counters, and the replicas up, loading and lost."""
+        up = set(self._ready) - self._lost
+        loading = self._starting - set(self._ready) - self._lost
+        return Sample(dict(self._counts), len(up), len(loading), len(self._lost))
+
+    def replica_starting(self, replica: str) -> None:
+        """A replica's constructor began (its engine is loading)."""
+        self._starting.add(replica)
 
     def events(self) -> list[tuple[float, str, str | None, str | None]]:
         return list(self._events)
@@ -104,6 +111,44 @@ class ProgressTracker:
         return engine_occupancy(self._ready, self._engines)
 
 
+@dataclass(frozen=True)
+class Sample:
+    """What the tracker holds at one moment."""
+
+    counters: dict[str, float]
+    replicas_up: int = 0
+    replicas_loading: int = 0
+    replicas_lost: int = 0
+
+
+class ProgressView(Protocol):
+    """Where the driver shows progress: log lines (:class:`LogLines`), or a live bar
+    (``qcraft_ray.terminal.bar``) when the CLI runs in a terminal. A view with a
+    ``redraw_s`` attribute is shown that often; the others once an interval."""
+
+    def show(self, sample: Sample, total_documents: int, elapsed: float, already: int) -> None: ...
+
+    def close(self, sample: Sample, total_documents: int, elapsed: float, already: int) -> None: ...
+
+
+class LogLines:
+    """One ``qcraft progress:`` log line per interval, and one at the end."""
+
+    def show(self, sample: Sample, total_documents: int, elapsed: float, already: int) -> None:
+        log.info("%s", format_line(sample.counters, total_documents, elapsed, already))
+
+    close = show
+
+
+class Silent:
+    """No progress shown (``--progress none``)."""
+
+    def show(self, sample: Sample, total_documents: int, elapsed: float, already: int) -> None:
+        pass
+
+    close = show
+
+
 @dataclass
 class FinalProgress:
     """What the tracker held when the pipeline ended: the counters, and
@@ -131,6 +176,9 @@ class RemoteProgress:
 
     def replica_lost(self, replica: str) -> None:
         self._handle.replica_lost.remote(replica, time.time())
+
+    def replica_starting(self, replica: str) -> None:
+        self._handle.replica_starting.remote(replica)
 
 
 def _duration(seconds: float) -> str:
@@ -166,13 +214,24 @@ def format_line(
             f"retried: {get('replicas_lost')} replicas lost, "
             f"{get('prompts_retried'):,} prompts retried, {repeated:,} generated again"
         )
-    if known and 0 < prompts_done < prompts_total:
-        eta = elapsed * (prompts_total - prompts_done) / prompts_done
-        parts.append(f"ETA {_duration(eta)}")
-    elif already_done < done < total_documents:
-        eta = elapsed * (total_documents - done) / (done - already_done)
+    eta = eta_seconds(snap, total_documents, elapsed, already_done)
+    if eta is not None:
         parts.append(f"ETA {_duration(eta)}")
     return "qcraft progress: " + " | ".join(parts)
+
+
+def eta_seconds(
+    snap: dict[str, float], total_documents: int, elapsed: float, already_done: int = 0
+) -> float | None:
+    """Seconds left: from prompts once their total is known, from documents before;
+    None before either has moved."""
+    get = lambda k: int(snap.get(k, 0))  # noqa: E731
+    done, prompts_done, prompts_total = get("documents_done"), get("prompts_done"), get("prompts")
+    if get("documents_read") >= total_documents and 0 < prompts_done < prompts_total:
+        return elapsed * (prompts_total - prompts_done) / prompts_done
+    if already_done < done < total_documents:
+        return elapsed * (total_documents - done) / (done - already_done)
+    return None
 
 
 class _Timeline:
@@ -218,10 +277,15 @@ class _Timeline:
 
 @contextmanager
 def track_progress(
-    total_documents: int, interval_s: float, already_done: int = 0
+    total_documents: int,
+    interval_s: float,
+    already_done: int = 0,
+    view: ProgressView | None = None,
 ) -> Iterator[tuple[RemoteProgress, FinalProgress]]:
-    """Start a tracker actor and a thread that logs progress (and keeps the timeline);
-    yields ``(progress, final)``, where ``final`` is filled from the tracker on exit."""
+    """Start a tracker actor and a thread that shows progress on ``view`` (log lines by
+    default) and keeps the timeline; yields ``(progress, final)``, where ``final`` is
+    filled from the tracker on exit."""
+    view = view or LogLines()
     import ray
 
     handle: Any = on_this_node(ProgressTracker)
@@ -231,16 +295,23 @@ def track_progress(
     t0 = time.monotonic()
     timeline = _Timeline(interval_s, time.time(), resumed=already_done > 0)
 
+    # a live view is redrawn more often than the interval's lines and timeline points
+    poll_s = min(interval_s, getattr(view, "redraw_s", interval_s))
+
     def report() -> None:
-        while not stop.wait(interval_s):
+        next_point = interval_s
+        while not stop.wait(poll_s):
+            elapsed = time.monotonic() - t0
             try:
-                snap, replicas = ray.get(handle.sample.remote(), timeout=10)
-                timeline.point(snap, replicas)
-                timeline.watch_nodes()
+                sample: Sample = ray.get(handle.sample.remote(), timeout=10)
+                if elapsed >= next_point:
+                    next_point = elapsed + interval_s
+                    timeline.point(sample.counters, sample.replicas_up)
+                    timeline.watch_nodes()
             except Exception as e:  # a progress line must never break the run
                 log.debug("progress unavailable: %s", e)
                 continue
-            log.info("%s", format_line(snap, total_documents, time.monotonic() - t0, already_done))
+            view.show(sample, total_documents, elapsed, already_done)
 
     try:
         timeline.watch_nodes()
@@ -253,11 +324,10 @@ def track_progress(
     finally:
         stop.set()
         thread.join(timeout=5)
-        final.counters, replicas = ray.get(handle.sample.remote(), timeout=30)
+        last: Sample = ray.get(handle.sample.remote(), timeout=30)
+        final.counters = last.counters
         final.engine = ray.get(handle.engine_summary.remote(), timeout=30)
-        timeline.point(final.counters, replicas)
+        timeline.point(last.counters, last.replicas_up)
         final.timeline = timeline.finish(ray.get(handle.events.remote(), timeout=30))
-        log.info(
-            "%s", format_line(final.counters, total_documents, time.monotonic() - t0, already_done)
-        )
+        view.close(last, total_documents, time.monotonic() - t0, already_done)
         ray.kill(handle)

@@ -21,7 +21,7 @@ from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
 from qcraft_ray.ledger.state import now_iso, open_run
 from qcraft_ray.mode import Mode
 from qcraft_ray.pipeline import PIPELINES, prompts
-from qcraft_ray.progress import FinalProgress, track_progress
+from qcraft_ray.progress import FinalProgress, ProgressView, track_progress
 from qcraft_ray.report.model import RunReport
 from qcraft_ray.store.layout import Layout
 
@@ -58,11 +58,17 @@ def estimate_run(cfg: RunConfig, plan: InputPlan | None = None, measure: int = 0
     }
 
 
-def run(cfg: RunConfig, plan: InputPlan | None = None, mode: Mode = Mode.GENERATE) -> RunReport:
+def run(
+    cfg: RunConfig,
+    plan: InputPlan | None = None,
+    mode: Mode = Mode.GENERATE,
+    view: ProgressView | None = None,
+) -> RunReport:
     """Run the job in ``mode``, resuming an unfinished run in ``output.path``; write and
     return the run report. A finished run is left as it is (the report says
     ``already_complete``). Raises :class:`~qcraft_ray.finalise.ReconciliationError` when
-    rows or documents are unaccounted for."""
+    rows or documents are unaccounted for. ``view``: where progress shows (log lines by
+    default)."""
     started, t0 = now_iso(), time.monotonic()
     plan = plan or plan_input(cfg)  # bad input fails before any engine
     state = open_run(cfg, plan, mode)
@@ -82,7 +88,10 @@ def run(cfg: RunConfig, plan: InputPlan | None = None, mode: Mode = Mode.GENERAT
                 with (
                     compacting(state, cfg.output),
                     track_progress(
-                        plan.total_rows, cfg.report.progress_interval_s, state.documents_done
+                        plan.total_rows,
+                        cfg.report.progress_interval_s,
+                        state.documents_done,
+                        view,
                     ) as (progress, tracked),
                 ):
                     pipeline(cfg, plan, state, progress)

@@ -122,6 +122,9 @@ class Replica:
         give_thread_an_event_loop()  # Ray Data < 2.55 runs this async UDF on it
         self._started_at = clock.marks["constructor"]
         self._progress = progress
+        self._name = f"{socket.gethostname()}:{os.getpid()}"
+        if progress:
+            progress.replica_starting(self._name)
         self._deaths = deaths
         self._max_deaths = max_deaths
         self._engine = engine_factory(gen, staged(model, storage) if storage else model)
@@ -130,7 +133,6 @@ class Replica:
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))
         self._gate = IsolationGate()
         self._pool = ThreadPoolExecutor(gen.batches_in_flight, thread_name_prefix="qcraft-batch")
-        self._name = f"{socket.gethostname()}:{os.getpid()}"
         self._incarnation = f"{self._name}@{self._started_at}"  # this process's replica
         self._node = node_identity()
         load_s = time.monotonic() - t0

@@ -3,6 +3,7 @@
 from qcraft_ray.store.folder import (
     CHECKPOINT_DIR,
     LEASE_FILE,
+    LOG_DIR,
     MANIFEST_DIR,
     REJECTED_DIR,
     REPORT_FILE,
@@ -18,6 +19,7 @@ from qcraft_ray.store.retry import RetryPolicy
 __all__ = [
     "CHECKPOINT_DIR",
     "LEASE_FILE",
+    "LOG_DIR",
     "MANIFEST_DIR",
     "REJECTED_DIR",
     "REPORT_FILE",

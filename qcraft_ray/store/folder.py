@@ -44,6 +44,7 @@ REPORT_HTML = "_report.html"
 SUCCESS_FILE = "_SUCCESS"
 THRESHOLDS_FILE = "_thresholds.json"
 LEASE_FILE = "_lease.json"
+LOG_DIR = "_logs"  # the driver's log of each run's messages kept off the terminal
 
 # Filesystems (pyarrow type names) whose objects appear only once their upload completes:
 # written in place. Every other filesystem gets a temporary file and a rename.

@@ -243,3 +243,17 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert keyed(table.scan().to_arrow()) == keyed(whole)
     assert all(f.startswith(f"s3://{S3_BUCKET}/lake-shards/") for f in
                table.inspect.files().column("file_path").to_pylist())
+    # one report across the shards (a glob on the bucket) has the full run's counts
+    js, page = tmp_path / "shards.json", tmp_path / "shards.html"
+    res = run_cli(["report", f"s3://{S3_BUCKET}/lake-shards/*", "--json", str(js),
+                   "--html", str(page)], env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    combined = json.loads(js.read_text())
+    assert combined["combined_from"] == outs and combined["status"] == "complete"
+    for key in ("documents", "passages", "outputs", "rejected", "by_language_type"):
+        assert combined["counts"][key] == report["counts"][key], key
+    assert combined["input"]["documents"] == len(docs_table())
+    assert 'data-figure="heatmap"' in page.read_text()
+    # the full run is another configuration (its input, scoring): refused, by name
+    res = run_cli(["report", outs[0], out], env)
+    assert res.returncode == 2 and "only outputs of one configuration combine" in res.stderr

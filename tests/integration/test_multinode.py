@@ -244,6 +244,12 @@ def test_worker_node_killed_mid_generation(cluster, tiny_model, tokenizer, tmp_p
     # by Ray, could only come up there once a GPU was free)
     assert any(report["counts"]["by_replica"].get(name) for name, r in replicas.items()
                if r["node_id"] == survivor)
+    # the timeline marks the node's loss (after the first outputs) and each lost replica
+    events = report["timeline"]["events"]
+    lost = [e for e in events if e["kind"] == "node_lost"]
+    first_output = min(p["t"] for p in report["timeline"]["points"] if p["outputs"])
+    assert len(lost) == 1 and lost[0]["t"] >= first_output - 1.5, events
+    assert sum(e["kind"] == "replica_lost" for e in events) == report["retries"]["replicas_lost"]
     print("retries:", report["retries"], "replicas per node:", dict(on))
     print(last)
     cluster.add_worker(2)  # back to two workers for the tests that follow

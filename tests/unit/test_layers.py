@@ -13,7 +13,8 @@ PACKAGE = REPO / "qcraft_ray"
 
 # Top to bottom. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, ...]] = [
-    ("qcraft_ray.cli", "qcraft_ray.devtools", "qcraft_ray.config_reference"),  # entry points
+    # entry points, and the terminal around a run
+    ("qcraft_ray.cli", "qcraft_ray.devtools", "qcraft_ray.config_reference", "qcraft_ray.terminal"),
     # the run's acts, and the check of what a run would need
     ("qcraft_ray.run", "qcraft_ray.finalise", "qcraft_ray.estimate", "qcraft_ray.doctor"),
     ("qcraft_ray.pipeline",),  # wiring

@@ -83,10 +83,12 @@ def test_the_tracker_keeps_the_replicas_events_and_counts_those_up():
     t.add({"outputs": 5, "output_tokens": 50})
     t.replica_lost("b", at=1030.0)
     t.replica_lost("b", at=1031.0)  # another batch of the same replica: one loss
-    snap, up = t.sample()
-    assert snap["outputs"] == 5 and up == 1
+    t.replica_starting("c")
+    sample = t.sample()
+    assert sample.counters["outputs"] == 5 and sample.replicas_up == 1
+    assert sample.replicas_loading == 1 and sample.replicas_lost == 1
     driver = _Timeline(5.0, start=1002.0, resumed=True)
-    driver.point(snap, up, now=1012.0)
+    driver.point(sample.counters, sample.replicas_up, now=1012.0)
     tl = driver.finish(t.events())
     kinds = [(e.kind, e.replica, e.t) for e in tl.events]
     assert kinds == [("replica_started", "a", -2.0), ("replica_started", "b", -1.0),

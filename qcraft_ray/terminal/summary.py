@@ -1,0 +1,52 @@
+"""The few lines ``qcraft run`` ends with: how it went, where the outputs and the report
+are, and what to run next (``--json`` prints the JSON summary instead)."""
+
+from __future__ import annotations
+
+from qcraft_ray import schema as S
+from qcraft_ray.report.model import RunReport
+from qcraft_ray.report.quality import output_rows
+from qcraft_ray.store import REPORT_FILE, REPORT_HTML, OutputFolder
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def human_summary(report: RunReport, folder: OutputFolder, log: str | None = None) -> str:
+    """The summary of ``report`` (written to ``folder``); ``log``: where the run's other
+    messages went."""
+    c = report.counts
+    lines = [
+        f"qcraft: run {report.run_id} {report.status}"
+        + (" (already complete: nothing to do)" if report.already_complete else "")
+        + f" in {_duration(report.wall_seconds)}"
+    ]
+    data = folder.display(report.output.data_glob)
+    rows = report.output.rows
+    lines.append(f"  wrote {rows:,} rows in {report.output.files:,} files: {data}")
+    if c.rejected:
+        most = sorted(c.rejected.items(), key=lambda kv: -kv[1])
+        reasons = ", ".join(f"{k} {v:,}" for k, v in most)
+        lines.append(f"  rejected {sum(c.rejected.values()):,} rows ({reasons}) in _rejected/")
+    if report.mode.generates:
+        outputs = output_rows(c.outputs)
+        none = c.outputs.get(S.STATUS_NONE, 0) / outputs if outputs else 0.0
+        cost = report.cost
+        hours = f", engine-hours {cost.engine_hours:,.3f}" if cost is not None else ""
+        lines.append(
+            f"  {report.input.documents:,} documents, {c.passages:,} passages, NONE rate "
+            f"{none:.1%}{hours}"
+        )
+    for problem in report.problems or []:
+        lines.append(f"  problem: {problem}")
+    lines.append(f"  report: {folder.display(REPORT_HTML)} (numbers: {REPORT_FILE})")
+    if log:
+        lines.append(f"  other messages (vLLM, Ray): {log}")
+    if report.mode.generates:
+        path = report.output.path
+        lines.append(f"  next: qcraft report {path} · qcraft inspect {path} --lowest 20")
+    return "\n".join(lines)

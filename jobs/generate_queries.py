@@ -26,6 +26,8 @@ def to_cli_args(argv: list[str]) -> list[str]:
     p.add_argument("--shard", default=None)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--measure", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     out = ["run", args.config]
     for item in args.overrides:
@@ -38,6 +40,7 @@ def to_cli_args(argv: list[str]) -> list[str]:
         out.append("--dry-run")
     if args.measure:
         out += ["--measure", str(args.measure)]
+    out += [flag for flag, on in (("--json", args.json), ("--verbose", args.verbose)) if on]
     return out
 
 

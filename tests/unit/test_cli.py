@@ -36,6 +36,8 @@ def test_job_entry_translates_to_cli():
         == ["run", "c.yaml", "--set", "a.b=1", "--set", "c=[x]", "--dry-run"]
     assert to_cli_args(["--config", "c.yaml", "--dry-run", "--measure", "64"]) \
         == ["run", "c.yaml", "--dry-run", "--measure", "64"]
+    assert to_cli_args(["--config", "c.yaml", "--verbose", "--json"]) \
+        == ["run", "c.yaml", "--json", "--verbose"]
 
 
 def test_measure_needs_a_plan_and_a_count():

@@ -258,6 +258,9 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             report = run(cfg, plan, mode, view=session.view)
         finally:
+            import ray
+
+            ray.shutdown()  # the workers' last lines arrive now, through the filter
             folder = OutputFolder(cfg.output.path, cfg.storage)
             kept = session.keep_log(folder) if folder.root_kind() == "folder" else None
     if args.json:

@@ -21,6 +21,7 @@ from qcraft_ray.devtools.sample_corpus import load_passages
 from tests.conftest import REPO
 from tests.integration.conftest import base_overrides, read_output, run_cli
 from tests.integration.services import S3_BUCKET
+from tests.integration.test_terminal import check_plain_terminal, inject_error
 
 LOCAL = str(REPO / "configs/local.yaml")
 SAMPLE = str(REPO / "data/sample")
@@ -76,12 +77,16 @@ def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
                    # few batches a replica: the first one up cannot take the whole corpus
                    "--set", "generation.batches_in_flight=2",
                    "--set", "report.progress_interval_s=1",
-                   "--set", "generation.engine.cpu_threads=1"],
+                   "--set", "generation.engine.cpu_threads=1",
+                   # the terminal with output to files: plain lines, the JSON summary, and a
+                   # real error from the replicas' start still shown (test_terminal.py)
+                   "--json", *inject_error(tmp_path)],
                   # Ray Data hands blocks to both replicas only once both are up: the first
                   # up could otherwise finish the corpus before the second loads
                   {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"})
     assert res.returncode == 0, res.stderr[-5000:]
     assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
+    check_plain_terminal(res, out_dir)
     # blocks are cut to one batch in the prompt stage's own tasks (fused), not in tasks of
     # their own asking 1 CPU
     # (Ray Data's plan is one of the messages kept off the terminal, in the run's log)

@@ -241,7 +241,7 @@ def run_command(args: argparse.Namespace) -> int:
         _print({"plan": estimate_run(cfg, plan, measure=args.measure)})
         return 0
     from qcraft_ray.terminal.session import terminal
-    from qcraft_ray.terminal.summary import human_summary
+    from qcraft_ray.terminal.summary import human_summary, json_summary
 
     with terminal(args.progress, args.verbose) as session:
         t0 = time.monotonic()
@@ -264,19 +264,7 @@ def run_command(args: argparse.Namespace) -> int:
             folder = OutputFolder(cfg.output.path, cfg.storage)
             kept = session.keep_log(folder) if folder.root_kind() == "folder" else None
     if args.json:
-        _print(
-            {
-                "run_id": report.run_id,
-                "status": report.status,
-                "already_complete": report.already_complete,
-                "output": report.output.model_dump(),
-                "documents": report.input.documents,
-                "outputs": report.counts.outputs,
-                "rejected": report.counts.rejected,
-                "wall_seconds": report.wall_seconds,
-                **({"log": kept} if kept else {}),
-            }
-        )
+        _print(json_summary(report, kept))
     else:
         print(human_summary(report, folder, kept))
     return 0

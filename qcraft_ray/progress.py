@@ -45,7 +45,7 @@ from qcraft_ray.telemetry import (
     ReplicaReady,
     engine_occupancy,
 )
-from qcraft_ray.timeline import Timeline, TimelineEvent, TimelinePoint
+from qcraft_ray.timeline import Timeline, TimelineRecorder
 
 log = logging.getLogger("qcraft")
 
@@ -234,47 +234,6 @@ def eta_seconds(
     return None
 
 
-class _Timeline:
-    """The driver's side of the timeline: points from the tracker's samples, nodes that
-    left the cluster, and the tracker's events, in seconds since ``start`` (epoch)."""
-
-    def __init__(self, interval_s: float, start: float, resumed: bool) -> None:
-        self.start, self.timeline = start, Timeline(interval_s=interval_s)
-        self._alive: dict[str, str] | None = None  # node id -> address
-        if resumed:
-            self.timeline.events.append(TimelineEvent(t=0.0, kind="resume"))
-
-    def point(self, counters: dict[str, float], replicas: int, now: float | None = None) -> None:
-        get = lambda k: int(counters.get(k, 0))  # noqa: E731
-        self.timeline.add(
-            TimelinePoint(
-                t=round((time.time() if now is None else now) - self.start, 2),
-                documents=get("documents_done"),
-                outputs=get("outputs"),
-                output_tokens=get("output_tokens"),
-                replicas=replicas,
-            )
-        )
-
-    def watch_nodes(self) -> None:
-        import ray
-
-        alive = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
-        for node_id in set(self._alive or {}) - set(alive):
-            address = (self._alive or {})[node_id]
-            t = round(time.time() - self.start, 2)
-            self.timeline.events.append(TimelineEvent(t=t, kind="node_lost", node=address))
-        self._alive = alive
-
-    def finish(self, events: list[tuple[float, str, str | None, str | None]]) -> Timeline:
-        for at, kind, replica, node in events:
-            self.timeline.events.append(
-                TimelineEvent(t=round(at - self.start, 2), kind=kind, replica=replica, node=node)
-            )
-        self.timeline.events.sort(key=lambda e: e.t)
-        return self.timeline
-
-
 @contextmanager
 def track_progress(
     total_documents: int,
@@ -293,7 +252,7 @@ def track_progress(
     if already_done:
         progress.add({"documents_done": already_done, "documents_read": already_done})
     t0 = time.monotonic()
-    timeline = _Timeline(interval_s, time.time(), resumed=already_done > 0)
+    timeline = TimelineRecorder(interval_s, time.time(), resumed=already_done > 0)
 
     # a live view is redrawn more often than the interval's lines and timeline points
     poll_s = min(interval_s, getattr(view, "redraw_s", interval_s))

@@ -3,6 +3,8 @@ are, and what to run next (``--json`` prints the JSON summary instead)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from qcraft_ray import schema as S
 from qcraft_ray.report.model import RunReport
 from qcraft_ray.report.quality import output_rows
@@ -50,3 +52,18 @@ def human_summary(report: RunReport, folder: OutputFolder, log: str | None = Non
         path = report.output.path
         lines.append(f"  next: qcraft report {path} · qcraft inspect {path} --lowest 20")
     return "\n".join(lines)
+
+
+def json_summary(report: RunReport, log: str | None = None) -> dict[str, Any]:
+    """What ``--json`` prints: the run, its output and counts, and where its log went."""
+    return {
+        "run_id": report.run_id,
+        "status": report.status,
+        "already_complete": report.already_complete,
+        "output": report.output.model_dump(),
+        "documents": report.input.documents,
+        "outputs": report.counts.outputs,
+        "rejected": report.counts.rejected,
+        "wall_seconds": report.wall_seconds,
+        **({"log": log} if log else {}),
+    }

@@ -16,14 +16,14 @@ from qcraft_ray.io.plan import InputFile, InputPlan
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.state import now_iso, open_run
 from qcraft_ray.mode import Mode
-from qcraft_ray.progress import FinalProgress, ProgressTracker, _Timeline
+from qcraft_ray.progress import FinalProgress, ProgressTracker
 from qcraft_ray.report.combine import combine, expand, read_finished
 from qcraft_ray.report.commands import report_command
 from qcraft_ray.report.cost import run_cost
 from qcraft_ray.report.figures import heatmap, startup, timeline
 from qcraft_ray.report.grid import grids
 from qcraft_ray.telemetry import EngineOccupancy, ReplicaEngine, ReplicaReady, StartupPhases
-from qcraft_ray.timeline import MAX_POINTS, Timeline, TimelinePoint
+from qcraft_ray.timeline import MAX_POINTS, Timeline, TimelinePoint, TimelineRecorder
 from tests.unit.test_finalise import doc_rows, setup, write
 
 
@@ -87,7 +87,7 @@ def test_the_tracker_keeps_the_replicas_events_and_counts_those_up():
     sample = t.sample()
     assert sample.counters["outputs"] == 5 and sample.replicas_up == 1
     assert sample.replicas_loading == 1 and sample.replicas_lost == 1
-    driver = _Timeline(5.0, start=1002.0, resumed=True)
+    driver = TimelineRecorder(5.0, start=1002.0, resumed=True)
     driver.point(sample.counters, sample.replicas_up, now=1012.0)
     tl = driver.finish(t.events())
     kinds = [(e.kind, e.replica, e.t) for e in tl.events]

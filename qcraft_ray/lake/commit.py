@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from qcraft_ray import schema as S
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
 from qcraft_ray.errors import TableMismatchError
@@ -31,6 +32,18 @@ if TYPE_CHECKING:
 
 RUN_ID_PROPERTY = "qcraft.run-id"
 COMMIT_ATTEMPTS = 5
+# A table this creates keeps column bounds (min/max, for file pruning) only on the columns
+# queries filter on, and value and null counts on the others: bounds of long text (the
+# passage, the output) prune nothing, and serialising them is most of a commit's work
+# per file. A table that exists keeps its own settings.
+BOUNDED_COLUMNS = (
+    S.DOC_ID, S.TYPE, S.LANGUAGE, S.SOURCE_LANGUAGE, S.STATUS, S.SCORE, S.OUTPUT_TOKENS,
+    S.PASSAGE_TOKENS, S.MODEL, S.DUMP, S.DATE, S.WRONG_LANGUAGE, S.COPIED, S.QUALITY_SCORE,
+)  # fmt: skip
+TABLE_PROPERTIES = {
+    "write.metadata.metrics.default": "counts",
+    **{f"write.metadata.metrics.column.{c}": "truncate(16)" for c in BOUNDED_COLUMNS},
+}
 
 
 class IcebergCommit(BaseModel):
@@ -64,7 +77,7 @@ def ensure_table(
         table = catalog.load_table(cfg.table)
     except NoSuchTableError:
         try:
-            table = catalog.create_table(cfg.table, schema=schema)
+            table = catalog.create_table(cfg.table, schema=schema, properties=TABLE_PROPERTIES)
         except TableAlreadyExistsError:  # another run created it meanwhile
             table = catalog.load_table(cfg.table)
     missing = [f.name for f in schema if f.name not in table.schema().column_names]

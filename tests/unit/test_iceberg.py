@@ -178,6 +178,11 @@ def test_data_files_match_pyicebergs_own_conversion(tmp_path, monkeypatch):
         for stat in ("column_sizes", "value_counts", "null_value_counts",
                      "lower_bounds", "upper_bounds", "split_offsets"):
             assert getattr(a, stat) == getattr(b, stat), stat
+    # bounds on the columns queries filter on, counts on the long text
+    names = {f.name: f.field_id for f in table.schema().fields}
+    assert names["language"] in ours[0].lower_bounds and names["type"] in ours[0].upper_bounds
+    assert names["passage"] not in ours[0].lower_bounds
+    assert names["passage"] in ours[0].value_counts
     # a file whose columns the table lacks is refused, as add_files refuses it
     odd = tmp_path / "odd.parquet"
     import pyarrow.parquet as pq

@@ -263,6 +263,13 @@ def run_command(args: argparse.Namespace) -> int:
             ray.shutdown()  # the workers' last lines arrive now, through the filter
             folder = OutputFolder(cfg.output.path, cfg.storage)
             kept = session.keep_log(folder) if folder.root_kind() == "folder" else None
+    if report.already_complete:
+        log.info(
+            "run %s in %s is already complete: nothing to do (set "
+            "output.if_exists=overwrite to run it again)",
+            report.run_id,
+            cfg.output.path,
+        )
     if args.json:
         _print(json_summary(report, kept))
     else:

@@ -488,7 +488,7 @@ def test_paced_engine_job_with_the_cluster_configs_generation(ray_cluster, tiny_
     check_accounting(out, rej, report, 75, types)
     check_progress_and_report(res.stderr, report, 75)
     # output to files, no --json: plain progress lines (above) and the short summary
-    assert res.stdout.startswith(f"qcraft: run {report['run_id']} complete"), res.stdout
+    assert f"qcraft: run {report['run_id']} complete" in res.stdout, res.stdout
     assert f"report: {out_dir}/_report.html" in res.stdout
     assert report["config"]["generation"]["engine"]["backend"] == "paced"
     (replica,) = report["engine"]["replicas"].values()

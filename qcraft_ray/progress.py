@@ -181,7 +181,8 @@ class RemoteProgress:
         self._handle.replica_starting.remote(replica)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """'1h02m' or '3m05s'."""
     seconds = int(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
@@ -216,7 +217,7 @@ def format_line(
         )
     eta = eta_seconds(snap, total_documents, elapsed, already_done)
     if eta is not None:
-        parts.append(f"ETA {_duration(eta)}")
+        parts.append(f"ETA {duration(eta)}")
     return "qcraft progress: " + " | ".join(parts)
 
 

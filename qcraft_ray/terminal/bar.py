@@ -9,16 +9,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from qcraft_ray.progress import Sample, eta_seconds
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+from qcraft_ray.progress import Sample, duration, eta_seconds
 
 
 class Bar:
@@ -61,7 +52,7 @@ class Bar:
             "documents",
             completed=done,
             total=total_documents,
-            note=f"{read:,} read · ETA {_duration(eta)}",
+            note=f"{read:,} read · ETA {'-' if eta is None else duration(eta)}",
         )
         self._update(
             "prompts",

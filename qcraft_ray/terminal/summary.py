@@ -6,16 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from qcraft_ray import schema as S
+from qcraft_ray.progress import duration
 from qcraft_ray.report.model import RunReport
 from qcraft_ray.report.quality import output_rows
 from qcraft_ray.store import REPORT_FILE, REPORT_HTML, OutputFolder
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def human_summary(report: RunReport, folder: OutputFolder, log: str | None = None) -> str:
@@ -25,7 +19,7 @@ def human_summary(report: RunReport, folder: OutputFolder, log: str | None = Non
     lines = [
         f"qcraft: run {report.run_id} {report.status}"
         + (" (already complete: nothing to do)" if report.already_complete else "")
-        + f" in {_duration(report.wall_seconds)}"
+        + f" in {duration(report.wall_seconds)}"
     ]
     data = folder.display(report.output.data_glob)
     rows = report.output.rows

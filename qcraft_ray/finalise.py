@@ -4,7 +4,8 @@ After the pipeline, with the lease still held: late commits of a killed attempt 
 discarded and orphan files removed (:mod:`qcraft_ray.ledger.reconcile`); the percentile
 filter runs when configured; the counters of the accepted manifests must account for
 every input document and every work unit; the run report and its examples are written,
-the Iceberg commit made, and ``_SUCCESS`` written only when everything reconciles.
+the Iceberg commit made, the report's page written, and ``_SUCCESS`` written only when
+everything reconciles.
 """
 
 from __future__ import annotations

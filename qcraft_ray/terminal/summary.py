@@ -39,7 +39,10 @@ def human_summary(report: RunReport, folder: OutputFolder, log: str | None = Non
         )
     for problem in report.problems or []:
         lines.append(f"  problem: {problem}")
-    lines.append(f"  report: {folder.display(REPORT_HTML)} (numbers: {REPORT_FILE})")
+    if report.mode.generates:  # a page of the outputs; passages have their counts only
+        lines.append(f"  report: {folder.display(REPORT_HTML)} (numbers: {REPORT_FILE})")
+    else:
+        lines.append(f"  report: {folder.display(REPORT_FILE)}")
     if log:
         lines.append(f"  other messages (vLLM, Ray): {log}")
     if report.mode.generates:

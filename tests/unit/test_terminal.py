@@ -14,6 +14,7 @@ import pytest
 
 from qcraft_ray.finalise import finalise
 from qcraft_ray.ledger.state import now_iso
+from qcraft_ray.mode import Mode
 from qcraft_ray.progress import FinalProgress, Sample
 from qcraft_ray.store import OutputFolder
 from qcraft_ray.terminal.bar import Bar
@@ -134,3 +135,7 @@ def test_the_summary_says_where_everything_is(tmp_path):
     assert f"report: {out}/_report.html" in text and (tmp_path / "out" / "_report.html").exists()
     assert "/x/_logs/driver.log" in text and "NONE rate 0.0%" in text
     assert f"qcraft inspect {out} --lowest 20" in text
+    passages = report.model_copy(update={"mode": Mode.PASSAGES})
+    text = human_summary(passages, folder)
+    assert f"report: {out}/_report.json" in text and "_report.html" not in text
+    assert "qcraft inspect" not in text

@@ -21,15 +21,14 @@ def main(output: str, png: str, size: str = "1280,1250") -> None:
     from PIL import Image
 
     from qcraft_ray.config import StorageConfig
-    from qcraft_ray.ledger.checkpoints import fold
-    from qcraft_ray.report.model import read_run
+    from qcraft_ray.report.combine import read_finished
     from qcraft_ray.report.page import render_html
     from qcraft_ray.report.summary import summarize
     from tests.integration.browser import render
 
-    folder, run = read_run(output, StorageConfig())
-    counts = fold(folder, upto="counts").counts
-    summary = summarize(folder.path, counts, run.config.generation.types)
+    done = read_finished(output, StorageConfig())  # its report and committed counts
+    run = done.run
+    summary = summarize(done.path, done.counts, run.config.generation.types)
     with tempfile.TemporaryDirectory() as tmp:
         page, shot = Path(tmp) / "page.html", Path(tmp) / "shot.png"
         page.write_text(render_html(summary, run), encoding="utf-8")

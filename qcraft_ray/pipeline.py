@@ -125,7 +125,7 @@ def generate(ds: Dataset, cfg: RunConfig, progress: RemoteProgress | None = None
         batch_size=gen.batch_size,
         num_gpus=gen.gpus_per_replica,
         num_cpus=gen.cpus_per_replica,
-        runtime_env={"env_vars": dict(gen.engine.env)} if gen.engine.env else None,
+        runtime_env={"env_vars": gen.replica_env},
         **pool_args,
     )
 

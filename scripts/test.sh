@@ -12,4 +12,4 @@ fi
 . .venv/bin/activate
 export AWS_EC2_METADATA_DISABLED=true
 export HF_HUB_OFFLINE=1  # every model in the tests is local
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"  # the 25 slowest, to keep the suite short

@@ -136,6 +136,15 @@ class GenerationConfig(Section):
     cpus_per_replica: float = Field(
         1, gt=0, description="CPUs reserved per replica.", json_schema_extra=MAY_CHANGE
     )
+    replica_niceness: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Niceness of the replicas' processes (and the engine processes they "
+        "start). Ray starts every worker process at niceness 15, the CPU stages' too, so "
+        "at 0 an engine gets a core first whenever both want one. 15: Ray's default.",
+        json_schema_extra=MAY_CHANGE,
+    )
     batch_size: int = Field(
         256, ge=1, description="Prompts per engine call.", json_schema_extra=MAY_CHANGE
     )
@@ -234,6 +243,12 @@ class GenerationConfig(Section):
     @property
     def replica_range(self) -> tuple[int, int]:
         return _replica_range(self.replicas)
+
+    @property
+    def replica_env(self) -> dict[str, str]:
+        """A replica's environment: ``engine.env``, and its niceness (Ray reads
+        ``RAY_worker_niceness`` from a worker's environment as it starts the process)."""
+        return {"RAY_worker_niceness": str(self.replica_niceness), **self.engine.env}
 
 
 def _replica_range(v: int | str) -> tuple[int, int]:

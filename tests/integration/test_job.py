@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,25 +68,61 @@ def check_accounting(out, rej, report, n_docs, types, per_passage=None):
     assert set(rows_per_passage.values()) == {per_passage or len(types)}
 
 
+class Niceness:
+    """The niceness `ps` shows for the Ray workers whose title holds each needle, polled
+    in a thread while a job runs."""
+
+    def __init__(self, *needles: str) -> None:
+        self.seen: dict[str, set[int]] = {n: set() for n in needles}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> Niceness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            ps = subprocess.run(["ps", "-eo", "ni=,args="], capture_output=True, text=True)
+            for line in ps.stdout.splitlines():
+                ni, _, title = line.strip().partition(" ")
+                for needle, seen in self.seen.items():
+                    if title.startswith("ray::") and needle in title:
+                        seen.add(int(ni))
+
+
+REPLICA_TITLE = "MapWorker(MapBatches(Replica))"
+QUALITY_TITLE = "MapWorker(MapBatches(QualityStage))"
+
+
 def test_local_one_file_two_replicas(ray_cluster, tiny_model, tmp_path):
     corpus, texts = one_file_corpus(tmp_path)
     out_dir = str(tmp_path / "out")
-    res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
-                   *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
-                   "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
-                   "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
-                   # few batches a replica: the first one up cannot take the whole corpus
-                   "--set", "generation.batches_in_flight=2",
-                   "--set", "report.progress_interval_s=1",
-                   "--set", "generation.engine.cpu_threads=1",
-                   # the terminal with output to files: plain lines, the JSON summary, and a
-                   # real error from the replicas' start still shown (test_terminal.py)
-                   "--json", *inject_error(tmp_path)],
-                  # Ray Data hands blocks to both replicas only once both are up: the first
-                  # up could otherwise finish the corpus before the second loads
-                  {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"})
+    sets = base_overrides(tiny_model, [corpus], out_dir)
+    with Niceness(REPLICA_TITLE, QUALITY_TITLE) as niceness:
+        res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
+                       *sum((["--set", o] for o in sets), []),
+                       "--set", "generation.replicas=2", "--set", "input.rows_per_task=4",
+                       "--set", "generation.batch_size=16", "--set", "output.min_rows_per_file=16",
+                       # few batches a replica: the first one up cannot take the whole corpus
+                       "--set", "generation.batches_in_flight=2",
+                       "--set", "report.progress_interval_s=1",
+                       "--set", "generation.engine.cpu_threads=1",
+                       # the terminal with output to files: plain lines, the JSON summary, and a
+                       # real error from the replicas' start still shown (test_terminal.py)
+                       "--json", *inject_error(tmp_path)],
+                      # Ray Data hands blocks to both replicas only once both are up: the first
+                      # up could otherwise finish the corpus before the second loads
+                      {**ray_cluster.env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"})
     assert res.returncode == 0, res.stderr[-5000:]
     assert engine_threads(res.stderr) == [1, 1], res.stderr[-3000:]  # two replicas, as set
+    # the engines run ahead of the CPU stages: Ray starts workers at niceness 15
+    # (generation.replica_niceness)
+    assert niceness.seen == {REPLICA_TITLE: {0}, QUALITY_TITLE: {15}}, niceness.seen
     check_plain_terminal(res, out_dir)
     # blocks are cut to one batch in the prompt stage's own tasks (fused), not in tasks of
     # their own asking 1 CPU

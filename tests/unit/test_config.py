@@ -40,6 +40,19 @@ def test_replica_range():
         load_config(LOCAL, ["generation.replicas=4..1"])
 
 
+def test_replica_env_carries_the_niceness_and_the_engine_env():
+    gen = load_config(LOCAL).generation
+    assert gen.replica_env == {"RAY_worker_niceness": "0", **gen.engine.env}
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" in gen.replica_env  # local.yaml's engine.env
+    gen = load_config(LOCAL, ["generation.replica_niceness=15"]).generation
+    assert gen.replica_env["RAY_worker_niceness"] == "15"
+    # set in engine.env by hand, it wins
+    gen = load_config(LOCAL, ["generation.engine.env.RAY_worker_niceness='5'"]).generation
+    assert gen.replica_env["RAY_worker_niceness"] == "5"
+    with pytest.raises(ConfigError, match="replica_niceness"):
+        load_config(LOCAL, ["generation.replica_niceness=-1"])  # raising priority needs root
+
+
 @pytest.mark.parametrize("override,needle", [
     ("generation.replica=2", "unknown config key 'generation.replica'"),
     ("outptu.path=x", "unknown config key 'outptu.path'"),

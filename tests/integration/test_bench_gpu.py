@@ -12,11 +12,13 @@ from tests.conftest import REPO
 def test_gpu_bench_flow_on_cpu():
     res = subprocess.run(
         [sys.executable, "bench/gpu.py", "--cpu", "--copies", "1", "--max-new-tokens", "4",
-         "--no-write"], cwd=REPO, capture_output=True, text=True, timeout=900)
+         "--types", "query,title", "--no-write"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     bare, job = got["bare"], got["qcraft"]
     assert bare["prompts"] == job["prompts"] > 0  # the same prompts on both sides
+    assert got["types"] == ["query", "title"] and bare["prompts"] % 2 == 0
     assert bare["output_tokens"] == 4 * bare["prompts"]  # the tiny model never stops early
     assert bare["rate"] > 0 and job["rate"] > 0 and 0 < job["occupancy"] <= 1
     assert bare["whole_s"] > bare["load_s"] > 0 and job["whole_s"] > job["load_s"] > 0

@@ -45,7 +45,8 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     wait_for_job_agent(ray_cluster)
     out_dir = str(tmp_path / "out")
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
-            "generation.batch_size=8", "generation.call_timeout_s=10",
+            "generation.batch_size=8", "generation.call_timeout_s=6",
+            "generation.max_new_tokens=8",  # short calls (~1 s here): a 6 s call is a hung one
             "generation.max_replica_deaths_per_row=2", "generation.engine.enforce_eager=true",
             "quality.language_id=false",
             "generation.engine.kwargs="
@@ -58,7 +59,7 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     res = subprocess.run(cmd, env=ray_cluster.env, capture_output=True, text=True,
                          timeout=900, cwd=REPO)
     assert res.returncode == 0, res.stdout[-5000:] + "\n---\n" + res.stderr[-3000:]
-    assert "ran past generation.call_timeout_s (10 s)" in res.stdout
+    assert "ran past generation.call_timeout_s (6 s)" in res.stdout
     out, rej, report = read_output(out_dir)
     check_accounting(out, rej, report, 75, ["query"])
     status = {(r[S.DOC_ID], r[S.CHUNK_INDEX]): r for r in out.to_pylist()}

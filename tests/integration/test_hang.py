@@ -46,7 +46,7 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     out_dir = str(tmp_path / "out")
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
             "generation.batch_size=8", "generation.call_timeout_s=6",
-            "generation.max_new_tokens=8",  # short calls (~1 s here): a 6 s call is a hung one
+            "generation.max_new_tokens=8",  # short calls: one running 6 s is hung
             "generation.max_replica_deaths_per_row=2", "generation.engine.enforce_eager=true",
             "quality.language_id=false",
             "generation.engine.kwargs="

@@ -43,13 +43,26 @@ def cache_root(model: ModelConfig) -> Path:
     return Path(root).expanduser()
 
 
+def _staged_name(model: ModelConfig) -> bool:
+    return filesystems.is_uri(model.name) and not model.name.startswith("file://")
+
+
+def _staged_tokenizer(model: ModelConfig) -> bool:
+    return bool(model.tokenizer) and filesystems.is_uri(model.tokenizer or "")
+
+
+def needs_staging(model: ModelConfig) -> bool:
+    """Whether :func:`staged` copies anything: the model or its tokenizer is a URI."""
+    return _staged_name(model) or _staged_tokenizer(model)
+
+
 def staged(model: ModelConfig, storage: StorageConfig, weights: bool = True) -> ModelConfig:
     """``model`` with object-store locations replaced by node-local copies (``weights``:
     False stages only what a tokenizer needs). Local paths and hub ids pass unchanged."""
     updates = {}
-    if filesystems.is_uri(model.name) and not model.name.startswith("file://"):
+    if _staged_name(model):
         updates["name"] = str(stage(model.name, model, storage, weights))
-    if model.tokenizer and filesystems.is_uri(model.tokenizer):
+    if model.tokenizer and _staged_tokenizer(model):
         updates["tokenizer"] = str(stage(model.tokenizer, model, storage, weights=False))
     return model.model_copy(update=updates) if updates else model
 

@@ -163,6 +163,7 @@ def timeline(tl: Timeline) -> str:
 
 PHASES = (
     ("process", "process_s", "#bab0ac"),
+    ("staging", "staging_s", "#eeca3b"),
     ("imports", "imports_s", "#9d755d"),
     ("configure", "configure_s", "#ff9da6"),
     ("core start", "engine_core_start_s", "#b279a2"),

@@ -76,7 +76,7 @@ def render_text(summary: Summary, run: RunReport) -> str:
 
 
 STARTUP_HEADER = [
-    "replica", "node", "process", "imports", "configure", "core start", "executor",
+    "replica", "node", "process", "staging", "imports", "configure", "core start", "executor",
     "weights", "compile", "warm-up", "other", "= load", "first step", "occupancy",
     "queue empty",
 ]  # fmt: skip
@@ -95,9 +95,9 @@ def replica_tables(run: RunReport) -> list[str]:
     for name, r in replicas.items():
         p = r.startup
         phases = (
-            [p.process_s, p.imports_s, p.configure_s, p.engine_core_start_s,
+            [p.process_s, p.staging_s, p.imports_s, p.configure_s, p.engine_core_start_s,
              p.executor_init_s, p.weights_s, p.compile_s, p.warmup_s, p.other_s]
-            if p is not None else [None] * 9
+            if p is not None else [None] * 10
         )  # fmt: skip
         rows.append(
             [name, r.node_address or "", *(s(v) for v in phases), s(r.load_s),

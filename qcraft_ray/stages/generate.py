@@ -19,9 +19,11 @@ never by message text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +35,9 @@ from qcraft_ray import schema as S
 from qcraft_ray.compat.ray_data import give_thread_an_event_loop
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.errors import ROW_ERRORS
-from qcraft_ray.model_cache import staged
+from qcraft_ray.model_cache import needs_staging, staged
 from qcraft_ray.progress import RemoteProgress
-from qcraft_ray.stages.backends import make_engine
+from qcraft_ray.stages.backends import make_engine, preload_engine
 from qcraft_ray.stages.base import timed
 from qcraft_ray.stages.deaths import (
     RemoteRowDeaths,
@@ -99,6 +101,32 @@ def row_keys(batch: pa.Table, rows: list[int]) -> list[str]:
     return ["\x1f".join(str(v) for v in values) for values in zip(*columns, strict=True)]
 
 
+def staged_beside(
+    preload: Callable[[GenerationConfig], None],
+    gen: GenerationConfig,
+    model: ModelConfig,
+    storage: StorageConfig,
+    clock: StartupClock,
+) -> ModelConfig:
+    """``model`` staged to this node, with ``preload(gen)`` (vLLM's import: seconds of
+    CPU) running in a thread beside the copy (network and disk); both done on return.
+    The clock marks ``staging_started`` and ``staged``. A preload that fails is left for
+    the engine's own import to meet (with its own error)."""
+    clock.marks["staging_started"] = time.time()
+
+    def quietly() -> None:
+        with contextlib.suppress(Exception):
+            preload(gen)
+
+    beside = threading.Thread(target=quietly, name="qcraft-engine-preload", daemon=True)
+    beside.start()
+    try:
+        return staged(model, storage)
+    finally:
+        beside.join()  # one import at a time: the engine's finds it done
+        clock.marks["staged"] = time.time()
+
+
 class Replica:
     """Ray Data UDF (actor): generate for pending rows, pass the others through.
 
@@ -112,12 +140,14 @@ class Replica:
         gen: GenerationConfig,
         model: ModelConfig,
         engine_factory: Callable[[GenerationConfig, ModelConfig], Engine] = make_engine,
+        engine_preload: Callable[[GenerationConfig], None] = preload_engine,
         deaths: RowDeaths | RemoteRowDeaths | None = None,
         max_deaths: int = 3,
         progress: RemoteProgress | None = None,
         storage: StorageConfig | None = None,
     ) -> None:
-        """``storage``: how to reach a model on object storage (staged to this node)."""
+        """``storage``: how to reach a model on object storage (staged to this node,
+        while ``engine_preload`` imports what ``engine_factory``'s engine needs)."""
         t0, clock = time.monotonic(), StartupClock()
         give_thread_an_event_loop()  # Ray Data < 2.55 runs this async UDF on it
         self._started_at = clock.marks["constructor"]
@@ -127,7 +157,9 @@ class Replica:
             progress.replica_starting(self._name)
         self._deaths = deaths
         self._max_deaths = max_deaths
-        self._engine = engine_factory(gen, staged(model, storage) if storage else model)
+        if storage is not None and needs_staging(model):
+            model = staged_beside(engine_preload, gen, model, storage, clock)
+        self._engine = engine_factory(gen, model)
         self._samples = gen.samples_per_prompt
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
         self._calls: Engine = WatchedEngine(self._engine, CallWatchdog(gen.call_timeout_s))

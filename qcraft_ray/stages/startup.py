@@ -181,6 +181,7 @@ def phases(clock: StartupClock, milestones: list[dict[str, Any]]) -> StartupPhas
         warmup_s = round(max(0.0, since - compile_s), 3)
     out = StartupPhases(
         process_s=span(clock.process_started, m["constructor"]),
+        staging_s=span(m.get("staging_started"), m.get("staged")),
         imports_s=span(m.get("imports_started"), m.get("imported")),
         configure_s=span(m.get("imported"), m.get("configured")),
         engine_core_start_s=span(m.get("configured"), at("core_started")),
@@ -192,6 +193,7 @@ def phases(clock: StartupClock, milestones: list[dict[str, Any]]) -> StartupPhas
     named = sum(
         v
         for v in (
+            out.staging_s,
             out.imports_s,
             out.configure_s,
             out.engine_core_start_s,

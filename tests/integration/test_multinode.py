@@ -187,6 +187,12 @@ def test_kuberay_job_one_replica_per_gpu_model_from_s3(cluster, seaweed, tiny_mo
     assert all(n == 2 for n in by_node.values())  # two each, none on the head
     assert all(r["node_address"] for r in replicas.values())
     assert set(report["counts"]["by_replica"]) == set(replicas)
+    # each replica staged the model (or found its node's copy) with vLLM's import beside
+    # it: the copy's phase is there, and what is left of the import is short
+    for r in replicas.values():
+        phases = r["startup"]
+        assert phases["staging_s"] is not None and phases["staging_s"] > 0, phases
+        assert phases["imports_s"] < 1.0, phases  # imported beside the copy, not after it
 
 
 def wait_for(what: str, predicate, proc: subprocess.Popen, log, timeout: float = 600) -> None:

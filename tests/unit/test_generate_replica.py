@@ -378,3 +378,81 @@ def test_replica_pool_can_grow_under_ray_datas_upscaling_threshold(in_flight):
     assert args == {}  # this Ray takes the calls per actor in the strategy
     assert pool.max_concurrent_calls_per_actor == in_flight
     assert pool.max_tasks_in_flight_per_actor / in_flight >= threshold
+
+
+def model_in_memory_bucket(tmp_path) -> ModelConfig:
+    """A model folder on an fsspec memory "bucket" (object storage in this process)."""
+    import os
+    import uuid
+
+    import fsspec
+
+    root = f"memory://models-{uuid.uuid4().hex[:8]}/tiny"
+    fs = fsspec.filesystem("memory")
+    for rel, data in {"config.json": b"{}", "model.safetensors": os.urandom(100_000)}.items():
+        with fs.open(f"{root}/{rel}", "wb") as f:
+            f.write(data)
+    return ModelConfig(name=root, cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_model_on_object_storage_is_staged_while_the_engine_imports(tmp_path):
+    """The engine's imports (the preload) run in a thread while the model is copied to
+    this node; the engine is built only after both, from the local copy."""
+    import os
+    import threading
+    import time
+
+    from qcraft_ray.config import StorageConfig
+    from qcraft_ray.stages.generate import staged_beside
+    from qcraft_ray.stages.startup import StartupClock, phases
+
+    model = model_in_memory_bucket(tmp_path)
+    seen = {}
+
+    def preload(gen):
+        seen["preload"] = (time.time(), threading.current_thread().name)
+        time.sleep(0.3)  # longer than the copy: staging waits for it
+        seen["preloaded"] = time.time()
+
+    def factory(gen, m):
+        seen["factory"] = (time.time(), m.name)
+        return FakeEngine(gen, m)
+
+    Replica(GenerationConfig(), model, engine_factory=factory, engine_preload=preload,
+            storage=StorageConfig())
+    built_at, name = seen["factory"]
+    assert os.path.isfile(os.path.join(name, "config.json"))  # built from the local copy
+    assert seen["preload"][1] == "qcraft-engine-preload"  # beside the copy, not before it
+    assert seen["preload"][0] <= seen["preloaded"] <= built_at
+
+    # the marks: staging covers the preload's wait, and joins the phases' sum
+    clock = StartupClock(process_started=None)
+    local = staged_beside(preload, GenerationConfig(), model, StorageConfig(), clock)
+    assert local.name == name  # staged once per node: found ready
+    staging = clock.marks["staged"] - clock.marks["staging_started"]
+    assert staging >= 0.3
+    clock.marks["engine_ready"] = clock.marks["staged"] + 1.0
+    got = phases(clock, [])
+    assert got.staging_s == pytest.approx(staging, abs=1e-3)
+    assert got.other_s == pytest.approx(clock.marks["engine_ready"] - clock.marks["constructor"]
+                                        - got.staging_s, abs=2e-3)
+
+
+def test_a_failing_preload_is_left_to_the_engine_and_local_models_are_not_staged(tmp_path):
+    from qcraft_ray.config import StorageConfig
+
+    calls = []
+
+    def broken(gen):
+        calls.append("preload")
+        raise ImportError("no vllm here")
+
+    # a local model: nothing to overlap, no preload
+    Replica(GenerationConfig(), ModelConfig(name=str(tmp_path)), engine_factory=FakeEngine,
+            engine_preload=broken, storage=StorageConfig())
+    assert calls == []
+    # a staged one: the preload's error does not stop the replica (the engine imports
+    # for itself, and a real one would raise its own error there)
+    rep = Replica(GenerationConfig(), model_in_memory_bucket(tmp_path), engine_factory=FakeEngine,
+                  engine_preload=broken, storage=StorageConfig())
+    assert calls == ["preload"] and rep.process(batch([[5, 6]])).num_rows == 2

@@ -78,11 +78,14 @@ class Classifier:
 
 class Filtered:
     """Standard output and error read through the classifier while open: noise to the
-    log only, the rest also to ``show(fd, line)`` (default: the original descriptor)."""
+    log only, the rest also to ``show(fd, line)`` (default: the original standard error,
+    whichever descriptor it came from: while a run goes, standard output carries nothing,
+    so that the command's result, printed after, is all it holds: ``--json`` stays JSON
+    whatever Ray forwards to the driver's standard output)."""
 
     def __init__(self, log: BinaryIO, show: Callable[[int, bytes], None] | None = None) -> None:
         self._log, self._lock = log, threading.Lock()
-        self._show = show or (lambda fd, data: os.write(self.original[fd], data))
+        self._show = show or (lambda fd, data: os.write(self.original[2], data))
         self.original: dict[int, int] = {}
         self._threads: list[threading.Thread] = []
         self._end = f"\x00qcraft-end-{os.getpid()}-{id(self)}\n".encode()

@@ -54,18 +54,21 @@ def sampling_seed(gen: GenerationConfig) -> int | None:
     return gen.seed
 
 
-def import_vllm(gen: GenerationConfig) -> None:
+def import_vllm(gen: GenerationConfig) -> tuple[Any, Any, Any, Any, Any]:
     """Set this process up for the engine and import what :class:`VLLMEngine` uses (a
-    second call finds it imported). The replica's process belongs to its engine:
-    ``OMP_NUM_THREADS`` is set before torch and vLLM read it."""
+    second call finds it imported): ``EngineArgs``, ``RequestOutputKind``,
+    ``SamplingParams``, ``UsageContext``, ``LLMEngine``. The replica's process belongs to
+    its engine: ``OMP_NUM_THREADS`` is set before torch and vLLM read it."""
     threads = cpu_engine_threads(gen, len(os.sched_getaffinity(0)))
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     require_vllm()  # a clear error where this vLLM lacks a name used by the engine
-    import vllm.engine.arg_utils
-    import vllm.sampling_params
-    import vllm.usage.usage_lib
-    import vllm.v1.engine.llm_engine  # noqa: F401
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.sampling_params import RequestOutputKind, SamplingParams
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.v1.engine.llm_engine import LLMEngine
+
+    return EngineArgs, RequestOutputKind, SamplingParams, UsageContext, LLMEngine
 
 
 class VLLMEngine:
@@ -76,11 +79,7 @@ class VLLMEngine:
     def __init__(self, gen: GenerationConfig, model: ModelConfig) -> None:
         # start-up marks (epoch seconds) and vLLM's milestones: qcraft_ray.stages.startup
         self.startup_marks: dict[str, float] = {"imports_started": time.time()}
-        import_vllm(gen)
-        from vllm.engine.arg_utils import EngineArgs
-        from vllm.sampling_params import RequestOutputKind, SamplingParams
-        from vllm.usage.usage_lib import UsageContext
-        from vllm.v1.engine.llm_engine import LLMEngine
+        EngineArgs, RequestOutputKind, SamplingParams, UsageContext, LLMEngine = import_vllm(gen)
 
         self.startup_marks["imported"] = time.time()
         self.milestones = watch_milestones()

@@ -38,8 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from qcraft_ray.config import StorageConfig  # noqa: E402
+from qcraft_ray.ledger.checkpoints import invalidate  # noqa: E402
 from qcraft_ray.ledger.counts import RowCounts  # noqa: E402
-from qcraft_ray.ledger.manifests import Manifest, commit  # noqa: E402
+from qcraft_ray.ledger.manifests import Manifest, commit, manifest_names  # noqa: E402
 from qcraft_ray.ledger.units import UnitCounts  # noqa: E402
 from qcraft_ray.store import OutputFolder  # noqa: E402
 
@@ -65,11 +66,15 @@ def template_counts() -> dict:
     return counts
 
 
-def manifest(task: int, counts: dict, units: int) -> Manifest:
-    first = task * units
+def manifest(task: int, counts: dict, units: int, spread: int = 1, size: int = 0) -> Manifest:
+    """Write task ``task``'s manifest: ``units`` work units, each of whose rows the
+    ``spread`` consecutive tasks of its group hold a share of (3 documents a task);
+    ``size``: the tasks in all (the last group may be short)."""
+    group, first = task // spread, task // spread * units
+    in_group = min(spread, size - group * spread) if size else spread
     unit_names = {
         f"s3://fineweb2-hq/data/jpn_Jpan/train/{(first + i) // 40:06d}.parquet@{(first + i) % 40 * 1000}": UnitCounts(
-            21, 21, 3, 3
+            21, 21, 3, 3 * in_group
         )
         for i in range(units)
     }
@@ -77,7 +82,8 @@ def manifest(task: int, counts: dict, units: int) -> Manifest:
         f"part-run-{ATTEMPT}-{task:06d}-0000.parquet",
         f"_rejected/part-run-{ATTEMPT}-{task:06d}.parquet",
     ]
-    # every unit complete, 3 documents each: the counters account for the same documents
+    # every unit complete once its group is in, 3 documents a task: the counters
+    # account for the same documents
     return Manifest(
         ATTEMPT, task, files, unit_names, RowCounts.from_json({**counts, "documents": 3 * units})
     )
@@ -92,7 +98,14 @@ def folder_for(size: int, s3_env: dict | None) -> OutputFolder:
 
 
 def simulate_run(
-    folder: OutputFolder, size: int, units: int, every: int, writer_every: int, data: bytes
+    folder: OutputFolder,
+    size: int,
+    units: int,
+    spread: int,
+    every: int,
+    writer_every: int,
+    data: bytes,
+    reuse: bool = False,
 ) -> dict:
     """Commit ``size`` manifests through the commit path in rounds of ``every``, and do
     what the driver's checkpoint writer does (read the manifests since its last
@@ -110,17 +123,18 @@ def simulate_run(
     committed, commit_s, writer_s, last_s, last, written = Committed(), 0.0, 0.0, 0.0, b"", 0
 
     def one(i: int) -> None:
-        m = manifest(i, counts, units)
+        m = manifest(i, counts, units, spread, size)
         if data:
             folder.write_bytes(m.files[0], data)
         commit(folder, m)
 
     folded = 0
-    with ThreadPoolExecutor(32) as pool:
+    with ThreadPoolExecutor(64) as pool:
         for start in range(0, size, every):
             end = min(size, start + every)
             t0 = time.monotonic()
-            list(pool.map(one, range(start, end)))
+            if not reuse:
+                list(pool.map(one, range(start, end)))
             commit_s += time.monotonic() - t0
             if end >= size:
                 break
@@ -227,9 +241,9 @@ def phase_finalise(folder: OutputFolder) -> dict:
     state = RunState("bench", ATTEMPT, Mode.GENERATE, folder, committed=held)
     committed, _ = accepted(folder, state)
     units = committed.units
-    problems = reconcile(sum(c.documents for c in units.values()), committed.counts, units)
+    problems = reconcile(units.documents, committed.counts, units)
     write_checkpoint(folder, committed)
-    return {"manifests": len(committed.names), "problems": len(problems)}
+    return {"manifests": len(committed.names), "problems": len(problems), "units": len(units)}
 
 
 def phase_report(folder: OutputFolder) -> dict:
@@ -336,15 +350,21 @@ def run_phase(phase: str, size: int, s3_env: dict | None, args: argparse.Namespa
 
 def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
     folder = folder_for(size, s3_env)
-    folder.remove() if s3_env is None else folder.clear()
-    sample = json.dumps(manifest(0, template_counts(), args.units).to_json())
+    reuse = args.reuse and len(manifest_names(folder)) == size
+    if reuse:  # the manifests of an earlier run of the bench: only its checkpoints go
+        invalidate(folder)
+    else:
+        folder.remove() if s3_env is None else folder.clear()
+    sample = json.dumps(manifest(0, template_counts(), args.units, args.spread, size).to_json())
     writer_every = args.writer_every or args.checkpoint_every
     data = data_file_bytes() if args.iceberg else b""
     row = {
         "manifests": size,
         "manifest_bytes": len(sample),
         "storage": "s3" if s3_env else "local",
-        **simulate_run(folder, size, args.units, args.checkpoint_every, writer_every, data),
+        **simulate_run(
+            folder, size, args.units, args.spread, args.checkpoint_every, writer_every, data, reuse
+        ),
     }
     phases = (("resume_cold",) if args.cold else ()) + PHASES + (("iceberg",) if data else ())
     for phase in phases:  # finalise last but one: it writes the final checkpoint
@@ -357,6 +377,7 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             row["resume_from_checkpoint"] = got["from_checkpoint"]
         if phase == "finalise":
             row["finalise_problems"] = got["problems"]
+            row["units"] = got["units"]
         if phase == "iceberg":
             row["iceberg_files"] = got["files"]
     row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in phases)
@@ -372,6 +393,14 @@ def main() -> None:
         default=8,
         help="work units a manifest records (~8 with the cluster config's "
         "rows_per_task 2000 and 20,000-row files)",
+    )
+    p.add_argument(
+        "--spread",
+        type=int,
+        default=14,
+        help="write tasks a work unit's rows are spread over (FineWeb2-HQ: ~190k units "
+        "of 2,000 documents, 335k tasks of ~8 units each: ~14); 1: every unit in one "
+        "manifest (the bench before 2026-12-05's second session: 14x the units)",
     )
     p.add_argument("--batches", type=int, default=6_500_000)
     p.add_argument(
@@ -402,6 +431,12 @@ def main() -> None:
         help="also time a resume that reads every manifest (no checkpoint)",
     )
     p.add_argument("--s3", action="store_true", help="on a SeaweedFS S3 server (started here)")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the manifests an earlier run of the bench committed at the same size and "
+        "settings (only the checkpoints are written again; commit_s then reads 0)",
+    )
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--child", default=None)
     args = p.parse_args()
@@ -443,7 +478,8 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         "",
         f"Machine: {machine()}. Versions: {versions()}. Storage: "
         f"{'SeaweedFS S3 on loopback' if args.s3 else 'local disk'}. {args.units} units a "
-        f"manifest; tracker and ledger fed {args.batches:,} batch records.",
+        f"manifest, each unit spread over {args.spread}; tracker and ledger fed "
+        f"{args.batches:,} batch records.",
         "",
         "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s "
         "(+ Iceberg commit) | report, s | peak RSS of a phase, MB | checkpoint writer: "
@@ -467,7 +503,7 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"Raw: `{json.dumps(rows)}`",
         "",
         f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units {args.units} "
-        f"--checkpoint-every {args.checkpoint_every}{writer}"
+        f"--spread {args.spread} --checkpoint-every {args.checkpoint_every}{writer}"
         f"{' --cold' if args.cold else ''}{' --iceberg' if args.iceberg else ''}"
         f"{' --s3' if args.s3 else ''}`",
         "",

@@ -40,7 +40,7 @@ from qcraft_ray.store import CHECKPOINT_DIR, OutputFolder
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3  # 3: units as columns (2: grouped by source file, one list a unit)
 
 
 def _covered(rel: str) -> int:

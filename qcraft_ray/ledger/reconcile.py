@@ -13,7 +13,7 @@ from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.manifests import remove, remove_uncommitted
 from qcraft_ray.ledger.state import RunState
-from qcraft_ray.ledger.units import UnitCounts
+from qcraft_ray.ledger.unit_table import UnitTable
 from qcraft_ray.store import OutputFolder
 
 
@@ -28,15 +28,14 @@ def accepted(folder: OutputFolder, state: RunState) -> tuple[Committed, list[str
     return committed, remove_uncommitted(folder, set(committed.files))
 
 
-def reconcile(documents: int, counts: RowCounts, units: dict[str, UnitCounts]) -> list[str]:
+def reconcile(documents: int, counts: RowCounts, units: UnitTable) -> list[str]:
     """What keeps the output from accounting for ``documents`` input documents."""
     problems = []
-    unit_docs = sum(c.documents for c in units.values())
-    if counts.documents != documents or unit_docs != documents:
+    if counts.documents != documents or units.documents != documents:
         problems.append(
             f"{documents} input documents but {counts.documents} accounted for in the output"
         )
-    unfinished = sorted(u for u, c in units.items() if not c.complete)
+    unfinished = units.unfinished()
     if unfinished:
         problems.append(f"{len(unfinished)} work units not fully written (first: {unfinished[0]})")
     return problems

@@ -32,6 +32,7 @@ from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.fingerprint import SNAPSHOT_KEY, differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
 from qcraft_ray.ledger.manifests import Manifest, remove_uncommitted
+from qcraft_ray.ledger.unit_table import UnitTable
 from qcraft_ray.ledger.units import UnitCounts, identity
 from qcraft_ray.mode import Mode
 from qcraft_ray.store import (
@@ -211,20 +212,17 @@ def save(folder: OutputFolder, state: RunState, current: dict[str, Any]) -> None
     )
 
 
-def _units(units: dict[str, UnitCounts]) -> tuple[dict[str, int], set[str]]:
-    done, unfinished = {}, set()
-    for unit, counts in units.items():
-        if counts.overfull:
-            raise RuntimeError(
-                f"output holds more rows of unit {unit} than it yields "
-                f"({_describe(counts)}): duplicated rows; start over with "
-                "output.if_exists=overwrite"
-            )
-        if counts.complete:
-            done[unit] = counts.documents
-        else:
-            unfinished.add(unit)
-    return done, unfinished
+def _units(units: UnitTable) -> tuple[dict[str, int], list[str]]:
+    """Complete units -> documents, and the units not fully written."""
+    overfull = units.first_overfull()
+    if overfull is not None:
+        unit, counts = overfull
+        raise RuntimeError(
+            f"output holds more rows of unit {unit} than it yields "
+            f"({_describe(counts)}): duplicated rows; start over with "
+            "output.if_exists=overwrite"
+        )
+    return units.done(), units.unfinished()
 
 
 def _describe(c: UnitCounts) -> str:

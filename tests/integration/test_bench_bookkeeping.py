@@ -37,6 +37,7 @@ def test_bookkeeping_bench_at_ten_thousand_write_tasks():
         assert row[f"{phase}_s"] > 0 and row[f"{phase}_peak_rss_mb"] > 0
     assert row["resume_manifests"] == row["finalise_manifests"] == 10000
     assert row["finalise_problems"] == 0 and row["iceberg_files"] == 10000
+    assert row["units"] == 715 * 8  # 8 units a task, each spread over 14 tasks (the last 4)
     assert row["resume_from_checkpoint"] == 8000  # all but the last round of 2,000
     assert row["checkpoints"] == 4 and 0 < row["checkpoint_bytes"] < 10000 * row["manifest_bytes"]
     assert row["tracker_mb"] >= 0 and row["ledger_mb"] >= 0

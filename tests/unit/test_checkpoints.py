@@ -62,7 +62,7 @@ def snapshot(c: Committed) -> tuple:
         sorted(c.files),
         c.counts.to_json(),
         {u: vars(x) for u, x in sorted(c.units.items())},
-        {u: sorted(c.files[i] for i in ix) for u, ix in sorted(c.unit_files.items())},
+        {u: c.files_of([u]) for u, _ in c.units.items()},
     )
 
 
@@ -120,7 +120,7 @@ def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
     rel = write_checkpoint(folder, whole)
     raw = folder.read_bytes(rel)
     lines = gzip.decompress(raw).splitlines()
-    assert json.loads(lines[0]) == {"format": 2} and len(lines) == 5
+    assert json.loads(lines[0]) == {"format": 3} and len(lines) == 5
     # torn inside the units: the counts and the files still read, the whole does not
     folder.write_bytes(rel, gzip.compress(b"\n".join(lines[:4]) + b"\n" + lines[4][:20]))
     present = set(manifest_names(folder))
@@ -132,7 +132,7 @@ def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
     assert read_checkpoint(folder, present) is None
     for partial, missing in ((counts, "files"), (files, "units")):
         with pytest.raises(ValueError, match=f"no {missing}"):
-            partial.files_of(set(whole.units)) if missing == "units" else partial.data_files
+            partial.files_of(whole.units.done()) if missing == "units" else partial.data_files
         with pytest.raises(ValueError, match="not whole"):
             write_checkpoint(folder, partial)
     # a manifest committed after the checkpoint is folded into a counts-only read too

@@ -242,7 +242,7 @@ def phase_finalise(folder: OutputFolder) -> dict:
     committed, _ = accepted(folder, state)
     units = committed.units
     problems = reconcile(units.documents, committed.counts, units)
-    write_checkpoint(folder, committed)
+    write_checkpoint(folder, committed, whole=True)
     return {"manifests": len(committed.names), "problems": len(problems), "units": len(units)}
 
 
@@ -252,7 +252,7 @@ def phase_report(folder: OutputFolder) -> dict:
     from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.report.summary import summarize
 
-    summary = summarize(folder.path, fold(folder, upto="counts").counts)
+    summary = summarize(folder.path, fold(folder, upto="counts", finished=True).counts)
     return {"rows": summary.rows, "languages": len(summary.language_rates)}
 
 

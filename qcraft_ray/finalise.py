@@ -147,7 +147,8 @@ def finalise(
             layout.for_schema(state.mode.schema).partition_by,
         )
         report.write(folder)
-    write_checkpoint(folder, committed)  # what qcraft report and later passes read first
+    # the finished output's bookkeeping: what qcraft report and later passes read
+    write_checkpoint(folder, committed, whole=True)
     if state.mode.generates:  # the page, as qcraft report writes it
         summary = summarize(cfg.output.path, counts, cfg.generation.types)
         folder.write_bytes(REPORT_HTML, render_html(summary, report).encode("utf-8"))

@@ -23,6 +23,10 @@ The rules that keep it exact:
   checkpoint before its first switch (:func:`invalidate`).
 - It covers only what the run accepts (the writer folds with the run's own rule), so a
   late commit of a killed attempt is never in it.
+- The checkpoint the finalise (or ``qcraft score``) writes last is *whole*: it is the
+  finished output's bookkeeping. A reader of a finished output (``qcraft report``,
+  ``qcraft inspect``) takes it as is, without listing the manifests
+  (``fold(finished=True)``); a pass invalidates it before it switches manifests.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ def checkpoint_names(folder: OutputFolder) -> list[str]:
     return sorted(found, key=lambda rel: (_covered(rel), rel), reverse=True)
 
 
-def write_checkpoint(folder: OutputFolder, committed: Committed) -> str:
+def write_checkpoint(folder: OutputFolder, committed: Committed, whole: bool = False) -> str:
     """Publish ``committed`` as a checkpoint, then remove the others but the newest one
     that covers fewer manifests (one that claims to cover as many or more is redundant,
-    torn or foreign: the writer's checkpoints only grow)."""
+    torn or foreign: the writer's checkpoints only grow). ``whole``: ``committed`` is
+    the finished output's bookkeeping (the finalise's, a pass's last)."""
     body = committed.to_json()
-    lines = [json.dumps({"format": FORMAT})] + [json.dumps(body[part]) for part in PARTS]
+    head = {"format": FORMAT, "whole": whole}
+    lines = [json.dumps(head)] + [json.dumps(body[part]) for part in PARTS]
     covered = len(committed.names)
     rel = f"{CHECKPOINT_DIR}/{covered:010d}-{uuid.uuid4().hex[:8]}.ckpt"
     data = gzip.compress("\n".join(lines).encode() + b"\n", compresslevel=5)
@@ -88,7 +94,21 @@ def _parse(raw: bytes, upto: Part) -> Committed:
             data[part] = json.loads(line)
         if wanted == PARTS:
             f.read()  # to the end: gzip checks its length and CRC there
-    return Committed.from_json(data, upto)
+    committed = Committed.from_json(data, upto)
+    committed.whole = head.get("whole") is True
+    return committed
+
+
+def _newest(folder: OutputFolder, upto: Part) -> Committed | None:
+    """The newest checkpoint that reads back, if it is whole."""
+    for rel in checkpoint_names(folder):
+        try:
+            committed = _parse(folder.read_bytes(rel), upto)
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+            log.warning("checkpoint %s is unreadable (%s); using the one before", rel, e)
+            continue
+        return committed if committed.whole else None
+    return None
 
 
 def read_checkpoint(
@@ -122,12 +142,19 @@ def fold(
     names: list[str] | None = None,
     start: Committed | None = None,
     upto: Part = "units",
+    finished: bool = False,
 ) -> Committed:
     """What the folder's accepted manifests add up to: the newest usable checkpoint (or
     ``start``, what the caller already holds, folded into), and every manifest it does
     not cover that ``accept`` takes (all, without it); the others go to ``rejected``.
     ``names``: the manifests to consider (default: all listed). ``upto``: what is read
-    of the checkpoint (the counts and names only: ``qcraft report``)."""
+    of the checkpoint (the counts and names only: ``qcraft report``). ``finished``: the
+    caller reads a finished output; a whole checkpoint is then all there is to read."""
+    if finished and names is None and start is None:
+        whole = _newest(folder, upto)
+        if whole is not None:
+            whole.from_checkpoint = len(whole.names)
+            return whole
     names = manifest_names(folder) if names is None else names
     if start is None:
         committed = read_checkpoint(folder, set(names), upto) or Committed(read_upto=upto)

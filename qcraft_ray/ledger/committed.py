@@ -33,6 +33,7 @@ class Committed:
     units: UnitTable = field(default_factory=UnitTable)  # and which files hold their rows
     from_checkpoint: int = 0  # how many of the names came from a checkpoint (not stored)
     read_upto: Part = "units"  # what of a checkpoint was read: less is never written back
+    whole: bool = False  # read from a whole checkpoint (a finished output's; not stored)
 
     def add(self, m: Manifest) -> None:
         """Fold ``m`` in (a manifest already folded in is an error: rows twice)."""

@@ -102,7 +102,7 @@ def _rescore_all(
             m = _rescore(folder, m, embedder, cfg)
         done.add(m)
         log.info("scored %d/%d manifests", i + 1, len(names))
-    write_checkpoint(folder, done)
+    write_checkpoint(folder, done, whole=True)
     report.counts = done.counts
     report.mean_scores = report.counts.mean_scores()
     report.quality = quality_of(report.counts, report.config.generation.samples_per_prompt)

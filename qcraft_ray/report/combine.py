@@ -65,7 +65,7 @@ def read_finished(path: str, storage: StorageConfig) -> Finished:
             f"{path} holds passages (qcraft passages), not generated outputs; its "
             "_report.json has the counts"
         )
-    return Finished(path, run, fold(folder, upto="counts").counts)
+    return Finished(path, run, fold(folder, upto="counts", finished=True).counts)
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:

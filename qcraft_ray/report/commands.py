@@ -57,7 +57,7 @@ def report_command(args: argparse.Namespace) -> int:
 def inspect_command(args: argparse.Namespace) -> int:
     """Print examples picked from the data files (see qcraft_ray.report.examples)."""
     folder, _ = read_run(args.path, StorageConfig())
-    files = fold(folder, upto="files").data_files
+    files = fold(folder, upto="files", finished=True).data_files
     kinds: tuple[str, ...] = KINDS
     k = args.k
     if args.lowest is not None:

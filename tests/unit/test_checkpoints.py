@@ -120,7 +120,7 @@ def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
     rel = write_checkpoint(folder, whole)
     raw = folder.read_bytes(rel)
     lines = gzip.decompress(raw).splitlines()
-    assert json.loads(lines[0]) == {"format": 3} and len(lines) == 5
+    assert json.loads(lines[0]) == {"format": 3, "whole": False} and len(lines) == 5
     # torn inside the units: the counts and the files still read, the whole does not
     folder.write_bytes(rel, gzip.compress(b"\n".join(lines[:4]) + b"\n" + lines[4][:20]))
     present = set(manifest_names(folder))
@@ -176,3 +176,28 @@ def test_the_drivers_writer_takes_only_what_the_run_accepts(tmp_path):
         [manifest(i).name for i in range(3)] + [manifest(i, "a2").name for i in (3, 4)]
     )
     assert manifest(5).name not in got.names and rel.split("/")[1].startswith("0000000005-")
+
+
+def test_a_finished_output_is_read_from_its_whole_checkpoint_alone(tmp_path, monkeypatch):
+    folder = folder_with(tmp_path, 6)
+    whole = fold(folder)
+    write_checkpoint(folder, fold(folder, names=manifest_names(folder)[:3]))
+    assert fold(folder, finished=True).from_checkpoint == 3  # not whole: listed and folded
+    write_checkpoint(folder, whole, whole=True)
+    commit(folder, manifest(6))  # a commit after the finish (a zombie's) is not output
+    import qcraft_ray.ledger.checkpoints as checkpoints
+
+    def no_listing(_folder):
+        raise AssertionError("a finished output's reader listed the manifests")
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoints, "manifest_names", no_listing)
+        got = fold(folder, finished=True)
+        counts = fold(folder, upto="counts", finished=True)
+    assert snapshot(got) == snapshot(whole) and got.whole and got.from_checkpoint == 6
+    assert counts.counts.to_json() == whole.counts.to_json()
+    assert len(fold(folder).names) == 7  # a resume's fold lists and takes every manifest
+    # torn: the reader falls back to the listing and the manifests
+    newest = checkpoint_names(folder)[0]
+    folder.write_bytes(newest, folder.read_bytes(newest)[:50])
+    assert len(fold(folder, finished=True).names) == 7

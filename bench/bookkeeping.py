@@ -197,11 +197,9 @@ def data_file_bytes() -> bytes:
 def phase_resume(folder: OutputFolder) -> dict:
     """open_run's reads on a resume: the fold (newest checkpoint + the manifests after
     it), orphans listed, units done, rows written in unfinished units."""
-    from qcraft_ray.ledger.checkpoints import fold
-    from qcraft_ray.ledger.manifests import remove_uncommitted
+    from qcraft_ray.ledger.state import committed_so_far
 
-    committed = fold(folder)
-    remove_uncommitted(folder, set(committed.files))
+    committed, _ = committed_so_far(folder)
     return {**_resume_rest(folder, committed), "from_checkpoint": committed.from_checkpoint}
 
 

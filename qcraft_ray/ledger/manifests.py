@@ -132,11 +132,43 @@ def remove(folder: OutputFolder, manifest: Manifest) -> None:
     folder.delete(f"{MANIFEST_DIR}/{manifest.name}")
 
 
+def _output_files(found: list[str]) -> list[str]:
+    """The data and rejected files among ``found``: Parquet files in the folder and its
+    partition folders, and in ``_rejected/`` (other ``_``- and ``.``-prefixed folders
+    are bookkeeping)."""
+    return [
+        f
+        for f in found
+        if f.endswith(".parquet")
+        and (not f.startswith(("_", ".")) or f.startswith(REJECTED_DIR + "/"))
+    ]
+
+
 def data_and_rejected_files(folder: OutputFolder) -> list[str]:
-    """Parquet files in the folder and its partition folders, and in ``_rejected/``
-    (other ``_``- and ``.``-prefixed folders are bookkeeping), relative."""
-    found = folder.list_files("", ".parquet", recursive=True)
-    return [f for f in found if not f.startswith(("_", ".")) or f.startswith(REJECTED_DIR + "/")]
+    """Parquet files in the folder and its partition folders, and in ``_rejected/``,
+    relative."""
+    return _output_files(folder.list_files("", ".parquet", recursive=True))
+
+
+@dataclass(frozen=True)
+class OutputListing:
+    """One listing of the whole output folder: the manifests' names and the data and
+    rejected files (a resume and the finalise need both; on an object store a listing
+    costs a request per thousand objects)."""
+
+    manifests: list[str]
+    files: list[str]
+
+
+def list_output(folder: OutputFolder) -> OutputListing:
+    found = folder.list_files("", "", recursive=True)
+    prefix = MANIFEST_DIR + "/"
+    manifests = [
+        rel[len(prefix) :]
+        for rel in found
+        if rel.startswith(prefix) and rel.endswith(".json") and "/" not in rel[len(prefix) :]
+    ]
+    return OutputListing(manifests, _output_files(found))
 
 
 def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]:
@@ -145,9 +177,13 @@ def remove_orphans(folder: OutputFolder, manifests: list[Manifest]) -> list[str]
     return remove_uncommitted(folder, {f for m in manifests for f in m.files})
 
 
-def remove_uncommitted(folder: OutputFolder, committed: set[str]) -> list[str]:
-    """Delete data files not in ``committed``, and ``_temporary/``; return what went."""
-    orphans = [f for f in data_and_rejected_files(folder) if f not in committed]
+def remove_uncommitted(
+    folder: OutputFolder, committed: set[str], found: list[str] | None = None
+) -> list[str]:
+    """Delete data files not in ``committed``, and ``_temporary/``; return what went.
+    ``found``: the data and rejected files a listing found (default: listed here)."""
+    found = data_and_rejected_files(folder) if found is None else found
+    orphans = [f for f in found if f not in committed]
     for rel in orphans:
         folder.delete(rel)
     folder.delete_dir(TEMP_DIR)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from qcraft_ray.ledger.checkpoints import fold
 from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.counts import RowCounts
-from qcraft_ray.ledger.manifests import remove, remove_uncommitted
+from qcraft_ray.ledger.manifests import list_output, remove, remove_uncommitted
 from qcraft_ray.ledger.state import RunState
 from qcraft_ray.ledger.unit_table import UnitTable
 from qcraft_ray.store import OutputFolder
@@ -22,10 +22,15 @@ def accepted(folder: OutputFolder, state: RunState) -> tuple[Committed, list[str
     are deleted: their rows were generated again), and the orphan files removed. Starts
     from what the driver holds (``state.committed``: what the resume found and the
     checkpoint writer added), reading only the manifests it does not."""
+    listing = list_output(folder)  # one listing for the manifests and the files
     committed = fold(
-        folder, state.accepts, rejected=lambda m: remove(folder, m), start=state.committed
+        folder,
+        state.accepts,
+        rejected=lambda m: remove(folder, m),
+        names=listing.manifests,
+        start=state.committed,
     )
-    return committed, remove_uncommitted(folder, set(committed.files))
+    return committed, remove_uncommitted(folder, set(committed.files), listing.files)
 
 
 def reconcile(documents: int, counts: RowCounts, units: UnitTable) -> list[str]:

@@ -31,7 +31,7 @@ from qcraft_ray.ledger.checkpoints import fold
 from qcraft_ray.ledger.committed import Committed
 from qcraft_ray.ledger.fingerprint import SNAPSHOT_KEY, differences, fingerprint
 from qcraft_ray.ledger.lease import Lease, LeaseHeld, acquire, holder
-from qcraft_ray.ledger.manifests import Manifest, remove_uncommitted
+from qcraft_ray.ledger.manifests import Manifest, list_output, remove_uncommitted
 from qcraft_ray.ledger.unit_table import UnitTable
 from qcraft_ray.ledger.units import UnitCounts, identity
 from qcraft_ray.mode import Mode
@@ -172,13 +172,21 @@ def open_run(cfg: RunConfig, plan: InputPlan, mode: Mode) -> RunState:
         state.complete = True
         return state
     state.lease = _take_lease(folder, state.run_id, state.attempt, out.lease_ttl_s)
-    committed = state.committed = fold(folder)
+    committed, state.removed_orphans = committed_so_far(folder)
+    state.committed = committed
     state.known_manifests = set(committed.names)
-    state.removed_orphans = remove_uncommitted(folder, set(committed.files))
     state.done_units, unfinished = _units(committed.units)
     state.written = _written(folder, committed.files_of(unfinished))
     save(folder, state, current)
     return state
+
+
+def committed_so_far(folder: OutputFolder) -> tuple[Committed, list[str]]:
+    """A resume's reads: what every committed manifest adds up to (the newest checkpoint
+    and the manifests after it), and the orphan files removed; one listing for both."""
+    listing = list_output(folder)
+    committed = fold(folder, names=listing.manifests)
+    return committed, remove_uncommitted(folder, set(committed.files), listing.files)
 
 
 _HELD = "; wait for it to finish, or stop it (its lease then expires) and run again"

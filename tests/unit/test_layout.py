@@ -10,7 +10,7 @@ import pytest
 from qcraft_ray import schema as S
 from qcraft_ray.config import OutputConfig
 from qcraft_ray.io.write import OutputSink
-from qcraft_ray.ledger.manifests import read_manifests, remove_orphans
+from qcraft_ray.ledger.manifests import list_output, read_manifests, remove_orphans
 from qcraft_ray.store import OutputFolder
 from qcraft_ray.store.layout import HIVE_NULL, Layout, sized_files
 from tests.unit.test_sink_report import stream_rows
@@ -99,6 +99,10 @@ def test_partitioned_sink_one_file_per_partition(tmp_path):
                         partitioning="hive").to_table()
     assert data.num_rows == 3 and counts.outputs == {"ok": 2, "none": 1}
     assert remove_orphans(folder, [m]) == []  # nested committed files are not orphans
+    folder.write_bytes("_checkpoints/0000000001-x.ckpt", b"x")  # bookkeeping: neither
+    folder.write_bytes("_temporary/t.parquet", b"x")
+    listing = list_output(folder)  # what a resume and the finalise list, in one listing
+    assert listing.manifests == [m.name] and sorted(listing.files) == sorted(m.files)
     (tmp_path / "out/language=english/type=query/stray.parquet").write_bytes(b"x")
     (tmp_path / "out/_rejected/reason=too_short/stray.parquet").write_bytes(b"x")
     assert sorted(remove_orphans(folder, [m])) == [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -240,11 +241,13 @@ def _describe(c: UnitCounts) -> str:
     )
 
 
-def _written(folder: OutputFolder, files: list[str]) -> pa.Table | None:
-    """Identities of the rows in ``files`` (those that hold rows of unfinished units)."""
+def _written(folder: OutputFolder, files: list[str], threads: int = 32) -> pa.Table | None:
+    """Identities of the rows in ``files`` (those that hold rows of unfinished units),
+    read by a pool of threads (on an object store each file is a request or two)."""
     if not files:
         return None
-    return pa.concat_tables([_identity_of(folder, f) for f in files])
+    with ThreadPoolExecutor(max(1, min(threads, len(files)))) as pool:
+        return pa.concat_tables(list(pool.map(lambda f: _identity_of(folder, f), files)))
 
 
 def _identity_of(folder: OutputFolder, rel: str) -> pa.Table:

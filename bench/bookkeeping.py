@@ -40,7 +40,12 @@ sys.path.insert(0, str(REPO))
 from qcraft_ray.config import StorageConfig  # noqa: E402
 from qcraft_ray.ledger.checkpoints import invalidate  # noqa: E402
 from qcraft_ray.ledger.counts import RowCounts  # noqa: E402
-from qcraft_ray.ledger.manifests import Manifest, commit, manifest_names  # noqa: E402
+from qcraft_ray.ledger.manifests import (  # noqa: E402
+    Manifest,
+    commit,
+    iter_manifests,
+    manifest_names,
+)
 from qcraft_ray.ledger.units import UnitCounts  # noqa: E402
 from qcraft_ray.store import OutputFolder  # noqa: E402
 
@@ -106,12 +111,15 @@ def simulate_run(
     writer_every: int,
     data: bytes,
     reuse: bool = False,
+    held: frozenset[int] = frozenset(),
 ) -> dict:
     """Commit ``size`` manifests through the commit path in rounds of ``every``, and do
     what the driver's checkpoint writer does (read the manifests since its last
     checkpoint, fold them in, publish a checkpoint) after every ``writer_every`` commits
     and after the last round but one: a run killed just before its next checkpoint.
-    ``data``: the bytes of each manifest's data file (none written when empty).
+    ``data``: the bytes of each manifest's data and rejected files (none written when
+    empty). ``held``: tasks that die between their files and their manifest (their
+    files are written, their manifest is not; :func:`commit_held` commits them later).
     Returns the writer's time (in all, and its last checkpoint's: what the driver pays
     per checkpoint at this size), the last checkpoint's size and this process's peak RSS
     (the driver's, with what the writer holds)."""
@@ -123,10 +131,7 @@ def simulate_run(
     committed, commit_s, writer_s, last_s, last, written = Committed(), 0.0, 0.0, 0.0, b"", 0
 
     def one(i: int) -> None:
-        m = manifest(i, counts, units, spread, size)
-        if data:
-            folder.write_bytes(m.files[0], data)
-        commit(folder, m)
+        write_task(folder, manifest(i, counts, units, spread, size), data, i not in held)
 
     folded = 0
     with ThreadPoolExecutor(64) as pool:
@@ -141,7 +146,7 @@ def simulate_run(
             if end % writer_every and end + every < size:
                 continue
             t0 = time.monotonic()
-            names = [manifest(i, counts, 0).name for i in range(folded, end)]
+            names = [manifest(i, counts, 0).name for i in range(folded, end) if i not in held]
             for m in iter_manifests(folder, names):
                 committed.add(m)
             folded = end
@@ -159,6 +164,29 @@ def simulate_run(
         "checkpoint_bytes": len(last),
         "driver_writer_rss_mb": round(rss_mb("VmHWM"), 1),
     }
+
+
+def write_task(folder: OutputFolder, m: Manifest, data: bytes, commits: bool = True) -> None:
+    """What a write task does: its files (when ``data``), then its manifest."""
+    for rel in m.files if data else ():
+        folder.write_bytes(rel, data)
+    if commits:
+        commit(folder, m)
+
+
+def held_tasks(size: int, spread: int, crashed: int) -> frozenset[int]:
+    """The last task of ``crashed`` groups spread over the run: each leaves its group's
+    units unfinished (a resume reads the rows their other tasks wrote)."""
+    groups = -(-size // spread)
+    picked = {(j * groups) // crashed for j in range(crashed)} if crashed else set()
+    return frozenset(min(g * spread + spread - 1, size - 1) for g in picked)
+
+
+def commit_held(folder: OutputFolder, args: argparse.Namespace, size: int, data: bytes) -> None:
+    """The resumed attempt's work: the held tasks' files and manifests, written again."""
+    counts = template_counts()
+    for i in sorted(held_tasks(size, args.spread, args.crashed)):
+        write_task(folder, manifest(i, counts, args.units, args.spread, size), data)
 
 
 def data_file_bytes() -> bytes:
@@ -199,28 +227,39 @@ def phase_resume(folder: OutputFolder) -> dict:
     it), orphans listed, units done, rows written in unfinished units."""
     from qcraft_ray.ledger.state import committed_so_far
 
-    committed, _ = committed_so_far(folder)
-    return {**_resume_rest(folder, committed), "from_checkpoint": committed.from_checkpoint}
+    committed, orphans = committed_so_far(folder)
+    return {
+        **_resume_rest(folder, committed),
+        "from_checkpoint": committed.from_checkpoint,
+        "orphans": len(orphans),
+    }
 
 
 def phase_resume_cold(folder: OutputFolder) -> dict:
-    """The same reads with no checkpoint: every manifest, one at a time."""
+    """The same reads with no checkpoint: every manifest, one at a time (orphans are
+    listed, and left for the resume timed next)."""
     from qcraft_ray.ledger.committed import Committed
-    from qcraft_ray.ledger.manifests import iter_manifests, manifest_names, remove_uncommitted
+    from qcraft_ray.ledger.manifests import list_output
 
+    listing = list_output(folder)
     committed = Committed()
-    for m in iter_manifests(folder, manifest_names(folder)):
+    for m in iter_manifests(folder, listing.manifests):
         committed.add(m)
-    remove_uncommitted(folder, set(committed.files))
-    return _resume_rest(folder, committed)
+    known = set(committed.files)
+    orphans = [f for f in listing.files if f not in known]
+    return {**_resume_rest(folder, committed), "orphans": len(orphans)}
 
 
 def _resume_rest(folder: OutputFolder, committed) -> dict:
     from qcraft_ray.ledger.state import _units, _written
 
     done, unfinished = _units(committed.units)
-    _written(folder, committed.files_of(unfinished))
-    return {"manifests": len(committed.names), "units_done": len(done)}
+    written = _written(folder, committed.files_of(unfinished))
+    return {
+        "manifests": len(committed.names),
+        "units_done": len(done),
+        "rows_written": written.num_rows if written is not None else 0,
+    }
 
 
 def phase_finalise(folder: OutputFolder) -> dict:
@@ -356,12 +395,23 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
     sample = json.dumps(manifest(0, template_counts(), args.units, args.spread, size).to_json())
     writer_every = args.writer_every or args.checkpoint_every
     data = data_file_bytes() if args.iceberg else b""
+    held = held_tasks(size, args.spread, args.crashed)
+    if held and not data:
+        raise SystemExit("--crashed needs --iceberg: a resume reads the unfinished units' files")
     row = {
         "manifests": size,
         "manifest_bytes": len(sample),
         "storage": "s3" if s3_env else "local",
         **simulate_run(
-            folder, size, args.units, args.spread, args.checkpoint_every, writer_every, data, reuse
+            folder,
+            size,
+            args.units,
+            args.spread,
+            args.checkpoint_every,
+            writer_every,
+            data,
+            reuse,
+            held,
         ),
     }
     phases = (("resume_cold",) if args.cold else ()) + PHASES + (("iceberg",) if data else ())
@@ -373,6 +423,10 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             row[f"{phase}_manifests"] = got["manifests"]
         if phase == "resume":
             row["resume_from_checkpoint"] = got["from_checkpoint"]
+            row["resume_units_done"] = got["units_done"]
+            row["resume_rows_written"] = got["rows_written"]
+            row["resume_orphans"] = got["orphans"]
+            commit_held(folder, args, size, data)  # the resumed attempt finishes them
         if phase == "finalise":
             row["finalise_problems"] = got["problems"]
             row["units"] = got["units"]
@@ -427,6 +481,14 @@ def main() -> None:
         "--cold",
         action="store_true",
         help="also time a resume that reads every manifest (no checkpoint)",
+    )
+    p.add_argument(
+        "--crashed",
+        type=int,
+        default=0,
+        help="with --iceberg: this many write tasks, spread over the run, die between their "
+        "files and their manifest; the resume removes their files as orphans and reads the "
+        "rows the other tasks of their units wrote, then the resumed attempt commits them",
     )
     p.add_argument("--s3", action="store_true", help="on a SeaweedFS S3 server (started here)")
     p.add_argument(
@@ -503,6 +565,7 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"Reproduce: `python bench/bookkeeping.py --sizes {args.sizes} --units {args.units} "
         f"--spread {args.spread} --checkpoint-every {args.checkpoint_every}{writer}"
         f"{' --cold' if args.cold else ''}{' --iceberg' if args.iceberg else ''}"
+        f"{f' --crashed {args.crashed}' if args.crashed else ''}"
         f"{' --s3' if args.s3 else ''}`",
         "",
     ]

@@ -133,15 +133,20 @@ class UnitTable:
         _, overfull = self._masks()
         return next(self._units(overfull), None)
 
+    def _names(self, mask: np.ndarray) -> list[str]:
+        keys = self._keys[mask]
+        sources, rows = (keys >> _ROW_BITS).tolist(), (keys & ((1 << _ROW_BITS) - 1)).tolist()
+        return [f"{self.sources[s]}@{r}" for s, r in zip(sources, rows, strict=True)]
+
     def done(self) -> dict[str, int]:
         """Complete units -> their documents (what a resume skips)."""
         complete, _ = self._masks()
-        return {unit: c.documents for unit, c in self._units(complete)}
+        return dict(zip(self._names(complete), self._counts[complete, 3].tolist(), strict=True))
 
     def unfinished(self) -> list[str]:
         """Units not fully written, in key order."""
         complete, _ = self._masks()
-        return [unit for unit, _ in self._units(~complete)]
+        return self._names(~complete)
 
     def files_of(self, units: Iterable[str]) -> list[int]:
         """Indexes of the files that hold rows of ``units`` (sorted, each once)."""

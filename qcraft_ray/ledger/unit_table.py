@@ -58,7 +58,7 @@ class UnitTable:
     def _known_key(self, unit: str, add: bool = False) -> int | None:
         """``unit``'s key; None when its source is not in the table (and ``add`` is off)."""
         source, sep, row = unit.rpartition("@")
-        if not sep or not row.isdigit() or int(row) >= 1 << _ROW_BITS:
+        if not sep or not (row.isascii() and row.isdigit()) or int(row) >= 1 << _ROW_BITS:
             raise ValueError(f"work unit {unit!r} is not '<source file>@<first row>'")
         index = self._source_index.get(source)
         if index is None:

@@ -74,7 +74,7 @@ def test_overfull_units_are_found():
     assert table.unfinished() == ["f@0", "f@10"]
 
 
-@pytest.mark.parametrize("unit", ["no-row", "f@x", "f@-1", f"f@{1 << 32}"])
+@pytest.mark.parametrize("unit", ["no-row", "f@x", "f@-1", "f@²", f"f@{1 << 32}"])
 def test_a_unit_name_not_source_at_row_is_refused(unit):
     with pytest.raises(ValueError, match="is not '<source file>@<first row>'"):
         UnitTable().add(unit, UnitCounts(1, 1, 1, 1))

@@ -36,7 +36,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from qcraft_ray.ledger.committed import PARTS, Committed, Part
 from qcraft_ray.ledger.manifests import Manifest, iter_manifests, manifest_names
@@ -99,16 +99,20 @@ def _parse(raw: bytes, upto: Part) -> Committed:
     return committed
 
 
-def _newest(folder: OutputFolder, upto: Part) -> Committed | None:
-    """The newest checkpoint that reads back, if it is whole."""
+def _readable(folder: OutputFolder, upto: Part) -> Iterator[tuple[str, Committed]]:
+    """The checkpoints that read back (up to ``upto``), newest first; an unreadable one
+    is logged and passed over."""
     for rel in checkpoint_names(folder):
         try:
-            committed = _parse(folder.read_bytes(rel), upto)
+            yield rel, _parse(folder.read_bytes(rel), upto)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
             log.warning("checkpoint %s is unreadable (%s); using the one before", rel, e)
-            continue
-        return committed if committed.whole else None
-    return None
+
+
+def _newest(folder: OutputFolder, upto: Part) -> Committed | None:
+    """The newest checkpoint that reads back, if it is whole."""
+    _, committed = next(_readable(folder, upto), (None, None))
+    return committed if committed is not None and committed.whole else None
 
 
 def read_checkpoint(
@@ -116,12 +120,7 @@ def read_checkpoint(
 ) -> Committed | None:
     """The newest checkpoint that reads back (up to ``upto``) and names only manifests
     in ``present``; None when there is none."""
-    for rel in checkpoint_names(folder):
-        try:
-            committed = _parse(folder.read_bytes(rel), upto)
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
-            log.warning("checkpoint %s is unreadable (%s); using the one before", rel, e)
-            continue
+    for rel, committed in _readable(folder, upto):
         missing = committed.names - present
         if missing:
             log.warning(

@@ -68,9 +68,6 @@ class UnitTable:
             self.sources.append(source)
         return index << _ROW_BITS | int(row)
 
-    def _name(self, key: int) -> str:
-        return f"{self.sources[key >> _ROW_BITS]}@{key & ((1 << _ROW_BITS) - 1)}"
-
     def add(self, unit: str, counts: UnitCounts, files: Iterable[int] = ()) -> None:
         """Add a manifest's counts of ``unit``, and the indexes of the files it names."""
         key = self._key(unit)
@@ -111,8 +108,8 @@ class UnitTable:
         return complete, overfull
 
     def _units(self, mask: np.ndarray) -> Iterator[tuple[str, UnitCounts]]:
-        for key, row in zip(self._keys[mask].tolist(), self._counts[mask].tolist(), strict=True):
-            yield self._name(key), UnitCounts(*row)
+        for name, row in zip(self._names(mask), self._counts[mask].tolist(), strict=True):
+            yield name, UnitCounts(*row)
 
     def items(self) -> Iterator[tuple[str, UnitCounts]]:
         """Every unit and its counts, in key order."""

@@ -15,6 +15,7 @@ goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -74,11 +75,24 @@ def _running(pid: int) -> bool:
     return True
 
 
+TORN_READS = 5  # reads of a lease that does not parse before giving up
+TORN_PAUSE_S = 0.2
+
+
 def holder(folder: OutputFolder) -> Lease | None:
-    """The lease in the folder, live or not; None when there is none."""
-    if not folder.exists(LEASE_FILE):
-        return None
-    return Lease(**folder.read_json(LEASE_FILE))
+    """The lease in the folder, live or not; None when there is none. A lease that does
+    not parse is read again a few times: a store can serve a half-written object while
+    the driver renews it (seen on SeaweedFS)."""
+    for tries in range(1, TORN_READS + 1):
+        if not folder.exists(LEASE_FILE):
+            return None
+        try:
+            return Lease(**folder.read_json(LEASE_FILE))
+        except json.JSONDecodeError:
+            if tries == TORN_READS:
+                raise
+            time.sleep(TORN_PAUSE_S)
+    return None
 
 
 def acquire(

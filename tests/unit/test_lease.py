@@ -88,3 +88,23 @@ def test_a_driver_that_died_before_its_run_file_left_no_run(tmp_path):
     time.sleep(0.2)  # expired: its driver is gone
     state = open_run(cfg(tmp_path / "out"), PLAN, Mode.GENERATE)
     assert not state.resumed and state.lease.attempt == state.attempt
+
+
+def test_a_lease_read_half_written_is_read_again(tmp_path, monkeypatch):
+    folder = OutputFolder(str(tmp_path / "out"))
+    folder.create()
+    mine = lease.acquire(folder, "run1", "a1", 60, settle_s=0)
+    whole = folder.read_bytes(LEASE_FILE)
+    real_read = OutputFolder.read_bytes
+    torn = iter([whole[:40], whole[:80]])  # what a store served mid-renewal
+
+    def read(self, rel):
+        return next(torn, None) or real_read(self, rel)
+
+    monkeypatch.setattr(OutputFolder, "read_bytes", read)
+    monkeypatch.setattr(lease, "TORN_PAUSE_S", 0)
+    lease.check(folder, "a1")  # two torn reads, then the whole lease
+    assert lease.holder(folder).attempt == mine.attempt
+    torn = iter([whole[:40]] * lease.TORN_READS)
+    with pytest.raises(json.JSONDecodeError):
+        lease.holder(folder)

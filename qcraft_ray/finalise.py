@@ -4,8 +4,8 @@ After the pipeline, with the lease still held: late commits of a killed attempt 
 discarded and orphan files removed (:mod:`qcraft_ray.ledger.reconcile`); the percentile
 filter runs when configured; the counters of the accepted manifests must account for
 every input document and every work unit; the run report and its examples are written,
-the Iceberg commit made, the report's page written, and ``_SUCCESS`` written only when
-everything reconciles.
+the Iceberg commit made (adding the manifests staged while the run went), the report's
+page written, and ``_SUCCESS`` written only when everything reconciles.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from qcraft_ray.config import RunConfig
 from qcraft_ray.estimate import estimate
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import commit_run
+from qcraft_ray.lake.staged import remove_unused
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.checkpoints import invalidate, write_checkpoint
 from qcraft_ray.ledger.committed import Committed
@@ -145,7 +146,10 @@ def finalise(
             [folder.uri(f) for f in committed.data_files],
             state.mode.schema,
             layout.for_schema(state.mode.schema).partition_by,
+            committed.lake,
         )
+        if not report.iceberg.already_committed:  # what a commit did not use is garbage
+            remove_unused(folder, committed.lake[: report.iceberg.staged_manifests])
         report.write(folder)
     # the finished output's bookkeeping: what qcraft report and later passes read
     write_checkpoint(folder, committed, whole=True)

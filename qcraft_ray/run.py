@@ -15,6 +15,7 @@ from qcraft_ray.finalise import finalise
 from qcraft_ray.io.discover import plan_input
 from qcraft_ray.io.plan import InputPlan
 from qcraft_ray.lake.commit import check_table
+from qcraft_ray.lake.staged import Stager
 from qcraft_ray.ledger import lease
 from qcraft_ray.ledger.compactor import compacting
 from qcraft_ray.ledger.counts import COUNTED_COLUMNS, RowCounts, count_rows
@@ -80,13 +81,14 @@ def run(
         layout = Layout.of(cfg.output.partition_by, cfg.input.language_map)
         partition_by = layout.for_schema(mode.schema).partition_by
         check_table(cfg.output.iceberg, cfg.storage, mode.schema, partition_by)
+    stage = Stager(cfg.output.iceberg, cfg.storage, state.folder) if cfg.output.iceberg else None
     tracked = FinalProgress()
     try:
         with lease.renewing(state.folder, state.lease):
             if state.documents_done < plan.total_rows:
                 pipeline = PIPELINES[mode]
                 with (
-                    compacting(state, cfg.output),
+                    compacting(state, cfg.output, stage),
                     track_progress(
                         plan.total_rows,
                         cfg.report.progress_interval_s,

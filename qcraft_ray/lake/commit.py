@@ -7,8 +7,9 @@ files are added in one commit whose snapshot carries the run id
 finds that snapshot when it resumes and adds nothing; pyiceberg also refuses files the
 table already references. Another run (another slice or shard of the corpus) appends
 its own commit. A commit that loses a race with another writer is retried on the
-refreshed table. The files' footers are read once per commit
-(:mod:`qcraft_ray.lake.data_files`).
+refreshed table. The manifests the checkpoint writer staged while the run went are
+added as they are (:mod:`qcraft_ray.lake.staged`); the footers of the files after them
+are read once per commit (:mod:`qcraft_ray.lake.data_files`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from qcraft_ray import schema as S
 from qcraft_ray.config import StorageConfig
 from qcraft_ray.config.iceberg import IcebergTable
 from qcraft_ray.errors import TableMismatchError
+from qcraft_ray.lake.append import append_files
 from qcraft_ray.lake.catalog import load
-from qcraft_ray.lake.data_files import append_files, data_files
+from qcraft_ray.lake.data_files import data_files
+from qcraft_ray.lake.staged import StagedManifest, usable
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -55,6 +58,8 @@ class IcebergCommit(BaseModel):
     snapshot_id: int | None  # None: the run had no data file to add
     files: int
     already_committed: bool = False  # found from an earlier attempt of the run
+    staged_manifests: int = 0  # of the checkpoint writer's staged manifests, how many it added
+    staged_files: int = 0  # the files they list (the rest were converted at the commit)
 
 
 def committed_snapshot(table: Table, run_id: str) -> int | None:
@@ -117,17 +122,20 @@ def commit_run(
     file_uris: list[str],
     schema: pa.Schema,
     partition_by: Sequence[str],
+    staged: Sequence[StagedManifest] = (),
 ) -> IcebergCommit:
     """Add ``file_uris`` to the table in one commit tagged with ``run_id``, unless a
-    commit of that run is already there."""
+    commit of that run is already there. ``staged``: the manifests staged for the
+    leading files of ``file_uris``, added as they are where they still fit."""
     from pyiceberg.exceptions import CommitFailedException
 
     catalog = load(cfg, storage)
     table = ensure_table(catalog, cfg, schema, partition_by)
     if not file_uris:
         return IcebergCommit(table=cfg.table, snapshot_id=None, files=0)
-    files = None  # read from the footers once, when a commit is needed
-    for attempt in range(COMMIT_ATTEMPTS):
+    converted: dict[int, list] = {}  # footers read once per first file not staged
+    use: list[StagedManifest] = []  # the staged manifests of the last commit tried
+    for attempt in range(COMMIT_ATTEMPTS + 1):
         found = committed_snapshot(table, run_id)
         if found is not None:
             return IcebergCommit(
@@ -135,15 +143,19 @@ def commit_run(
                 snapshot_id=found,
                 files=len(file_uris),
                 already_committed=attempt == 0,
+                staged_manifests=len(use),
+                staged_files=use[-1].end if use else 0,
             )
+        if attempt == COMMIT_ATTEMPTS:
+            break
+        use = list(staged[: usable(table, staged, file_uris)])
+        covered = use[-1].end if use else 0
         try:
-            files = files or data_files(table, file_uris)
-            append_files(table, files, {RUN_ID_PROPERTY: run_id})
+            if covered not in converted:
+                converted = {covered: data_files(table, file_uris[covered:])}
+            append_files(table, file_uris, converted[covered], {RUN_ID_PROPERTY: run_id}, use)
         except CommitFailedException:
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
         table = catalog.load_table(cfg.table)
-    found = committed_snapshot(table, run_id)
-    if found is None:
-        raise RuntimeError(f"output.iceberg: the commit of run {run_id} is not in {cfg.table}")
-    return IcebergCommit(table=cfg.table, snapshot_id=found, files=len(file_uris))
+    raise RuntimeError(f"output.iceberg: the commit of run {run_id} is not in {cfg.table}")

@@ -1,4 +1,4 @@
-"""A run's Parquet files as Iceberg data files, and their append in one snapshot.
+"""A run's Parquet files as Iceberg data files.
 
 What pyiceberg's ``Table.add_files`` does, without its per-file repeats: it converts the
 table's schema to a statistics plan and a column mapping, and checks the file's Arrow
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 READ_THREADS = 16  # footer reads in flight a process
 PROCESSES_FROM = 4096  # files; fewer are converted in this process
 MAX_PROCESSES = 16
-NAME_MAPPING = "schema.name-mapping.default"  # pyiceberg's TableProperties.DEFAULT_NAME_MAPPING
 
 
 def data_files(table: Table, file_uris: list[str], threads: int = READ_THREADS) -> list[DataFile]:
@@ -91,29 +90,3 @@ def _convert(io: FileIO, meta: TableMetadata, file_uris: list[str], threads: int
 
     with ThreadPoolExecutor(max(1, min(threads, len(file_uris)))) as pool:
         return list(pool.map(one, file_uris))
-
-
-def append_files(table: Table, files: list[DataFile], properties: dict[str, str]) -> None:
-    """Add ``files`` (from :func:`data_files`) to ``table`` in one snapshot carrying
-    ``properties``; files the table already references are refused (ValueError), as
-    ``add_files`` refuses them."""
-    uris = [f.file_path for f in files]
-    if len(uris) != len(set(uris)):
-        raise ValueError("File paths must be unique")
-    with table.transaction() as tx:
-        already = tx._find_referenced_data_files(uris)
-        if already:
-            raise ValueError(
-                "Cannot add files that are already referenced by table, files: "
-                + ", ".join(already[:5])
-                + (f" and {len(already) - 5} more" if len(already) > 5 else "")
-            )
-        if tx.table_metadata.name_mapping() is None:
-            tx.set_properties(**{NAME_MAPPING: schema_mapping_json(table)})
-        with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
-            for f in files:
-                append.append_data_file(f)
-
-
-def schema_mapping_json(table: Table) -> str:
-    return table.metadata.schema().name_mapping.model_dump_json()

@@ -44,7 +44,8 @@ from qcraft_ray.store import CHECKPOINT_DIR, OutputFolder
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 3: units as columns (2: grouped by source file, one list a unit)
+FORMAT = 4  # 4: staged Iceberg manifests (3: without; 2: units grouped by source file)
+READABLE = {FORMAT: PARTS, 3: tuple(p for p in PARTS if p != "lake")}  # format: its parts
 
 
 def _covered(rel: str) -> int:
@@ -80,19 +81,20 @@ def write_checkpoint(folder: OutputFolder, committed: Committed, whole: bool = F
 def _parse(raw: bytes, upto: Part) -> Committed:
     """A checkpoint's parts up to ``upto``; a torn file raises (gzip's end check when
     read to the end; a short read of a part line's JSON otherwise)."""
-    wanted = PARTS[: PARTS.index(upto) + 1] if upto != "counts" else PARTS[:2]
     with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
         head = json.loads(f.readline() or b"null")
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
+        if not isinstance(head, dict) or head.get("format") not in READABLE:
             found = head.get("format") if isinstance(head, dict) else head
             raise ValueError(f"format {found!r}")
+        parts = READABLE[head["format"]]
+        wanted = parts[: parts.index(upto) + 1] if upto != "counts" else parts[:2]
         data = {}
         for part in wanted:
             line = f.readline()
             if not line.endswith(b"\n"):
                 raise EOFError(f"the checkpoint ends in its {part}")
             data[part] = json.loads(line)
-        if wanted == PARTS:
+        if wanted == parts:
             f.read()  # to the end: gzip checks its length and CRC there
     committed = Committed.from_json(data, upto)
     committed.whole = head.get("whole") is True

@@ -6,7 +6,8 @@ merged in columns: :class:`~qcraft_ray.ledger.unit_table.UnitTable`) and lets it
 :class:`Committed` is also what a checkpoint stores
 (:mod:`qcraft_ray.ledger.checkpoints`), in a compact JSON form: files by index, units
 as columns, in :data:`PARTS` so a reader that needs only the counts stops before the
-files and units.
+files and units. With ``output.iceberg``, it also holds the Iceberg manifests staged for
+its data files (:mod:`qcraft_ray.lake.staged`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qcraft_ray.lake.staged import StagedManifest
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.manifests import Manifest
 from qcraft_ray.ledger.unit_table import UnitTable
 from qcraft_ray.store import REJECTED_DIR
 
 # what a checkpoint stores, in this order; a reader reads up to the part it needs
-PARTS = ("counts", "names", "files", "units")
-Part = Literal["counts", "files", "units"]  # "counts" reads the names too (to check them)
+PARTS = ("counts", "names", "files", "lake", "units")
+Part = Literal["counts", "files", "units"]  # "counts" reads the names too (to check them);
+# "units" reads all
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Committed:
     files: list[str] = field(default_factory=list)  # their files, data and rejected
     counts: RowCounts = field(default_factory=RowCounts)
     units: UnitTable = field(default_factory=UnitTable)  # and which files hold their rows
+    lake: list[StagedManifest] = field(default_factory=list)  # staged for data_files, in order
     from_checkpoint: int = 0  # how many of the names came from a checkpoint (not stored)
     read_upto: Part = "units"  # what of a checkpoint was read: less is never written back
     whole: bool = False  # read from a whole checkpoint (a finished output's; not stored)
@@ -68,6 +72,7 @@ class Committed:
             "names": sorted(self.names),
             "files": self.files,
             "counts": self.counts.to_json(),
+            "lake": [s.model_dump(mode="json") for s in self.lake],
             "units": self.units.to_json(),
         }
 
@@ -78,4 +83,5 @@ class Committed:
         out = cls(set(data["names"]), files, RowCounts.from_json(data["counts"]), read_upto=upto)
         if upto == "units":
             out.units = UnitTable.from_json(data["units"])
+            out.lake = [StagedManifest.model_validate(s) for s in data.get("lake", [])]
         return out

@@ -2,6 +2,7 @@
 
 from qcraft_ray.store.folder import (
     CHECKPOINT_DIR,
+    ICEBERG_DIR,
     LEASE_FILE,
     LOG_DIR,
     MANIFEST_DIR,
@@ -18,6 +19,7 @@ from qcraft_ray.store.retry import RetryPolicy
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "ICEBERG_DIR",
     "LEASE_FILE",
     "LOG_DIR",
     "MANIFEST_DIR",

@@ -38,6 +38,7 @@ REJECTED_DIR = "_rejected"
 TEMP_DIR = "_temporary"
 MANIFEST_DIR = "_manifests"
 CHECKPOINT_DIR = "_checkpoints"
+ICEBERG_DIR = "_iceberg"  # Iceberg manifests staged while the run goes (lake/staged.py)
 RUN_FILE = "_run.json"
 REPORT_FILE = "_report.json"
 REPORT_HTML = "_report.html"

@@ -120,9 +120,10 @@ def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
     rel = write_checkpoint(folder, whole)
     raw = folder.read_bytes(rel)
     lines = gzip.decompress(raw).splitlines()
-    assert json.loads(lines[0]) == {"format": 3, "whole": False} and len(lines) == 5
+    assert json.loads(lines[0]) == {"format": 4, "whole": False} and len(lines) == 6
+    assert json.loads(lines[4]) == []  # the staged Iceberg manifests (none: no table)
     # torn inside the units: the counts and the files still read, the whole does not
-    folder.write_bytes(rel, gzip.compress(b"\n".join(lines[:4]) + b"\n" + lines[4][:20]))
+    folder.write_bytes(rel, gzip.compress(b"\n".join(lines[:5]) + b"\n" + lines[5][:20]))
     present = set(manifest_names(folder))
     counts = read_checkpoint(folder, present, upto="counts")
     files = read_checkpoint(folder, present, upto="files")
@@ -138,6 +139,18 @@ def test_a_reader_of_the_counts_stops_before_the_units(tmp_path):
     # a manifest committed after the checkpoint is folded into a counts-only read too
     commit(folder, manifest(6))
     assert fold(folder, upto="counts").counts.to_json() == fold(folder).counts.to_json()
+
+
+def test_a_checkpoint_of_the_format_before_reads_back(tmp_path):
+    """Format 3 (an output started by the version before): no staged Iceberg manifests."""
+    folder = folder_with(tmp_path, 6)
+    whole = fold(folder)
+    rel = write_checkpoint(folder, whole)
+    lines = gzip.decompress(folder.read_bytes(rel)).splitlines()
+    old = [json.dumps({"format": 3, "whole": False}).encode()] + lines[1:4] + lines[5:]
+    folder.write_bytes(rel, gzip.compress(b"\n".join(old) + b"\n"))
+    got = read_checkpoint(folder, set(manifest_names(folder)))
+    assert got is not None and got.lake == [] and snapshot(got) == snapshot(whole)
 
 
 def test_a_checkpoint_naming_a_manifest_gone_is_not_used(tmp_path, caplog):

@@ -30,6 +30,8 @@ from tests.integration.test_job import LOCAL, s3fs_for
 
 TYPES = ["query", "title"]
 PARTS = ["language", "type"]
+# a checkpoint, and an Iceberg manifest staged, after every commit the writer sees
+STAGING = ("output.checkpoint_every=1", "output.checkpoint_poll_s=0.2")
 
 
 def docs_table() -> pa.Table:
@@ -74,7 +76,8 @@ def full_run(ray_cluster, tiny_model, embedding_model, tmp_path_factory):
     args = settings(tiny_model, out, catalog, "lake.queries",
                     "input.paths=[]", f"input.iceberg={json.dumps(src.model_dump())}",
                     "score.enabled=true", f"score.model={embedding_model}",
-                    "score.device=cpu", "score.cpus_per_replica=0.5")
+                    "score.device=cpu", "score.cpus_per_replica=0.5",
+                    *STAGING)
     res = run_cli(args, ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     report = json.loads((Path(out) / "_report.json").read_text())
@@ -173,6 +176,13 @@ def test_iceberg_table_committed_once_and_read_back(full_run, ray_cluster):
     con = table.scan(row_filter="status == 'ok'").to_duckdb("queries")
     ok = con.execute("select count(*) from queries").fetchone()[0]
     assert ok == report["counts"]["outputs"].get("ok", 0)
+    # the checkpoint writer staged manifests while the run went; the commit listed them
+    # as they are and the finalise removed none it used
+    staged = report["iceberg"]["staged_manifests"]
+    assert staged >= 1 and 0 < report["iceberg"]["staged_files"] <= report["iceberg"]["files"]
+    listed = {m.manifest_path for m in table.current_snapshot().manifests(table.io)}
+    in_output = {f"file://{p}" for p in (Path(out) / "_iceberg").iterdir()}
+    assert len(in_output) == staged and in_output <= listed
     # a crash between the table commit and _SUCCESS: the re-run resumes, finds its
     # commit by run id and adds nothing; meanwhile the input table moved on, and the
     # resumed run still reads the snapshot its first attempt pinned (runs after the
@@ -212,15 +222,17 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     share = json.loads(plan.stdout)["plan"]["shard"]
     assert share["shard"] == "1/3" and share["of_documents"] == len(docs_table())
     assert 0 < share["documents"] < len(docs_table())
-    outs, documents = [], 0
+    outs, documents, staged = [], 0, 0
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
         res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
-                                 f"input.paths=[s3://{corpus}]"), "--shard", f"{i}/3"], env)
+                                 f"input.paths=[s3://{corpus}]", *STAGING), "--shard", f"{i}/3"],
+                      env)
         assert res.returncode == 0, res.stderr[-5000:]
         with fs.open_input_stream(uri[len("s3://"):] + "/_report.json") as f:
             shard_report = json.loads(f.read())
         assert shard_report["input"]["shard"]["shard"] == f"{i}/3"
+        staged += shard_report["iceberg"]["staged_manifests"]
         if i == 1:
             assert shard_report["input"]["documents"] == share["documents"]
         documents += shard_report["input"]["documents"]
@@ -243,6 +255,9 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert keyed(table.scan().to_arrow()) == keyed(whole)
     assert all(f.startswith(f"s3://{S3_BUCKET}/lake-shards/") for f in
                table.inspect.files().column("file_path").to_pylist())
+    assert staged >= 1  # manifests staged in the bucket, beside the shards' files
+    assert any(m.manifest_path.startswith(f"s3://{S3_BUCKET}/lake-shards/")
+               for s in table.snapshots() for m in s.manifests(table.io))
     # one report across the shards (a glob on the bucket) has the full run's counts
     js, page = tmp_path / "shards.json", tmp_path / "shards.html"
     res = run_cli(["report", f"s3://{S3_BUCKET}/lake-shards/*", "--json", str(js),

@@ -7,16 +7,20 @@ process (peak RSS is that process's).
 A manifest is a real one's shape at the real setting: 21 languages x 7 types of
 counters (the counters of a real 1-type manifest of the held-out corpus, spread over
 the 7 types), ``--units`` work units with FineWeb2-HQ-length object-store names, two
-file names (no data files: the reads timed here never open them). Phases:
+file names (written, as one-row Parquet files, only with ``--iceberg``). Phases:
 
 - the run: manifests committed in rounds of ``--checkpoint-every``, the driver's
-  checkpoint writer after each round but the last (timed, with its memory).
+  checkpoint writer after each round but the last (timed, with its memory); with
+  ``--iceberg``, the writer also stages an Iceberg manifest of each round's data files
+  (timed apart: a real run spreads it over its days).
 - ``resume``: a resume's start (``open_run``'s reads: the newest checkpoint and the
   manifests since; orphans listed, units done); with ``--cold``, also ``resume_cold``:
   the same reads with every manifest read one by one (what there was before checkpoints).
 - ``finalise``: the accepted manifests folded (the same), orphans listed, reconciled, the
-  final checkpoint written (not the Iceberg commit: no data files to commit).
+  final checkpoint written (the Iceberg commit is timed apart).
 - ``report``: what ``qcraft report`` reads and merges (the final checkpoint).
+- ``iceberg`` (with ``--iceberg``): the finalise's commit of every data file to the
+  run's table, the staged manifests as they are and the files after them converted.
 - ``tracker``: the progress tracker fed ``--batches`` batch records (one per batch of
   1,024 prompts: 6.5M for 6.7B prompts), and the replica-death ledger the same.
 
@@ -38,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from qcraft_ray.config import StorageConfig  # noqa: E402
+from qcraft_ray.config.iceberg import IcebergTable  # noqa: E402
 from qcraft_ray.ledger.checkpoints import invalidate  # noqa: E402
 from qcraft_ray.ledger.counts import RowCounts  # noqa: E402
 from qcraft_ray.ledger.manifests import (  # noqa: E402
@@ -112,6 +117,7 @@ def simulate_run(
     data: bytes,
     reuse: bool = False,
     held: frozenset[int] = frozenset(),
+    stager=None,
 ) -> dict:
     """Commit ``size`` manifests through the commit path in rounds of ``every``, and do
     what the driver's checkpoint writer does (read the manifests since its last
@@ -120,6 +126,8 @@ def simulate_run(
     ``data``: the bytes of each manifest's data and rejected files (none written when
     empty). ``held``: tasks that die between their files and their manifest (their
     files are written, their manifest is not; :func:`commit_held` commits them later).
+    ``stager``: with ``--iceberg``, what the writer also does before each checkpoint
+    (stage an Iceberg manifest of the data files folded in since; timed apart).
     Returns the writer's time (in all, and its last checkpoint's: what the driver pays
     per checkpoint at this size), the last checkpoint's size and this process's peak RSS
     (the driver's, with what the writer holds)."""
@@ -129,6 +137,7 @@ def simulate_run(
 
     counts = template_counts()
     committed, commit_s, writer_s, last_s, last, written = Committed(), 0.0, 0.0, 0.0, b"", 0
+    staging_s = staging_last_s = 0.0
 
     def one(i: int) -> None:
         write_task(folder, manifest(i, counts, units, spread, size), data, i not in held)
@@ -150,6 +159,14 @@ def simulate_run(
             for m in iter_manifests(folder, names):
                 committed.add(m)
             folded = end
+            if stager is not None:
+                t1 = time.monotonic()
+                first = committed.lake[-1].end if committed.lake else 0
+                staged = stager(committed.data_files[first:], first)
+                committed.lake += [staged] if staged is not None else []
+                staging_last_s = time.monotonic() - t1
+                staging_s += staging_last_s
+                t0 += staging_last_s  # the checkpoint's own time, apart
             rel = write_checkpoint(folder, committed)
             last_s = time.monotonic() - t0
             writer_s += last_s
@@ -162,6 +179,9 @@ def simulate_run(
         "checkpoint_last_s": round(last_s, 2),
         "checkpoints": written,
         "checkpoint_bytes": len(last),
+        "staging_s": round(staging_s, 1),
+        "staging_last_s": round(staging_last_s, 2),
+        "staged_manifests": len(committed.lake),
         "driver_writer_rss_mb": round(rss_mb("VmHWM"), 1),
     }
 
@@ -293,24 +313,54 @@ def phase_report(folder: OutputFolder) -> dict:
     return {"rows": summary.rows, "languages": len(summary.language_rates)}
 
 
+def bench_table(folder: OutputFolder) -> IcebergTable:
+    """The table the bench commits to: a SQL catalog (SQLite beside the bench's work
+    folder), its warehouse in the output folder."""
+    name = folder.path.rstrip("/").rsplit("/", 1)[-1]
+    db = WORK / f"catalog-{name}{'-s3' if folder.path.startswith('s3://') else ''}.db"
+    return IcebergTable(
+        catalog={"type": "sql", "uri": f"sqlite:///{db}", "warehouse": folder.uri("_warehouse")},
+        table="bench.queries",
+    )
+
+
+def new_table(folder: OutputFolder):
+    """A new, empty table for this run (made before the run, as the job's check does),
+    and the checkpoint writer's stager for it."""
+    from qcraft_ray.lake.commit import check_table
+    from qcraft_ray.lake.staged import Stager
+    from qcraft_ray.mode import Mode
+
+    cfg = bench_table(folder)
+    Path(cfg.catalog["uri"][len("sqlite:///") :]).unlink(missing_ok=True)
+    check_table(cfg, StorageConfig(), Mode.GENERATE.schema, [])
+    return Stager(cfg, StorageConfig(), folder)
+
+
 def phase_iceberg(folder: OutputFolder) -> dict:
-    """The finalise's Iceberg commit: every data file added to a new table of a SQL
-    catalog (SQLite beside the bench's work folder), in one commit, as finalise does."""
-    from qcraft_ray.config.iceberg import IcebergTable
+    """The finalise's Iceberg commit: every data file added to the run's table in one
+    commit, the manifests the checkpoint writer staged as they are, as finalise does."""
     from qcraft_ray.lake.commit import commit_run
     from qcraft_ray.ledger.checkpoints import fold
     from qcraft_ray.mode import Mode
 
-    files = [folder.uri(f) for f in fold(folder, upto="files").data_files]
-    db = WORK / f"catalog-{len(files)}.db"
-    db.unlink(missing_ok=True)
-    warehouse = folder.uri("_warehouse")
-    cfg = IcebergTable(
-        catalog={"type": "sql", "uri": f"sqlite:///{db}", "warehouse": warehouse},
-        table="bench.queries",
+    committed = fold(folder, finished=True)
+    files = [folder.uri(f) for f in committed.data_files]
+    got = commit_run(
+        bench_table(folder),
+        StorageConfig(),
+        "bench-run",
+        files,
+        Mode.GENERATE.schema,
+        [],
+        committed.lake,
     )
-    got = commit_run(cfg, StorageConfig(), "bench-run", files, Mode.GENERATE.schema, [])
-    return {"files": got.files, "snapshot": got.snapshot_id is not None}
+    return {
+        "files": got.files,
+        "snapshot": got.snapshot_id is not None,
+        "staged_manifests": got.staged_manifests,
+        "staged_files": got.staged_files,
+    }
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -412,6 +462,7 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             data,
             reuse,
             held,
+            new_table(folder) if data else None,
         ),
     }
     phases = (("resume_cold",) if args.cold else ()) + PHASES + (("iceberg",) if data else ())
@@ -432,6 +483,8 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             row["units"] = got["units"]
         if phase == "iceberg":
             row["iceberg_files"] = got["files"]
+            row["iceberg_staged_manifests"] = got["staged_manifests"]
+            row["iceberg_staged_files"] = got["staged_files"]
     row["peak_rss_mb"] = max(row[f"{p}_peak_rss_mb"] for p in phases)
     return row
 

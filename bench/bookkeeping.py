@@ -21,6 +21,10 @@ file names (written, as one-row Parquet files, only with ``--iceberg``). Phases:
 - ``report``: what ``qcraft report`` reads and merges (the final checkpoint).
 - ``iceberg`` (with ``--iceberg``): the finalise's commit of every data file to the
   run's table, the staged manifests as they are and the files after them converted.
+- ``percentile_reads`` and ``score_reads``: the bookkeeping of the passes that rewrite
+  every manifest (the percentile filter, ``qcraft score``), without their data work:
+  every manifest read again and folded (and for ``qcraft score``, orphans listed from
+  the whole checkpoint and a whole checkpoint written again).
 - ``tracker``: the progress tracker fed ``--batches`` batch records (one per batch of
   1,024 prompts: 6.5M for 6.7B prompts), and the replica-death ledger the same.
 
@@ -363,6 +367,35 @@ def phase_iceberg(folder: OutputFolder) -> dict:
     }
 
 
+def phase_percentile_reads(folder: OutputFolder) -> dict:
+    """The percentile filter's bookkeeping (finalise's ``filtered``, without the data
+    pass): every accepted manifest read again, one at a time, and folded as it is
+    switched."""
+    from qcraft_ray.ledger.committed import Committed
+
+    names = sorted(fold_names(folder))
+    out = Committed()
+    for m in iter_manifests(folder, names):
+        out.add(m)
+    return {"manifests": len(out.names)}
+
+
+def phase_score_reads(folder: OutputFolder) -> dict:
+    """``qcraft score``'s bookkeeping (``each_manifest``, with every manifest already
+    scored: no data pass): the committed files from the whole checkpoint, orphans
+    listed, every manifest read and folded, the whole checkpoint written again."""
+    from qcraft_ray.passes.rescore import each_manifest
+
+    done = each_manifest(folder, lambda m: m)
+    return {"manifests": len(done.names)}
+
+
+def fold_names(folder: OutputFolder) -> set[str]:
+    from qcraft_ray.ledger.checkpoints import fold
+
+    return fold(folder, upto="counts", finished=True).names
+
+
 def rss_mb(field: str = "VmRSS") -> float:
     """This process's resident memory (``VmHWM``: its peak), from /proc. Not
     ``ru_maxrss``: a child process's starts at its parent's peak, as exec keeps it."""
@@ -391,6 +424,7 @@ def phase_tracker(batches: int) -> dict:
 
 
 PHASES = ("resume", "finalise", "report")
+PASSES = ("percentile_reads", "score_reads")  # last: score's pass drops the checkpoints
 
 
 def child(args: argparse.Namespace) -> None:
@@ -408,6 +442,8 @@ def child(args: argparse.Namespace) -> None:
             "finalise": phase_finalise,
             "report": phase_report,
             "iceberg": phase_iceberg,
+            "percentile_reads": phase_percentile_reads,
+            "score_reads": phase_score_reads,
         }
         got = phases[args.child](folder)
     got["seconds"] = round(time.monotonic() - t0, 2)
@@ -465,12 +501,13 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             new_table(folder) if data else None,
         ),
     }
-    phases = (("resume_cold",) if args.cold else ()) + PHASES + (("iceberg",) if data else ())
-    for phase in phases:  # finalise last but one: it writes the final checkpoint
+    lake = ("iceberg",) if data else ()
+    phases = (("resume_cold",) if args.cold else ()) + PHASES + lake + PASSES
+    for phase in phases:  # finalise writes the final checkpoint; score's pass ends it
         got = run_phase(phase, size, s3_env, args)
         row[f"{phase}_s"] = got["seconds"]
         row[f"{phase}_peak_rss_mb"] = got["peak_rss_mb"]
-        if phase in ("resume", "finalise"):  # what each saw: every manifest, all accounted
+        if phase in ("resume", "finalise", *PASSES):  # what each saw: every manifest
             row[f"{phase}_manifests"] = got["manifests"]
         if phase == "resume":
             row["resume_from_checkpoint"] = got["from_checkpoint"]
@@ -595,19 +632,22 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"{args.batches:,} batch records.",
         "",
         "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s "
-        "(+ Iceberg commit) | report, s | peak RSS of a phase, MB | checkpoint writer: "
-        "checkpoints, s in all, s for the last, last MB, driver RSS MB | tracker, MB "
-        "| ledger, MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "(+ Iceberg commit) | report, s | percentile filter's, qcraft score's reads, s "
+        "| peak RSS of a phase, MB | checkpoint writer: "
+        "checkpoints, s in all, s for the last, last MB, driver RSS MB (+ staging, s) "
+        "| tracker, MB | ledger, MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         cold = f" ({r['resume_cold_s']})" if "resume_cold_s" in r else ""
         lake = f" (+ {r['iceberg_s']})" if "iceberg_s" in r else ""
+        staging = f" (+ {r['staging_s']})" if r["staged_manifests"] else ""
         lines.append(
             f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_s']}{cold} | "
-            f"{r['finalise_s']}{lake} | {r['report_s']} | {r['peak_rss_mb']} | "
+            f"{r['finalise_s']}{lake} | {r['report_s']} | "
+            f"{r['percentile_reads_s']}, {r['score_reads_s']} | {r['peak_rss_mb']} | "
             f"{r['checkpoints']}, {r['checkpoint_writer_s']}, {r['checkpoint_last_s']}, "
-            f"{r['checkpoint_bytes'] / 1e6:.1f}, {r['driver_writer_rss_mb']} | "
+            f"{r['checkpoint_bytes'] / 1e6:.1f}, {r['driver_writer_rss_mb']}{staging} | "
             f"{r['tracker_mb']} | {r['ledger_mb']} |"
         )
     writer = f" --writer-every {args.writer_every}" if args.writer_every else ""

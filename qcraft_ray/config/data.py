@@ -181,7 +181,9 @@ class OutputConfig(Section):
         description="While a run goes, the driver writes a checkpoint of the committed "
         "manifests (_checkpoints/: their counters and work units, merged) once this many "
         "were committed since the last; a resume, the finalise and qcraft report read it "
-        "and only the manifests after it. 0: only the finalise writes one.",
+        "and only the manifests after it. With output.iceberg, each checkpoint also stages "
+        "an Iceberg manifest of its new data files (_iceberg/), which the run's commit adds "
+        "as it is. 0: only the finalise writes one.",
         json_schema_extra=MAY_CHANGE,
     )
     checkpoint_poll_s: float = Field(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -89,20 +90,13 @@ def rescore(
 def _rescore_all(
     folder: OutputFolder, report: RunReport, embedder: Embedder, cfg: ScoreConfig, attempt: str
 ) -> RunReport:
-    invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
-    names = manifest_names(folder)
-    # left by a rescore that was interrupted
-    removed = remove_uncommitted(folder, set(fold(folder, names=names).files))
-    if removed:
-        log.info("removed %d files of an interrupted rescore", len(removed))
-    done = Committed()  # one manifest at a time: the run's bookkeeping is never held whole
-    for i, m in enumerate(iter_manifests(folder, names)):
-        if m.scored_with != cfg.model:
-            lease.check(folder, attempt)
-            m = _rescore(folder, m, embedder, cfg)
-        done.add(m)
-        log.info("scored %d/%d manifests", i + 1, len(names))
-    write_checkpoint(folder, done, whole=True)
+    def work(m: Manifest) -> Manifest:
+        if m.scored_with == cfg.model:
+            return m
+        lease.check(folder, attempt)
+        return _rescore(folder, m, embedder, cfg)
+
+    done = each_manifest(folder, work)
     report.counts = done.counts
     report.mean_scores = report.counts.mean_scores()
     report.quality = quality_of(report.counts, report.config.generation.samples_per_prompt)
@@ -110,6 +104,30 @@ def _rescore_all(
     report.write(folder)
     folder.delete_dir(TEMP_DIR)
     return report
+
+
+def each_manifest(folder: OutputFolder, work: Callable[[Manifest], Manifest]) -> Committed:
+    """The pass's bookkeeping around ``work`` (a manifest to the manifest it is switched
+    to): files an interrupted pass left removed, every manifest through ``work``, one at
+    a time (the run's bookkeeping is never held whole), and the whole checkpoint of what
+    they add up to."""
+    # the files committed: the finished output's whole checkpoint, read before the
+    # checkpoints go, and any manifest after it (after an interrupted pass, which removed
+    # the checkpoints before its first switch: every manifest)
+    known = fold(folder, upto="files", finished=True)
+    invalidate(folder)  # manifests are about to switch: no checkpoint may describe them
+    names = manifest_names(folder)
+    if known.whole:
+        known = fold(folder, names=names, start=known)
+    removed = remove_uncommitted(folder, set(known.files))
+    if removed:
+        log.info("removed %d files of an interrupted rescore", len(removed))
+    done = Committed()
+    for i, m in enumerate(iter_manifests(folder, names)):
+        done.add(work(m))
+        log.info("scored %d/%d manifests", i + 1, len(names))
+    write_checkpoint(folder, done, whole=True)
+    return done
 
 
 def _rescore(folder: OutputFolder, m: Manifest, embedder: Embedder, cfg: ScoreConfig) -> Manifest:

@@ -338,7 +338,9 @@ def new_table(folder: OutputFolder):
     cfg = bench_table(folder)
     Path(cfg.catalog["uri"][len("sqlite:///") :]).unlink(missing_ok=True)
     check_table(cfg, StorageConfig(), Mode.GENERATE.schema, [])
-    return Stager(cfg, StorageConfig(), folder)
+    # no cap a step: one step of the bench's writer stands for --writer-every commits'
+    # worth of the real writer's steps
+    return Stager(cfg, StorageConfig(), folder, most=1 << 40)
 
 
 def phase_iceberg(folder: OutputFolder) -> dict:

@@ -213,13 +213,19 @@ def add_to_summary(collector: SnapshotSummaryCollector, s: StagedManifest) -> No
 
 class Stager:
     """The checkpoint writer's step for ``output.iceberg``: the staged manifest of the
-    run's data files ``first`` on (none to stage, or a table that is not format version
-    2: None). A failure is logged and gives None: the commit converts those files."""
+    run's data files ``first`` on, at most ``most`` of them (a step stays short: a
+    writer that has more to stage, after a resume from an output of the version before,
+    catches up over its next checkpoints). None when there is nothing to stage or the
+    table is not format version 2. A failure is logged and gives None: the commit
+    converts those files."""
 
-    def __init__(self, cfg: IcebergTable, storage: StorageConfig, folder: OutputFolder) -> None:
-        self._cfg, self._storage, self._folder = cfg, storage, folder
+    def __init__(
+        self, cfg: IcebergTable, storage: StorageConfig, folder: OutputFolder, most: int = 8192
+    ) -> None:
+        self._cfg, self._storage, self._folder, self._most = cfg, storage, folder, most
 
     def __call__(self, names: list[str], first: int) -> StagedManifest | None:
+        names = names[: self._most]
         if not names:
             return None
         try:

@@ -116,6 +116,13 @@ def test_the_checkpoint_writer_stages_and_finalise_commits_what_it_staged(tmp_pa
     assert (staged.first, staged.end, staged.records) == (0, 3, 6)
     kept = read_checkpoint(folder, set(manifest_names(folder)))
     assert kept is not None and kept.lake == [staged]  # what a resume starts from
+    # a writer with more to stage than a step takes catches up over its next steps
+    capped = Stager(cfg.output.iceberg, STORAGE, folder, most=2)
+    names = state.committed.data_files
+    first, second = capped(names, 0), capped(names[2:], 2)
+    assert (first.first, first.end, second.first, second.end) == (0, 2, 2, 3)
+    for extra in (first, second):
+        folder.delete(f"{ICEBERG_DIR}/{extra.path.rsplit('/', 1)[1]}")
     write(cfg, state, 3, doc_rows(3, unit_docs=4))  # after the last checkpoint
     leftover = f"{ICEBERG_DIR}/0000000009-deadbeef.avro"  # a writer killed before its checkpoint
     folder.write_bytes(leftover, b"not used")

@@ -21,6 +21,8 @@ file names (written, as one-row Parquet files, only with ``--iceberg``). Phases:
 - ``report``: what ``qcraft report`` reads and merges (the final checkpoint).
 - ``iceberg`` (with ``--iceberg``): the finalise's commit of every data file to the
   run's table, the staged manifests as they are and the files after them converted.
+- ``iceberg_next`` (with ``--iceberg``): the next run's commit (another shard) of one
+  file to the same table, which checks the table does not already reference it.
 - ``percentile_reads`` and ``score_reads``: the bookkeeping of the passes that rewrite
   every manifest (the percentile filter, ``qcraft score``), without their data work:
   every manifest read again and folded (and for ``qcraft score``, orphans listed from
@@ -369,6 +371,22 @@ def phase_iceberg(folder: OutputFolder) -> dict:
     }
 
 
+def phase_iceberg_next(folder: OutputFolder) -> dict:
+    """The next run's commit to the same table (another shard of the corpus): one data
+    file added to a table that holds this run's, which the commit checks it does not
+    already reference."""
+    from qcraft_ray.lake.commit import commit_run
+    from qcraft_ray.mode import Mode
+
+    rel = "_next/part-next-000000-0000.parquet"
+    folder.write_bytes(rel, data_file_bytes())
+    got = commit_run(
+        bench_table(folder), StorageConfig(), "bench-next", [folder.uri(rel)],
+        Mode.GENERATE.schema, [],
+    )  # fmt: skip
+    return {"files": got.files}
+
+
 def phase_percentile_reads(folder: OutputFolder) -> dict:
     """The percentile filter's bookkeeping (finalise's ``filtered``, without the data
     pass): every accepted manifest read again, one at a time, and folded as it is
@@ -444,6 +462,7 @@ def child(args: argparse.Namespace) -> None:
             "finalise": phase_finalise,
             "report": phase_report,
             "iceberg": phase_iceberg,
+            "iceberg_next": phase_iceberg_next,
             "percentile_reads": phase_percentile_reads,
             "score_reads": phase_score_reads,
         }
@@ -503,7 +522,7 @@ def measure(size: int, s3_env: dict | None, args: argparse.Namespace) -> dict:
             new_table(folder) if data else None,
         ),
     }
-    lake = ("iceberg",) if data else ()
+    lake = ("iceberg", "iceberg_next") if data else ()
     phases = (("resume_cold",) if args.cold else ()) + PHASES + lake + PASSES
     for phase in phases:  # finalise writes the final checkpoint; score's pass ends it
         got = run_phase(phase, size, s3_env, args)
@@ -634,7 +653,7 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
         f"{args.batches:,} batch records.",
         "",
         "| manifests | bytes each | resume, s (with no checkpoint) | finalise, s "
-        "(+ Iceberg commit) | report, s | percentile filter's, qcraft score's reads, s "
+        "(+ Iceberg commit; the next run's to the same table) | report, s | percentile filter's, qcraft score's reads, s "
         "| peak RSS of a phase, MB | checkpoint writer: "
         "checkpoints, s in all, s for the last, last MB, driver RSS MB (+ staging, s) "
         "| tracker, MB | ledger, MB |",
@@ -642,7 +661,7 @@ def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
     ]
     for r in rows:
         cold = f" ({r['resume_cold_s']})" if "resume_cold_s" in r else ""
-        lake = f" (+ {r['iceberg_s']})" if "iceberg_s" in r else ""
+        lake = f" (+ {r['iceberg_s']}; next run's {r['iceberg_next_s']})" if "iceberg_s" in r else ""
         staging = f" (+ {r['staging_s']})" if r["staged_manifests"] else ""
         lines.append(
             f"| {r['manifests']:,} | {r['manifest_bytes']:,} | {r['resume_s']}{cold} | "

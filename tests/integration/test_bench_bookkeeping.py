@@ -35,8 +35,8 @@ def test_bookkeeping_bench_at_ten_thousand_write_tasks():
     assert res.returncode == 0, res.stderr[-4000:]
     row = json.loads(res.stdout.strip().splitlines()[-1])
     assert row["manifests"] == 10000 and 8000 < row["manifest_bytes"] < 30000
-    phases = ("resume_cold", "resume", "finalise", "report", "iceberg", "percentile_reads",
-              "score_reads")
+    phases = ("resume_cold", "resume", "finalise", "report", "iceberg", "iceberg_next",
+              "percentile_reads", "score_reads")
     for phase in phases:
         assert row[f"{phase}_s"] > 0 and row[f"{phase}_peak_rss_mb"] > 0
     assert row["percentile_reads_manifests"] == row["score_reads_manifests"] == 10000

@@ -133,7 +133,8 @@ def simulate_run(
     empty). ``held``: tasks that die between their files and their manifest (their
     files are written, their manifest is not; :func:`commit_held` commits them later).
     ``stager``: with ``--iceberg``, what the writer also does before each checkpoint
-    (stage an Iceberg manifest of the data files folded in since; timed apart).
+    (stage Iceberg manifests of the data files folded in since, ``every`` files each, as
+    the real writer's steps do; timed apart).
     Returns the writer's time (in all, and its last checkpoint's: what the driver pays
     per checkpoint at this size), the last checkpoint's size and this process's peak RSS
     (the driver's, with what the writer holds)."""
@@ -165,11 +166,16 @@ def simulate_run(
             for m in iter_manifests(folder, names):
                 committed.add(m)
             folded = end
-            if stager is not None:
+            if stager is not None:  # as the real writer's steps do, --checkpoint-every each
                 t1 = time.monotonic()
+                names = committed.data_files
                 first = committed.lake[-1].end if committed.lake else 0
-                staged = stager(committed.data_files[first:], first)
-                committed.lake += [staged] if staged is not None else []
+                while first < len(names):
+                    staged = stager(names[first : first + every], first)
+                    if staged is None:
+                        break
+                    committed.lake.append(staged)
+                    first = staged.end
                 staging_last_s = time.monotonic() - t1
                 staging_s += staging_last_s
                 t0 += staging_last_s  # the checkpoint's own time, apart
@@ -340,9 +346,7 @@ def new_table(folder: OutputFolder):
     cfg = bench_table(folder)
     Path(cfg.catalog["uri"][len("sqlite:///") :]).unlink(missing_ok=True)
     check_table(cfg, StorageConfig(), Mode.GENERATE.schema, [])
-    # no cap a step: one step of the bench's writer stands for --writer-every commits'
-    # worth of the real writer's steps
-    return Stager(cfg, StorageConfig(), folder, most=1 << 40)
+    return Stager(cfg, StorageConfig(), folder)
 
 
 def phase_iceberg(folder: OutputFolder) -> dict:

@@ -344,7 +344,9 @@ def new_table(folder: OutputFolder):
     from qcraft_ray.mode import Mode
 
     cfg = bench_table(folder)
-    Path(cfg.catalog["uri"][len("sqlite:///") :]).unlink(missing_ok=True)
+    db = Path(cfg.catalog["uri"][len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no work folder yet
+    db.unlink(missing_ok=True)
     check_table(cfg, StorageConfig(), Mode.GENERATE.schema, [])
     return Stager(cfg, StorageConfig(), folder)
 

@@ -169,7 +169,7 @@ def simulate_run(
             if stager is not None:  # as the real writer's steps do, --checkpoint-every each
                 t1 = time.monotonic()
                 names = committed.data_files
-                first = committed.lake[-1].end if committed.lake else 0
+                first = committed.staged_upto
                 while first < len(names):
                     staged = stager(names[first : first + every], first)
                     if staged is None:

@@ -60,6 +60,11 @@ class Committed:
         self._need("files")
         return [f for f in self.files if not f.startswith(REJECTED_DIR + "/")]
 
+    @property
+    def staged_upto(self) -> int:
+        """How many of :attr:`data_files` the staged Iceberg manifests cover."""
+        return self.lake[-1].end if self.lake else 0
+
     def files_of(self, units: Iterable[str]) -> list[str]:
         """The files that hold rows of ``units``."""
         self._need("units")

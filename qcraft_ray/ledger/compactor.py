@@ -53,7 +53,7 @@ class Compactor:
                 self._skipped.add(m.name)
         check(state.folder, state.attempt)  # a driver that lost its lease writes nothing
         if self._stage is not None:
-            first = committed.lake[-1].end if committed.lake else 0
+            first = committed.staged_upto
             staged = self._stage(committed.data_files[first:], first)
             if staged is not None:
                 committed.lake.append(staged)

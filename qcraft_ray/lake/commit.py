@@ -133,8 +133,9 @@ def commit_run(
     table = ensure_table(catalog, cfg, schema, partition_by)
     if not file_uris:
         return IcebergCommit(table=cfg.table, snapshot_id=None, files=0)
-    converted: dict[int, list] = {}  # footers read once per first file not staged
     use: list[StagedManifest] = []  # the staged manifests of the last commit tried
+    covered = 0  # the files they list
+    converted: tuple[int, list] = (-1, [])  # (covered, the data files of the rest): read once
     for attempt in range(COMMIT_ATTEMPTS + 1):
         found = committed_snapshot(table, run_id)
         if found is not None:
@@ -144,16 +145,16 @@ def commit_run(
                 files=len(file_uris),
                 already_committed=attempt == 0,
                 staged_manifests=len(use),
-                staged_files=use[-1].end if use else 0,
+                staged_files=covered,
             )
         if attempt == COMMIT_ATTEMPTS:
             break
         use = list(staged[: usable(table, staged, file_uris)])
         covered = use[-1].end if use else 0
         try:
-            if covered not in converted:
-                converted = {covered: data_files(table, file_uris[covered:])}
-            append_files(table, file_uris, converted[covered], {RUN_ID_PROPERTY: run_id}, use)
+            if converted[0] != covered:
+                converted = (covered, data_files(table, file_uris[covered:]))
+            append_files(table, file_uris, converted[1], {RUN_ID_PROPERTY: run_id}, use)
         except CommitFailedException:
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise

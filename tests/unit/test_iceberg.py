@@ -38,6 +38,18 @@ def run_files(tmp_path, name: str, partition_by=("language", "type")) -> list[st
     return [folder.uri(f) for m in read_manifests(folder) for f in m.data_files]
 
 
+def iceberg_run(tmp_path, docs: int):
+    """A run's config committing to table lake.q, and its plan of ``docs`` documents."""
+    from qcraft_ray.config import RunConfig
+    from qcraft_ray.io.plan import InputFile, InputPlan
+
+    table = {"catalog": catalog(tmp_path), "table": "lake.q"}
+    cfg = RunConfig.model_validate({
+        "input": {"paths": ["f"]},
+        "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
+    return table, cfg, InputPlan(files=(InputFile("f", "f", docs, (docs,), ("text",), None, 1),))
+
+
 def test_commit_once_then_append_another_run(tmp_path):
     cfg = IcebergTable(catalog=catalog(tmp_path), table="lake.queries")
     parts = ("language", "type")
@@ -108,7 +120,7 @@ def test_a_table_as_input_reads_a_pinned_snapshot(tmp_path):
 def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     """Through finalise (no Ray): the report names the commit; a second finalise of the
     same run (a crash before _SUCCESS) adds nothing; qcraft score keeps off the files."""
-    from qcraft_ray.config import RunConfig, ScoreConfig
+    from qcraft_ray.config import ScoreConfig
     from qcraft_ray.errors import OutputPathError
     from qcraft_ray.finalise import finalise
     from qcraft_ray.ledger.state import now_iso, open_run
@@ -118,13 +130,7 @@ def test_finalise_commits_once_and_rescoring_is_then_refused(tmp_path):
     from qcraft_ray.store import SUCCESS_FILE
     from tests.unit.test_finalise import doc_rows, write
 
-    table = {"catalog": catalog(tmp_path), "table": "lake.q"}
-    cfg = RunConfig.model_validate({
-        "input": {"paths": ["f"]},
-        "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
-    from qcraft_ray.io.plan import InputFile, InputPlan
-
-    plan = InputPlan(files=(InputFile("f", "f", 3, (3,), ("text",), None, 1),))
+    table, cfg, plan = iceberg_run(tmp_path, 3)
     state = open_run(cfg, plan, Mode.GENERATE)
     for task in range(3):
         write(cfg, state, task, doc_rows(task))

@@ -13,7 +13,7 @@ from qcraft_ray.lake.staged import Stager, stage, usable
 from qcraft_ray.ledger.checkpoints import read_checkpoint
 from qcraft_ray.ledger.manifests import manifest_names, read_manifests
 from qcraft_ray.store import ICEBERG_DIR, OutputFolder
-from tests.unit.test_iceberg import STORAGE, catalog, run_files
+from tests.unit.test_iceberg import STORAGE, catalog, iceberg_run, run_files
 
 PARTS = ("language", "type")
 SUMMED = ("added-data-files", "added-records", "added-files-size", "total-data-files",
@@ -91,20 +91,14 @@ def test_staged_manifests_that_no_longer_fit_are_converted_again(tmp_path):
 
 
 def test_the_checkpoint_writer_stages_and_finalise_commits_what_it_staged(tmp_path):
-    from qcraft_ray.config import RunConfig
     from qcraft_ray.finalise import finalise
-    from qcraft_ray.io.plan import InputFile, InputPlan
     from qcraft_ray.ledger.compactor import Compactor
     from qcraft_ray.ledger.state import now_iso, open_run
     from qcraft_ray.mode import Mode
     from qcraft_ray.progress import FinalProgress
     from tests.unit.test_finalise import doc_rows, write
 
-    table = {"catalog": catalog(tmp_path), "table": "lake.q"}
-    cfg = RunConfig.model_validate({
-        "input": {"paths": ["f"]},
-        "output": {"path": str(tmp_path / "out"), "min_rows_per_file": 1, "iceberg": table}})
-    plan = InputPlan(files=(InputFile("f", "f", 4, (4,), ("text",), None, 1),))
+    _, cfg, plan = iceberg_run(tmp_path, 4)
     state = open_run(cfg, plan, Mode.GENERATE)
     check_table(cfg.output.iceberg, STORAGE, S.OUTPUT_SCHEMA, ())
     folder = state.folder

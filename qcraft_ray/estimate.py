@@ -69,14 +69,19 @@ class EngineProbe:
     one call over the prompts it is handed."""
 
     def __init__(self, cfg: RunConfig) -> None:
-        from qcraft_ray.model_cache import staged
+        from qcraft_ray.compile_cache import publish_quietly, shared_for
+        from qcraft_ray.stages.generate import stage_for_engine
 
         t0 = time.monotonic()
         gen = cfg.generation
         self._gpus = gen.gpus_per_replica
         self._samples = gen.samples_per_prompt
-        self._engine = make_engine(gen, staged(cfg.model, cfg.storage))
+        shared = shared_for(gen, cfg.model, cfg.storage)
+        model, _ = stage_for_engine(cfg.model, cfg.storage, shared)
+        self._engine = make_engine(gen, model)
         self._load_s = time.monotonic() - t0
+        if shared is not None:  # what it compiled, for the run's replicas
+            publish_quietly(shared, time.time())
 
     def measure(self, prompts: list[list[int]]) -> MeasuredRate:
         t0 = time.perf_counter()

@@ -78,7 +78,7 @@ def stage(uri: str, model: ModelConfig, storage: StorageConfig, weights: bool = 
     root = cache_root(model)
     root.mkdir(parents=True, exist_ok=True)
     target = root / _key(uri, weights)
-    with _locked(root / f"{target.name}.lock"):
+    with locked(root / f"{target.name}.lock"):
         if (target / MANIFEST).exists():
             return target
         fs, inner = filesystems.resolve(uri, storage)
@@ -93,7 +93,8 @@ def stage(uri: str, model: ModelConfig, storage: StorageConfig, weights: bool = 
             local = partial / rel
             if not (local.exists() and local.stat().st_size == size):  # resumed: kept
                 retry.call(
-                    functools.partial(_copy, fs, f"{inner}/{rel}", local), f"staging {uri}/{rel}"
+                    functools.partial(copy_file, fs, f"{inner}/{rel}", local),
+                    f"staging {uri}/{rel}",
                 )
             if local.stat().st_size != size:
                 raise OSError(
@@ -131,7 +132,7 @@ def _listing(fs: pafs.FileSystem, inner: str, retry: RetryPolicy, weights: bool)
     }
 
 
-def _copy(fs: pafs.FileSystem, source: str, local: Path) -> None:
+def copy_file(fs: pafs.FileSystem, source: str, local: Path) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     with fs.open_input_stream(source) as src, open(local, "wb") as out:
         while chunk := src.read(_CHUNK):
@@ -147,7 +148,7 @@ def _sha256(path: Path) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """An exclusive lock among the processes of this node (released if one dies)."""
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

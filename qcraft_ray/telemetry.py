@@ -73,6 +73,20 @@ class StartupPhases(BaseModel):
     first_step_s: float | None = None  # engine ready -> its first step
 
 
+class CompileCacheUse(BaseModel):
+    """A replica and the shared compile caches (``generation.engine.compile_cache``): what
+    it fetched before its engine started, and torch's compiled-graph cache lookups in its
+    process (null where its engine compiles in a process of its own, as vLLM on GPUs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fetched_files: int = 0
+    fetched_bytes: int = 0
+    publishes: int = 0  # complete publishes found in the shared folder
+    hits: int | None = None
+    misses: int | None = None
+
+
 @dataclass(frozen=True)
 class ReplicaReady:
     """A replica whose engine came up: where, when it started, how long it took to load."""
@@ -83,6 +97,7 @@ class ReplicaReady:
     node_id: str | None = None
     node_address: str | None = None
     startup: StartupPhases | None = None
+    compile_cache: CompileCacheUse | None = None
 
 
 class _Legacy(BaseModel):
@@ -114,6 +129,7 @@ class ReplicaEngine(_Legacy):
     idle_fraction: float | None = None  # share of the span nothing ran
     steps: int | None = None  # engine steps
     startup: StartupPhases | None = None  # where load_s went, and the first step
+    compile_cache: CompileCacheUse | None = None  # with generation.engine.compile_cache
 
 
 class EngineOccupancy(_Legacy):
@@ -138,6 +154,7 @@ def replica_summary(ready: ReplicaReady, occ: OccupancySnapshot | None) -> Repli
         node_address=ready.node_address,
         load_s=round(ready.load_s, 3),
         startup=startup,
+        compile_cache=ready.compile_cache,
     )
     if occ is None or occ.span_s <= 0:
         return out

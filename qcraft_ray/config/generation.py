@@ -88,6 +88,27 @@ class EngineConfig(Section):
         "core the replica process may run on (Ray otherwise gives a fractional-CPU actor "
         "OMP_NUM_THREADS=1, one thread). An OMP_NUM_THREADS in env wins.",
     )
+    compile_cache: str | None = Field(
+        None,
+        description="A folder (s3://..., gs://..., or a path every node shares) where the "
+        "replicas share vLLM's and torch's compile caches: before its engine starts, a "
+        "replica fetches what others published (per vLLM and torch release and device), "
+        "and once its engine is ready it publishes what it compiled, so a cluster "
+        "compiles the model once instead of once per node. The node's copy is kept in "
+        "model.cache_dir. null: each node's own caches.",
+        json_schema_extra=MAY_CHANGE,
+    )
+
+    @model_validator(mode="after")
+    def _own_cache_folders(self) -> EngineConfig:
+        taken = sorted({"VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"} & set(self.env))
+        if self.compile_cache and taken:
+            raise ValueError(
+                f"generation.engine.compile_cache sets {', '.join(taken)} itself (to the "
+                "node's copy of the shared caches): remove it from generation.engine.env, "
+                "or compile_cache"
+            )
+        return self
 
 
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")

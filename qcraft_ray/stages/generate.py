@@ -28,11 +28,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 
 from qcraft_ray import schema as S
 from qcraft_ray.compat.ray_data import give_thread_an_event_loop
+from qcraft_ray.compile_cache import (
+    Fetched,
+    SharedCompileCache,
+    fetch_quietly,
+    inductor_lookups,
+    publish_quietly,
+    shared_for,
+)
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
 from qcraft_ray.errors import ROW_ERRORS
 from qcraft_ray.model_cache import needs_staging, staged
@@ -50,9 +59,10 @@ from qcraft_ray.stages.generated import generated_table
 from qcraft_ray.stages.isolation import IsolationGate
 from qcraft_ray.stages.startup import StartupClock, phases, read_milestones
 from qcraft_ray.stages.watchdog import CallWatchdog, WatchedEngine
-from qcraft_ray.telemetry import EngineReport, ReplicaReady, StartupPhases
+from qcraft_ray.telemetry import CompileCacheUse, EngineReport, ReplicaReady, StartupPhases
 
 NEEDED = (S.STATUS, S.PROMPT_TOKEN_IDS)
+T = TypeVar("T")
 
 
 def _generate_rows(engine: Engine, prompts: list[list[int]]) -> list[Generated | BaseException]:
@@ -104,12 +114,11 @@ def row_keys(batch: pa.Table, rows: list[int]) -> list[str]:
 def staged_beside(
     preload: Callable[[GenerationConfig], None],
     gen: GenerationConfig,
-    model: ModelConfig,
-    storage: StorageConfig,
+    stage: Callable[[], T],
     clock: StartupClock,
-) -> ModelConfig:
-    """``model`` staged to this node, with ``preload(gen)`` (vLLM's import: seconds of
-    CPU) running in a thread beside the copy (network and disk); both done on return.
+) -> T:
+    """``stage()`` (copies from object storage: network and disk), with ``preload(gen)``
+    (vLLM's import: seconds of CPU) running in a thread beside it; both done on return.
     The clock marks ``staging_started`` and ``staged``. A preload that fails is left for
     the engine's own import to meet (with its own error)."""
     clock.marks["staging_started"] = time.time()
@@ -121,10 +130,32 @@ def staged_beside(
     beside = threading.Thread(target=quietly, name="qcraft-engine-preload", daemon=True)
     beside.start()
     try:
-        return staged(model, storage)
+        return stage()
     finally:
         beside.join()  # one import at a time: the engine's finds it done
         clock.marks["staged"] = time.time()
+
+
+def stage_for_engine(
+    model: ModelConfig, storage: StorageConfig, shared: SharedCompileCache | None
+) -> tuple[ModelConfig, Fetched | None]:
+    """``model`` staged to this node, and the shared compile caches fetched."""
+    model = staged(model, storage) if needs_staging(model) else model
+    return model, fetch_quietly(shared) if shared is not None else None
+
+
+def compile_cache_use(fetched: Fetched | None) -> CompileCacheUse:
+    """What the replica took from the shared compile caches, and its lookups in them."""
+    hits, misses = inductor_lookups()
+    if fetched is None:  # the fetch failed (logged)
+        return CompileCacheUse(hits=hits, misses=misses)
+    return CompileCacheUse(
+        fetched_files=fetched.files,
+        fetched_bytes=fetched.bytes,
+        publishes=fetched.publishes,
+        hits=hits,
+        misses=misses,
+    )
 
 
 class Replica:
@@ -157,8 +188,12 @@ class Replica:
             progress.replica_starting(self._name)
         self._deaths = deaths
         self._max_deaths = max_deaths
-        if storage is not None and needs_staging(model):
-            model = staged_beside(engine_preload, gen, model, storage, clock)
+        shared = shared_for(gen, model, storage) if storage is not None else None
+        fetched = None
+        if storage is not None and (needs_staging(model) or shared is not None):
+            model, fetched = staged_beside(
+                engine_preload, gen, lambda: stage_for_engine(model, storage, shared), clock
+            )
         self._engine = engine_factory(gen, model)
         self._samples = gen.samples_per_prompt
         # every engine call is watched: one that hangs ends this replica (Ray restarts it)
@@ -169,9 +204,15 @@ class Replica:
         self._node = node_identity()
         load_s = time.monotonic() - t0
         startup = self._startup(clock)
+        compiled = compile_cache_use(fetched) if shared is not None else None
+        if shared is not None:  # what this engine compiled, for the replicas after it
+            ready_at = self._started_at + load_s
+            threading.Thread(  # not a daemon: a graceful exit waits for the publish
+                target=publish_quietly, args=(shared, ready_at), name="qcraft-compile-publish"
+            ).start()
         if progress:
             progress.replica_ready(
-                ReplicaReady(self._name, load_s, self._started_at, *self._node, startup)
+                ReplicaReady(self._name, load_s, self._started_at, *self._node, startup, compiled)
             )
         # print, not logging: Ray forwards worker stderr to the driver and the job log
         torch = sys.modules.get("torch")  # loaded by vLLM; its threads run the CPU engine

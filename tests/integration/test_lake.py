@@ -223,15 +223,25 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert share["shard"] == "1/3" and share["of_documents"] == len(docs_table())
     assert 0 < share["documents"] < len(docs_table())
     outs, documents, staged = [], 0, 0
+    # the shards share the compile caches on the bucket: the first publishes what its
+    # node holds, the others start as new nodes (empty caches) and load what it published
+    compiled = ("generation.engine.enforce_eager=false",
+                f"generation.engine.compile_cache=s3://{S3_BUCKET}/compile-cache")
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
+        new_node = [f"model.cache_dir={tmp_path / f'node-{i}'}"] if i else []
         res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
-                                 f"input.paths=[s3://{corpus}]", *STAGING), "--shard", f"{i}/3"],
-                      env)
+                                 f"input.paths=[s3://{corpus}]", *STAGING, *compiled, *new_node),
+                       "--shard", f"{i}/3"], env)
         assert res.returncode == 0, res.stderr[-5000:]
         with fs.open_input_stream(uri[len("s3://"):] + "/_report.json") as f:
             shard_report = json.loads(f.read())
         assert shard_report["input"]["shard"]["shard"] == f"{i}/3"
+        uses = [r["compile_cache"] for r in shard_report["engine"]["replicas"].values()]
+        assert uses and all(u is not None for u in uses)
+        if i:  # every graph found in what was fetched: nothing compiled again
+            assert all(u["fetched_files"] > 0 and u["publishes"] >= 1 for u in uses), uses
+            assert all(u["hits"] >= 1 and u["misses"] == 0 for u in uses), uses
         staged += shard_report["iceberg"]["staged_manifests"]
         if i == 1:
             assert shard_report["input"]["documents"] == share["documents"]

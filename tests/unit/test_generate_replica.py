@@ -403,7 +403,7 @@ def test_a_model_on_object_storage_is_staged_while_the_engine_imports(tmp_path):
     import time
 
     from qcraft_ray.config import StorageConfig
-    from qcraft_ray.stages.generate import staged_beside
+    from qcraft_ray.stages.generate import stage_for_engine, staged_beside
     from qcraft_ray.stages.startup import StartupClock, phases
 
     model = model_in_memory_bucket(tmp_path)
@@ -427,8 +427,9 @@ def test_a_model_on_object_storage_is_staged_while_the_engine_imports(tmp_path):
 
     # the marks: staging covers the preload's wait, and joins the phases' sum
     clock = StartupClock(process_started=None)
-    local = staged_beside(preload, GenerationConfig(), model, StorageConfig(), clock)
-    assert local.name == name  # staged once per node: found ready
+    local, fetched = staged_beside(preload, GenerationConfig(),
+                                   lambda: stage_for_engine(model, StorageConfig(), None), clock)
+    assert local.name == name and fetched is None  # staged once per node: found ready
     staging = clock.marks["staged"] - clock.marks["staging_started"]
     assert staging >= 0.3
     clock.marks["engine_ready"] = clock.marks["staged"] + 1.0

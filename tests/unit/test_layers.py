@@ -24,7 +24,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("qcraft_ray.stages", "qcraft_ray.progress"),  # steps, and where they report
     ("qcraft_ray.ledger",),  # bookkeeping
     ("qcraft_ray.lake",),  # Iceberg catalogs and tables
-    ("qcraft_ray.store", "qcraft_ray.model_cache", "qcraft_ray.tokenization"),  # storage, models
+    # storage, models, compile caches
+    ("qcraft_ray.store", "qcraft_ray.model_cache", "qcraft_ray.compile_cache",
+     "qcraft_ray.tokenization"),
     (  # shared vocabulary: config, columns, errors, telemetry types
         "qcraft_ray.config",
         "qcraft_ray.config_loader",
@@ -175,9 +177,10 @@ def test_layer_does_not_reach_up(layer, forbidden):
 
 
 def test_only_the_store_touches_storage_for_output():
-    """pyarrow.fs is used by the store and by what reads inputs: discovery, and the
-    model cache (models on object storage)."""
-    allowed = {"qcraft_ray/io/discover.py", "qcraft_ray/model_cache.py"}
+    """pyarrow.fs is used by the store and by what reads inputs: discovery, the model
+    cache (models on object storage) and the shared compile caches."""
+    allowed = {"qcraft_ray/io/discover.py", "qcraft_ray/model_cache.py",
+               "qcraft_ray/compile_cache.py"}
     users = {path for name, path in modules().items()
              if "pyarrow.fs" in imports(path) and not name.startswith("qcraft_ray.store")}
     assert users <= allowed, users - allowed

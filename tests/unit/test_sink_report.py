@@ -165,7 +165,7 @@ def test_engine_summary_from_occupancy_snapshots():
     assert got["replicas"]["a"] == {
         "node_id": "n1", "node_address": "10.0.0.1", "load_s": 12.5, "first_output_s": 14.0,
         "span_s": 10.0, "occupancy": 0.75, "mean_running": 48.0, "queue_empty_fraction": 0.2,
-        "idle_fraction": 0.05, "steps": 90, "startup": None}
+        "idle_fraction": 0.05, "steps": 90, "startup": None, "compile_cache": None}
     assert got["replicas"]["b"]["occupancy"] == 0.5
     assert got["replicas"]["c"]["occupancy"] is None and got["replicas"]["c"]["load_s"] == 21.5
     assert got["occupancy"] == round((480 + 160) / (10 * 64 + 10 * 32), 4)

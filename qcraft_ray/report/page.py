@@ -16,6 +16,7 @@ from qcraft_ray.report.model import RunReport
 from qcraft_ray.report.page_parts import bar_chart, table
 from qcraft_ray.report.page_quality import example_tables, quality_tables
 from qcraft_ray.report.summary import Summary
+from qcraft_ray.telemetry import CompileCacheUse
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -77,9 +78,19 @@ def render_text(summary: Summary, run: RunReport) -> str:
 
 STARTUP_HEADER = [
     "replica", "node", "process", "staging", "imports", "configure", "core start", "executor",
-    "weights", "compile", "warm-up", "other", "= load", "first step", "occupancy",
-    "queue empty",
+    "weights", "compile", "warm-up", "other", "= load", "first step", "compile cache",
+    "occupancy", "queue empty",
 ]  # fmt: skip
+
+
+def compile_cache_cell(use: CompileCacheUse | None) -> str:
+    """What a replica fetched from the shared compile caches, and its lookups."""
+    if use is None:
+        return ""
+    cell = f"{use.fetched_files} files fetched"
+    if use.hits is not None:
+        cell += f", {use.hits} hits, {use.misses} misses"
+    return cell
 
 
 def replica_tables(run: RunReport) -> list[str]:
@@ -101,7 +112,7 @@ def replica_tables(run: RunReport) -> list[str]:
         )  # fmt: skip
         rows.append(
             [name, r.node_address or "", *(s(v) for v in phases), s(r.load_s),
-             s(p.first_step_s if p else None),
+             s(p.first_step_s if p else None), compile_cache_cell(r.compile_cache),
              "" if r.occupancy is None else f"{r.occupancy:.3f}",
              "" if r.queue_empty_fraction is None else f"{r.queue_empty_fraction:.1%}"]
         )  # fmt: skip

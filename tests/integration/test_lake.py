@@ -279,6 +279,11 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
         assert combined["counts"][key] == report["counts"][key], key
     assert combined["input"]["documents"] == len(docs_table())
     assert 'data-figure="heatmap"' in page.read_text()
+    # the shards' replicas, with what each took from the shared compile caches
+    uses = {n: r["compile_cache"] for n, r in combined["engine"]["replicas"].items()}
+    for name, use in uses.items():
+        cell = f'data-col="compile cache">{use["fetched_files"]} files fetched, {use["hits"]} hits'
+        assert cell in page.read_text(), name
     # the full run is another configuration (its input, scoring): refused, by name
     res = run_cli(["report", outs[0], out], env)
     assert res.returncode == 2 and "only outputs of one configuration combine" in res.stderr

@@ -121,6 +121,16 @@ def test_cost_against_the_plan_and_the_startup_bars():
     assert 'data-label="r1:load" data-value="40.0"' in svg  # no phases: load_s as one piece
 
 
+def test_the_compile_cache_cell():
+    from qcraft_ray.report.page import compile_cache_cell
+    from qcraft_ray.telemetry import CompileCacheUse
+
+    assert compile_cache_cell(None) == ""  # not configured
+    assert compile_cache_cell(CompileCacheUse(fetched_files=7, hits=1, misses=0)) == (
+        "7 files fetched, 1 hits, 0 misses")
+    assert compile_cache_cell(CompileCacheUse()) == "0 files fetched"  # compiled elsewhere
+
+
 def test_one_report_across_outputs_adds_them_up_and_refuses_a_mismatch(tmp_path, capsys):
     whole_cfg, plan, state = setup(tmp_path / "whole", docs=3)
     for task, doc in enumerate(range(3)):

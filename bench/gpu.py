@@ -181,6 +181,8 @@ def run_qcraft(model: Path, corpus: Path, max_new: int, cpu: bool, types: list[s
                 "output.if_exists=overwrite", "generation.replicas=1",
                 f"generation.types={json.dumps(types)}", f"generation.max_new_tokens={max_new}",
                 "quality.language_id=false", "input.rows_per_task=500",
+                # one machine: its own caches, as bare vLLM's (--set a folder to measure it)
+                "generation.engine.compile_cache=null",
                 *(CPU_JOB if cpu else ["ray.local_num_gpus=1"]), *sets]
     cmd = [sys.executable, "-m", "qcraft_ray.cli", "run",
            str(REPO / "configs/cluster-8xh100.yaml"), *sum((["--set", s] for s in settings), [])]

@@ -113,9 +113,10 @@ class SharedCompileCache:
         self.folder = folder
         self._fs, inner = filesystems.resolve(uri, storage)
         self._base = f"{inner}/{key}"
-        self._retry = RetryPolicy.for_storage(storage)
+        # twice at most: a replica waiting on a store that does not answer compiles sooner
+        self._retry = RetryPolicy(2, 1.0)
 
-    def _publishes(self) -> dict[str, dict[str, int]]:
+    def publishes(self) -> dict[str, dict[str, int]]:
         """Every complete publish: its name -> its files (relative path -> size)."""
         infos = self._retry.call(
             lambda: self._fs.get_file_info(pafs.FileSelector(self._base, allow_not_found=True)),
@@ -133,7 +134,7 @@ class SharedCompileCache:
         """Copy to this node every published file it lacks (same path and size kept)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with locked(self.folder.with_name(self.folder.name + ".lock")):
-            publishes = self._publishes()
+            publishes = self.publishes()
             have = local_files(self.folder)
             files = size = 0
             for name, listed in publishes.items():
@@ -162,7 +163,7 @@ class SharedCompileCache:
         a later publish; one that changed while it was sent is left out."""
         with locked(self.folder.with_name(self.folder.name + ".lock")):
             published: dict[str, int] = {}
-            for listed in self._publishes().values():
+            for listed in self.publishes().values():
                 published.update(listed)
             local = local_files(self.folder, settled_before)
             new = {r: n for r, n in local.items() if published.get(r) != n}
@@ -208,13 +209,14 @@ def shared_for(
     return SharedCompileCache(uri, key, folder, storage)
 
 
-def fetch_quietly(shared: SharedCompileCache) -> Fetched | None:
-    """:meth:`SharedCompileCache.fetch`; a failure is logged (the engine compiles)."""
+def fetch_quietly(shared: SharedCompileCache) -> Fetched | str:
+    """:meth:`SharedCompileCache.fetch`; a failure is logged and returned as its line
+    (the engine compiles)."""
     try:
         return shared.fetch()
     except Exception as e:  # the caches only save time: never fail the replica
         log.warning("compile cache %s: fetch failed, compiling here: %r", shared.uri, e)
-        return None
+        return f"{type(e).__name__}: {e}"
 
 
 def publish_quietly(shared: SharedCompileCache, settled_before: float) -> None:

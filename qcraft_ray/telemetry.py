@@ -85,6 +85,7 @@ class CompileCacheUse(BaseModel):
     publishes: int = 0  # complete publishes found in the shared folder
     hits: int | None = None
     misses: int | None = None
+    fetch_error: str | None = None  # the fetch failed (the engine compiled): why
 
 
 @dataclass(frozen=True)

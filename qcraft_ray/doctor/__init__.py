@@ -27,6 +27,7 @@ def diagnose(
     found += guarded("output", lambda: storage.output_findings(cfg))
     found += storage.credential_findings(cfg)
     found += guarded("iceberg", lambda: storage.iceberg_findings(cfg))
+    found += guarded("compile-cache", lambda: storage.compile_cache_findings(cfg))
     models = guarded("model", lambda: storage.model_findings(cfg))
     found += models
     weights = storage.weights_bytes(cfg) if not failed(models) else 0

@@ -202,6 +202,30 @@ def _catalog(key: str, table: IcebergTable, cfg: RunConfig) -> list[Finding]:
     ]
 
 
+def compile_cache_findings(cfg: RunConfig) -> list[Finding]:
+    """``generation.engine.compile_cache`` reachable, and what it holds for this machine's
+    vLLM, torch and device."""
+    from qcraft_ray.compile_cache import SharedCompileCache, cache_key
+
+    uri = cfg.generation.engine.compile_cache
+    if not uri or cfg.generation.engine.backend != "vllm":
+        return []
+    key = cache_key(cfg.generation.device)
+    shared = SharedCompileCache(uri, key, cache_root(cfg.model) / f"compile-{key}", cfg.storage)
+    try:
+        publishes = shared.publishes()
+    except Exception as e:  # any storage failure is the finding
+        return [
+            fail(
+                "compile-cache",
+                f"cannot read generation.engine.compile_cache {uri}: {type(e).__name__}: {e}",
+                "fix the folder or its credentials, or set it to null (each node compiles)",
+            )
+        ]
+    files = sum(len(p) for p in publishes.values())
+    return [ok("compile-cache", f"{uri}: {len(publishes)} publish(es), {files} files for {key}")]
+
+
 def weights_bytes(cfg: RunConfig) -> int:
     """The size of the model's weight files where they can be listed from here (a local
     folder or object storage; 0 for a hub id or on error)."""

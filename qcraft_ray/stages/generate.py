@@ -138,17 +138,18 @@ def staged_beside(
 
 def stage_for_engine(
     model: ModelConfig, storage: StorageConfig, shared: SharedCompileCache | None
-) -> tuple[ModelConfig, Fetched | None]:
+) -> tuple[ModelConfig, Fetched | str | None]:
     """``model`` staged to this node, and the shared compile caches fetched."""
     model = staged(model, storage) if needs_staging(model) else model
     return model, fetch_quietly(shared) if shared is not None else None
 
 
-def compile_cache_use(fetched: Fetched | None) -> CompileCacheUse:
-    """What the replica took from the shared compile caches, and its lookups in them."""
+def compile_cache_use(fetched: Fetched | str | None) -> CompileCacheUse:
+    """What the replica took from the shared compile caches (or why it took nothing),
+    and its lookups in them."""
     hits, misses = inductor_lookups()
-    if fetched is None:  # the fetch failed (logged)
-        return CompileCacheUse(hits=hits, misses=misses)
+    if not isinstance(fetched, Fetched):  # the fetch failed (logged)
+        return CompileCacheUse(hits=hits, misses=misses, fetch_error=fetched)
     return CompileCacheUse(
         fetched_files=fetched.files,
         fetched_bytes=fetched.bytes,

@@ -92,3 +92,26 @@ def test_run_warns_on_a_newer_ray(monkeypatch, caplog, newer):
     )
     cli._preflight(cfg())
     assert f"Ray {newer} is newer than the supported range" in caplog.text
+
+
+def test_the_compile_cache_folder_is_read_as_a_replica_would(tmp_path):
+    from qcraft_ray.compile_cache import cache_key
+    from qcraft_ray.doctor.storage import compile_cache_findings
+
+    shared = tmp_path / "shared"
+    cfg = RunConfig.model_validate({
+        "input": {"paths": ["f"]}, "output": {"path": "o"},
+        "model": {"cache_dir": str(tmp_path / "models")},
+        "generation": {"engine": {"compile_cache": str(shared)}}})
+    assert compile_cache_findings(RunConfig.model_validate(
+        {"input": {"paths": ["f"]}, "output": {"path": "o"}})) == []  # not set
+    [found] = compile_cache_findings(cfg)
+    assert found.verdict == Verdict.OK and "0 publish(es)" in found.line()
+    key = shared / cache_key("cuda")
+    key.mkdir(parents=True)
+    (key / "n1.done").write_text('{"inductor/fxgraph/a/b": 3}')
+    [found] = compile_cache_findings(cfg)
+    assert "1 publish(es), 1 files" in found.line()
+    (key / "n2.done").write_text('{"inductor/fx')  # cut short
+    [found] = compile_cache_findings(cfg)
+    assert found.verdict == Verdict.FAIL and "generation.engine.compile_cache" in found.line()

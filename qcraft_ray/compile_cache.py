@@ -7,7 +7,8 @@ folder, the replicas publish what they compiled and fetch what others published 
 their engine starts, so a cluster compiles once per (vLLM, torch, device) and every
 other node loads.
 
-At the shared folder: ``<key>/<publish>/<file>`` and ``<key>/<publish>.done``, a JSON
+At the shared folder, per model, vLLM and torch release and device (the key):
+``<key>/<publish>/<file>`` and ``<key>/<publish>.done``, a JSON
 list of that publish's files (relative path -> size), written after them: a fetch reads
 complete publishes only. The files are the caches' own, which name their entries by
 hashes of what they hold, so the publishes of several nodes merge into one folder.
@@ -21,6 +22,7 @@ lets one process of the node fetch or publish at a time.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -57,9 +59,10 @@ class Fetched:
     publishes: int  # complete publishes found there
 
 
-def cache_key(device: str) -> str:
-    """The caches' compatibility key: the vLLM and torch releases and the device kind
-    (the caches key their entries by the hardware within)."""
+def cache_key(device: str, model: str) -> str:
+    """The caches' key: the model (as configured), the vLLM and torch releases and the
+    device kind (the caches key their entries by the hardware and the engine's settings
+    within)."""
 
     def version(name: str) -> str:
         try:
@@ -67,7 +70,9 @@ def cache_key(device: str) -> str:
         except metadata.PackageNotFoundError:
             return "none"
 
-    raw = f"vllm-{installed(VLLM) or 'none'}-torch-{version('torch')}-{device}"
+    name = model.rstrip("/").rsplit("/", 1)[-1] or "model"
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    raw = f"{name}-{digest}-vllm-{installed(VLLM) or 'none'}-torch-{version('torch')}-{device}"
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in raw)
 
 
@@ -203,7 +208,7 @@ def shared_for(
     uri = gen.engine.compile_cache
     if not uri or gen.engine.backend != "vllm":
         return None
-    key = cache_key(gen.device)
+    key = cache_key(gen.device, model.name)
     folder = local_folder(model, key)
     use_local_caches(folder)
     return SharedCompileCache(uri, key, folder, storage)

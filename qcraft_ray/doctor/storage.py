@@ -210,7 +210,7 @@ def compile_cache_findings(cfg: RunConfig) -> list[Finding]:
     uri = cfg.generation.engine.compile_cache
     if not uri or cfg.generation.engine.backend != "vllm":
         return []
-    key = cache_key(cfg.generation.device)
+    key = cache_key(cfg.generation.device, cfg.model.name)
     shared = SharedCompileCache(uri, key, cache_root(cfg.model) / f"compile-{key}", cfg.storage)
     try:
         publishes = shared.publishes()

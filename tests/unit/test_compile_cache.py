@@ -101,7 +101,7 @@ def test_the_replica_points_its_caches_at_the_nodes_copy(tmp_path, monkeypatch):
     gen = GenerationConfig(engine={"compile_cache": str(tmp_path / "shared")})
     shared = shared_for(gen, model, StorageConfig())
     assert shared is not None
-    assert shared.folder == tmp_path / "models" / f"compile-{cache_key('cuda')}"
+    assert shared.folder == tmp_path / "models" / f"compile-{cache_key('cuda', 'm')}"
     assert os.environ["VLLM_CACHE_ROOT"] == str(shared.folder / "vllm")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(shared.folder / "inductor")
     # no engine to compile: the instant and paced engines share nothing
@@ -109,11 +109,12 @@ def test_the_replica_points_its_caches_at_the_nodes_copy(tmp_path, monkeypatch):
                       model, StorageConfig()) is None
 
 
-def test_the_key_names_the_releases_and_the_device():
-    key = cache_key("cpu")
-    assert key.startswith("vllm-") and "-torch-" in key and key.endswith("-cpu")
-    assert all(c.isalnum() or c in "._-" for c in key)
-    assert cache_key("cuda") != key
+def test_the_key_names_the_model_the_releases_and_the_device():
+    key = cache_key("cpu", "s3://bucket/models/query-crafter")
+    assert key.startswith("query-crafter-") and "-vllm-" in key and "-torch-" in key
+    assert key.endswith("-cpu") and all(c.isalnum() or c in "._-" for c in key)
+    assert cache_key("cuda", "s3://bucket/models/query-crafter") != key
+    assert cache_key("cpu", "s3://other/models/query-crafter") != key
 
 
 def test_compile_cache_and_an_own_cache_folder_in_env_are_refused():
@@ -134,7 +135,7 @@ def test_a_replica_fetches_before_its_engine_and_publishes_what_it_compiled(tmp_
     monkeypatch.setenv("VLLM_CACHE_ROOT", "")  # restored after the test: the replica sets them
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
     shared = tmp_path / "shared"
-    other = node(tmp_path, "other", shared, cache_key("cuda"))  # the replica's device
+    other = node(tmp_path, "other", shared, cache_key("cuda", str(tmp_path)))  # as the replica
     write(other.folder, "inductor/fxgraph/old/graph", b"from another node")
     assert other.publish(time.time()) == 1
     seen, ready = {}, []
@@ -161,6 +162,6 @@ def test_a_replica_fetches_before_its_engine_and_publishes_what_it_compiled(tmp_
     for t in threading.enumerate():
         if t.name == "qcraft-compile-publish":
             t.join(10)
-    fresh = node(tmp_path, "fresh", shared, cache_key("cuda"))
+    fresh = node(tmp_path, "fresh", shared, cache_key("cuda", str(tmp_path)))
     assert fresh.fetch().publishes == 2
     assert (fresh.folder / "inductor/fxgraph/new/graph").read_bytes() == b"compiled here"

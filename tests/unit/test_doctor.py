@@ -107,7 +107,7 @@ def test_the_compile_cache_folder_is_read_as_a_replica_would(tmp_path):
         {"input": {"paths": ["f"]}, "output": {"path": "o"}})) == []  # not set
     [found] = compile_cache_findings(cfg)
     assert found.verdict == Verdict.OK and "0 publish(es)" in found.line()
-    key = shared / cache_key("cuda")
+    key = shared / cache_key("cuda", cfg.model.name)
     key.mkdir(parents=True)
     (key / "n1.done").write_text('{"inductor/fxgraph/a/b": 3}')
     [found] = compile_cache_findings(cfg)

@@ -17,6 +17,7 @@ from qcraft_ray.config import StorageConfig
 from qcraft_ray.errors import OutputPathError
 from qcraft_ray.ledger.checkpoints import fold
 from qcraft_ray.ledger.counts import RowCounts
+from qcraft_ray.ledger.fingerprint import may_change_keys
 from qcraft_ray.report.cost import Cost
 from qcraft_ray.report.model import InputInfo, OutputInfo, Retries, RunReport, Throughput, read_run
 from qcraft_ray.report.quality import quality_of
@@ -89,14 +90,16 @@ def check_same(outputs: list[Finished]) -> None:
                     f"{other.path} has {what} {b}, {first.path} has {a}: not one job's outputs"
                 )
         theirs = _flat(other.run.config.model_dump(mode="json"))
+        free = (*MAY_DIFFER, *may_change_keys())  # a shard may run on a cluster of its own
         for key in sorted(set(base) | set(theirs)):
-            if any(key == k or key.startswith(k + ".") for k in MAY_DIFFER):
+            if any(key == k or key.startswith(k + ".") for k in free):
                 continue
             if base.get(key) != theirs.get(key):
                 raise OutputPathError(
                     f"{other.path} was made with {key}={theirs.get(key)!r}, {first.path} with "
                     f"{key}={base.get(key)!r}: only outputs of one configuration combine "
-                    f"(they may differ in {', '.join(MAY_DIFFER)})"
+                    f"(they may differ in {', '.join(MAY_DIFFER)} and the settings that may "
+                    "change when resuming)"
                 )
 
 

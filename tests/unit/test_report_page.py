@@ -167,5 +167,16 @@ def test_one_report_across_outputs_adds_them_up_and_refuses_a_mismatch(tmp_path,
     other = read_finished(str(tmp_path / "other" / "out"), whole_cfg.storage)
     with pytest.raises(OutputPathError, match=re.escape("generation.max_new_tokens=99")):
         combine([outs[0], other])
+    # a shard run on a cluster of its own: settings that may change on resume may differ
+    data = whole_cfg.model_dump(mode="json")
+    data["generation"]["replicas"] = "1..8"
+    data["model"]["cache_dir"] = "/mnt/node-cache"
+    data["output"]["path"] = str(tmp_path / "elsewhere" / "out")
+    elsewhere_cfg = type(whole_cfg).model_validate(data)
+    st3 = open_run(elsewhere_cfg, plan2, Mode.GENERATE)
+    write(elsewhere_cfg, st3, 0, doc_rows(0, unit_docs=1))
+    finalise(elsewhere_cfg, plan2, st3, FinalProgress(), now_iso(), 0.0)
+    elsewhere = read_finished(str(tmp_path / "elsewhere" / "out"), whole_cfg.storage)
+    assert combine([outs[0], elsewhere])[0].combined_from == [outs[0].path, elsewhere.path]
     with pytest.raises(OutputPathError, match="no output matches"):
         expand([f"{tmp_path}/nothing-*"], whole_cfg.storage)

@@ -448,23 +448,14 @@ def test_ray_job_submit(ray_cluster, tiny_model, tmp_path):
                                                    for k, n in sorted(lt.items())}
 
 
-def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer, tmp_path):
+def test_plan_counts_and_measures(ray_cluster, tiny_model, tokenizer):
     """`qcraft plan --measure 12`: the plan's counts, and an estimate at the rate one
-    replica of the configured (CPU) engine reached on 12 prompts of the input. The
-    engine it measured publishes its compiled graphs for the run's replicas."""
-    shared = tmp_path / "compile-cache"
+    replica of the configured (CPU) engine reached on 12 prompts of the input."""
     res = run_cli(["plan", LOCAL, "--address", ray_cluster.address, "--measure", "12",
                    "--set", f"model.name={tiny_model}", "--set", f"input.paths=[{SAMPLE}]",
-                   "--set", "generation.max_new_tokens=4",
-                   "--set", f"generation.engine.compile_cache={shared}"],
+                   "--set", "generation.max_new_tokens=4"],
                   ray_cluster.env)
     assert res.returncode == 0, res.stderr[-3000:]
-    [done] = shared.glob("*/*.done")  # one publish, under the releases' key
-    assert done.parent.name.endswith("-cpu")
-    published = json.loads(done.read_text())
-    assert any(rel.startswith("inductor/fxgraph/") for rel in published), sorted(published)
-    assert all((done.parent / done.name[: -len(".done")] / rel).stat().st_size == size
-               for rel, size in published.items())
     plan = json.loads(res.stdout)["plan"]
     # cross-check with the pure stages run in this process
     from qcraft_ray.config import InputConfig, PassageConfig, StorageConfig

@@ -223,15 +223,15 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert share["shard"] == "1/3" and share["of_documents"] == len(docs_table())
     assert 0 < share["documents"] < len(docs_table())
     outs, documents, staged = [], 0, 0
-    # the shards share the compile caches on the bucket: the first publishes what its
-    # node holds, the others start as new nodes (empty caches) and load what it published
+    # the shards share the compile caches on the bucket, each on a new node (empty
+    # caches): the first compiles and publishes, the others load what it published
     compiled = ("generation.engine.enforce_eager=false",
                 f"generation.engine.compile_cache=s3://{S3_BUCKET}/compile-cache")
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
-        new_node = [f"model.cache_dir={tmp_path / f'node-{i}'}"] if i else []
+        new_node = f"model.cache_dir={tmp_path / f'node-{i}'}"
         res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
-                                 f"input.paths=[s3://{corpus}]", *STAGING, *compiled, *new_node),
+                                 f"input.paths=[s3://{corpus}]", *STAGING, *compiled, new_node),
                        "--shard", f"{i}/3"], env)
         assert res.returncode == 0, res.stderr[-5000:]
         with fs.open_input_stream(uri[len("s3://"):] + "/_report.json") as f:
@@ -242,6 +242,8 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
         if i:  # every graph found in what was fetched: nothing compiled again
             assert all(u["fetched_files"] > 0 and u["publishes"] >= 1 for u in uses), uses
             assert all(u["hits"] >= 1 and u["misses"] == 0 for u in uses), uses
+        else:  # nothing published yet: compiled here
+            assert all(u["fetched_files"] == 0 and u["misses"] >= 1 for u in uses), uses
         staged += shard_report["iceberg"]["staged_manifests"]
         if i == 1:
             assert shard_report["input"]["documents"] == share["documents"]

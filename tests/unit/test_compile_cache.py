@@ -165,3 +165,30 @@ def test_a_replica_fetches_before_its_engine_and_publishes_what_it_compiled(tmp_
     fresh = node(tmp_path, "fresh", shared, cache_key("cuda", str(tmp_path)))
     assert fresh.fetch().publishes == 2
     assert (fresh.folder / "inductor/fxgraph/new/graph").read_bytes() == b"compiled here"
+
+
+def test_plan_measure_publishes_what_its_engine_compiled(tmp_path, monkeypatch):
+    """`qcraft plan --measure`'s engine (a fake that "compiles" into the cache folder
+    vLLM would use) publishes before the run, so the run's replicas find it."""
+    import qcraft_ray.estimate as estimate
+    from qcraft_ray.config import RunConfig
+    from tests.unit.test_generate_replica import FakeEngine
+
+    monkeypatch.setenv("VLLM_CACHE_ROOT", "")  # restored after the test: the probe sets them
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
+
+    def factory(gen, model):
+        write(tmp_path / os.environ["TORCHINDUCTOR_CACHE_DIR"], "fxgraph/g/graph", b"graph",
+              age_s=1.0)
+        return FakeEngine(gen, model)
+
+    monkeypatch.setattr(estimate, "make_engine", factory)
+    shared = tmp_path / "shared"
+    cfg = RunConfig.model_validate({
+        "input": {"paths": ["f"]}, "output": {"path": "o"},
+        "model": {"name": str(tmp_path), "cache_dir": str(tmp_path / "models")},
+        "generation": {"engine": {"compile_cache": str(shared)}}})
+    estimate.EngineProbe(cfg)
+    fresh = node(tmp_path, "fresh", shared, cache_key("cuda", str(tmp_path)))
+    assert fresh.fetch().files == 1
+    assert (fresh.folder / "inductor/fxgraph/g/graph").read_bytes() == b"graph"

@@ -24,6 +24,8 @@ from qcraft_ray.ledger.state import RunState
 
 log = logging.getLogger(__name__)
 
+SLOW_STEP_S = 60.0  # a step still running this long after the run's end is logged
+
 # stages an Iceberg manifest of the run's data files from a first one (lake.staged.Stager)
 Stage = Callable[[list[str], int], StagedManifest | None]
 
@@ -87,5 +89,12 @@ def compacting(
     try:
         yield compactor
     finally:
-        stop.set()
-        thread.join(timeout=60)
+        stop.set()  # a step under way ends first: the finalise then reads a settled state
+        thread.join(timeout=SLOW_STEP_S)
+        if thread.is_alive():
+            log.warning(
+                "checkpoint of %s: the writer's step runs past %.0f s; waiting for it",
+                state.folder.path,
+                SLOW_STEP_S,
+            )
+            thread.join()

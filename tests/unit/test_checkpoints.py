@@ -214,3 +214,32 @@ def test_a_finished_output_is_read_from_its_whole_checkpoint_alone(tmp_path, mon
     newest = checkpoint_names(folder)[0]
     folder.write_bytes(newest, folder.read_bytes(newest)[:50])
     assert len(fold(folder, finished=True).names) == 7
+
+
+def test_the_run_ends_after_the_writers_step_however_long(tmp_path, monkeypatch, caplog):
+    """A step still running when the run's block ends (a slow store, a large staging) is
+    waited for, past the warning: the finalise never reads the state it is changing."""
+    import threading
+    import time
+
+    import qcraft_ray.ledger.compactor as compactor
+    from qcraft_ray.config import OutputConfig
+
+    folder = folder_with(tmp_path, 0)
+    acquire(folder, "run", "a1", ttl_s=600, settle_s=0)
+    state = RunState("run", "a1", Mode.GENERATE, folder, committed=fold(folder))
+    state.known_manifests = set()
+    in_step = threading.Event()
+
+    def slow_stage(files, first):
+        in_step.set()
+        time.sleep(0.6)
+        return None
+
+    monkeypatch.setattr(compactor, "SLOW_STEP_S", 0.1)
+    output = OutputConfig(path=str(tmp_path), checkpoint_every=1, checkpoint_poll_s=0.05)
+    with caplog.at_level(logging.WARNING), compactor.compacting(state, output, slow_stage) as w:
+        commit(folder, manifest(0))
+        assert in_step.wait(10)
+    assert w is not None and w.written == 1  # the step ended before the block did
+    assert "runs past 0 s; waiting for it" in caplog.text

@@ -13,7 +13,7 @@ from qcraft_ray.report.examples import KINDS, inert, pick
 from qcraft_ray.report.model import read_run
 from qcraft_ray.report.page import render_html, render_text
 from qcraft_ray.report.summary import summarize
-from qcraft_ray.store import REPORT_HTML, OutputFolder
+from qcraft_ray.store import REPORT_HTML, TEMP_DIR, OutputFolder
 
 
 def _write_local(path: str, data: bytes) -> None:
@@ -42,7 +42,10 @@ def report_command(args: argparse.Namespace) -> int:
         target = args.html
     elif len(outputs) == 1:
         folder = OutputFolder(outputs[0].path, storage)
+        made_temp = TEMP_DIR not in folder.root_entries()
         folder.write_bytes(REPORT_HTML, html)
+        if made_temp:  # the write's own temporary folder (local outputs): not left behind
+            folder.delete_dir(TEMP_DIR)
         target = folder.display(REPORT_HTML)
     else:
         target = "combined_report.html"

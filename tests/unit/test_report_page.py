@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +154,10 @@ def test_one_report_across_outputs_adds_them_up_and_refuses_a_mismatch(tmp_path,
     args = argparse.Namespace(paths=[f"{p}/out" for p in paths], html=str(html), json=str(js))
     assert report_command(args) == 0
     assert "3 outputs" in html.read_text() and 'data-figure="heatmap"' in html.read_text()
+    # one local output, no --html: the page goes into the output, which keeps no temp folder
+    one = paths[0] + "/out"
+    assert report_command(argparse.Namespace(paths=[one], html=None, json=None)) == 0
+    assert (Path(one) / "_report.html").is_file() and not (Path(one) / "_temporary").exists()
     assert json.loads(js.read_text())["counts"]["by_language_type"] == whole.counts.to_json()[
         "by_language_type"]
     # another configuration is refused, naming the setting

@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
@@ -136,7 +136,9 @@ class SharedCompileCache:
         return out
 
     def fetch(self) -> Fetched:
-        """Copy to this node every published file it lacks (same path and size kept)."""
+        """Copy to this node every published file it lacks (same path and size kept; of
+        two publishes with different sizes for a path, the later one). A listed path
+        that would land outside the node's folder is refused, logged."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with locked(self.folder.with_name(self.folder.name + ".lock")):
             publishes = self.publishes()
@@ -145,6 +147,9 @@ class SharedCompileCache:
             for name, listed in publishes.items():
                 for rel, length in listed.items():
                     if have.get(rel) == length:
+                        continue
+                    if not inside(rel):
+                        log.warning("compile cache %s/%s: refused path %r", self.uri, name, rel)
                         continue
                     target = self.folder / rel
                     partial = target.with_name(target.name + ".qcraft-partial")
@@ -174,7 +179,8 @@ class SharedCompileCache:
             new = {r: n for r, n in local.items() if published.get(r) != n}
             if not new:
                 return 0
-            name = f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
+            # named by time first: the publishes list in the order they were made
+            name = f"{int(time.time() * 1000):013d}-{socket.gethostname()}-{os.getpid()}"
             listed = {}
             for rel in sorted(new):
                 target = f"{self._base}/{name}/{rel}"
@@ -187,6 +193,12 @@ class SharedCompileCache:
             with self._fs.open_output_stream(f"{self._base}/{name}{DONE}") as out:
                 out.write(json.dumps(listed, sort_keys=True).encode())
             return len(listed)
+
+
+def inside(rel: str) -> bool:
+    """Whether the listed path ``rel`` stays inside the folder it is joined to."""
+    parts = PurePosixPath(rel).parts
+    return bool(parts) and not rel.startswith("/") and ".." not in parts and "\\" not in rel
 
 
 def _upload(fs: pafs.FileSystem, local: Path, target: str) -> int:

@@ -192,3 +192,18 @@ def test_plan_measure_publishes_what_its_engine_compiled(tmp_path, monkeypatch):
     fresh = node(tmp_path, "fresh", shared, cache_key("cuda", str(tmp_path)))
     assert fresh.fetch().files == 1
     assert (fresh.folder / "inductor/fxgraph/g/graph").read_bytes() == b"graph"
+
+
+def test_a_listed_path_outside_the_nodes_folder_is_refused(tmp_path, caplog):
+    """The shared folder's lists name files the node writes: one that would land outside
+    its cache folder (another writer's list, a hostile one) is refused, logged."""
+    shared = tmp_path / "shared"
+    for rel in ("../escaped", "/tmp/absolute", "inductor/../../escaped", "ok/graph"):
+        write(shared / KEY / "0000000000001-h-1", rel.lstrip("/"), b"x")
+    (shared / KEY / "0000000000001-h-1.done").write_text(json.dumps(
+        {"../escaped": 1, "/tmp/absolute": 1, "inductor/../../escaped": 1, "ok/graph": 1}))
+    b = node(tmp_path, "b", shared)
+    with caplog.at_level("WARNING", logger="qcraft"):
+        assert b.fetch().files == 1
+    assert local_files(b.folder) == {"ok/graph": 1}
+    assert not (b.folder.parent / "escaped").exists() and caplog.text.count("refused") == 3

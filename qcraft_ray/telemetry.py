@@ -56,8 +56,9 @@ class StartupPhases(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     process_s: float | None = None  # the actor's process started -> its constructor
-    # a model on object storage copied to this node, vLLM's import running beside it
-    # (until both are done): what is left of the import then counts in imports_s
+    # a model on object storage copied to this node and the shared compile caches
+    # fetched, vLLM's import running beside them (until both are done): what is left of
+    # the import then counts in imports_s
     staging_s: float | None = None
     imports_s: float | None = None  # importing vLLM
     configure_s: float | None = None  # vLLM's engine configuration

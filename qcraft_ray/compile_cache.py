@@ -21,9 +21,7 @@ lets one process of the node fetch or publish at a time.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -31,14 +29,13 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path, PurePosixPath
-
-import pyarrow.fs as pafs
+from pathlib import Path
 
 from qcraft_ray.compat.versions import VLLM, installed
 from qcraft_ray.config import GenerationConfig, ModelConfig, StorageConfig
-from qcraft_ray.model_cache import cache_root, copy_file, locked
-from qcraft_ray.store import filesystems
+from qcraft_ray.model_cache import cache_root, locked
+from qcraft_ray.store import OutputFolder, filesystems
+from qcraft_ray.store.folder import is_inside
 from qcraft_ray.store.retry import RetryPolicy
 
 log = logging.getLogger("qcraft")
@@ -116,24 +113,18 @@ class SharedCompileCache:
     def __init__(self, uri: str, key: str, folder: Path, storage: StorageConfig) -> None:
         self.uri = uri
         self.folder = folder
-        self._fs, inner = filesystems.resolve(uri, storage)
-        self._base = f"{inner}/{key}"
-        # twice at most: a replica waiting on a store that does not answer compiles sooner
-        self._retry = RetryPolicy(2, 1.0)
+        # the store's folder client (atomic puts); tried twice at most: a replica waiting
+        # on a store that does not answer compiles sooner
+        self._shared = OutputFolder(filesystems.join(uri, key), storage).with_retry(
+            RetryPolicy(2, 1.0)
+        )
 
     def publishes(self) -> dict[str, dict[str, int]]:
         """Every complete publish: its name -> its files (relative path -> size)."""
-        infos = self._retry.call(
-            lambda: self._fs.get_file_info(pafs.FileSelector(self._base, allow_not_found=True)),
-            f"listing {self.uri}",
-        )
-        out: dict[str, dict[str, int]] = {}
-        for info in sorted(infos, key=lambda i: i.path):
-            if info.type != pafs.FileType.File or not info.base_name.endswith(DONE):
-                continue
-            with self._fs.open_input_stream(info.path) as f:
-                out[info.base_name[: -len(DONE)]] = json.loads(f.read())
-        return out
+        return {
+            done[: -len(DONE)]: self._shared.read_json(done)
+            for done in self._shared.list_files(suffix=DONE)
+        }
 
     def fetch(self) -> Fetched:
         """Copy to this node every published file it lacks (same path and size kept; of
@@ -148,19 +139,16 @@ class SharedCompileCache:
                 for rel, length in listed.items():
                     if have.get(rel) == length:
                         continue
-                    if not inside(rel):
+                    if not is_inside(rel):
                         log.warning("compile cache %s/%s: refused path %r", self.uri, name, rel)
+                        continue
+                    data = self._shared.read_bytes(f"{name}/{rel}")
+                    if len(data) != length:  # not what was listed: left out
                         continue
                     target = self.folder / rel
                     partial = target.with_name(target.name + ".qcraft-partial")
-                    source = f"{self._base}/{name}/{rel}"
-                    self._retry.call(
-                        functools.partial(copy_file, self._fs, source, partial),
-                        f"fetching {self.uri}/{name}/{rel}",
-                    )
-                    if partial.stat().st_size != length:  # not what was listed: left out
-                        partial.unlink()
-                        continue
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    partial.write_bytes(data)
                     partial.replace(target)
                     have[rel] = length
                     files, size = files + 1, size + length
@@ -170,7 +158,7 @@ class SharedCompileCache:
         """Publish the node's cache files last modified before ``settled_before`` (epoch
         seconds: when this process's engine was ready) that no complete publish holds;
         the count. A file still being written by another engine of the node is left to
-        a later publish; one that changed while it was sent is left out."""
+        a later publish; one that changed since it was listed is left out."""
         with locked(self.folder.with_name(self.folder.name + ".lock")):
             published: dict[str, int] = {}
             for listed in self.publishes().values():
@@ -181,35 +169,14 @@ class SharedCompileCache:
                 return 0
             # named by time first: the publishes list in the order they were made
             name = f"{int(time.time() * 1000):013d}-{socket.gethostname()}-{os.getpid()}"
-            listed = {}
+            sent = {}
             for rel in sorted(new):
-                target = f"{self._base}/{name}/{rel}"
-                sent = self._retry.call(
-                    functools.partial(_upload, self._fs, self.folder / rel, target),
-                    f"publishing {self.uri}/{name}/{rel}",
-                )
-                if sent == new[rel]:  # else it changed meanwhile: a later publish takes it
-                    listed[rel] = sent
-            with self._fs.open_output_stream(f"{self._base}/{name}{DONE}") as out:
-                out.write(json.dumps(listed, sort_keys=True).encode())
-            return len(listed)
-
-
-def inside(rel: str) -> bool:
-    """Whether the listed path ``rel`` stays inside the folder it is joined to."""
-    parts = PurePosixPath(rel).parts
-    return bool(parts) and not rel.startswith("/") and ".." not in parts and "\\" not in rel
-
-
-def _upload(fs: pafs.FileSystem, local: Path, target: str) -> int:
-    """Copy ``local`` to ``target``; the bytes sent."""
-    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-    sent = 0
-    with open(local, "rb") as src, fs.open_output_stream(target) as out:
-        while chunk := src.read(8 << 20):
-            out.write(chunk)
-            sent += len(chunk)
-    return sent
+                data = (self.folder / rel).read_bytes()
+                if len(data) == new[rel]:  # else it changed: a later publish takes it
+                    self._shared.write_bytes(f"{name}/{rel}", data)
+                    sent[rel] = len(data)
+            self._shared.write_json(f"{name}{DONE}", sent)  # after its files
+            return len(sent)
 
 
 def shared_for(

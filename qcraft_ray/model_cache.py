@@ -93,8 +93,7 @@ def stage(uri: str, model: ModelConfig, storage: StorageConfig, weights: bool = 
             local = partial / rel
             if not (local.exists() and local.stat().st_size == size):  # resumed: kept
                 retry.call(
-                    functools.partial(copy_file, fs, f"{inner}/{rel}", local),
-                    f"staging {uri}/{rel}",
+                    functools.partial(_copy, fs, f"{inner}/{rel}", local), f"staging {uri}/{rel}"
                 )
             if local.stat().st_size != size:
                 raise OSError(
@@ -132,7 +131,7 @@ def _listing(fs: pafs.FileSystem, inner: str, retry: RetryPolicy, weights: bool)
     }
 
 
-def copy_file(fs: pafs.FileSystem, source: str, local: Path) -> None:
+def _copy(fs: pafs.FileSystem, source: str, local: Path) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     with fs.open_input_stream(source) as src, open(local, "wb") as out:
         while chunk := src.read(_CHUNK):

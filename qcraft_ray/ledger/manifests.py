@@ -29,7 +29,7 @@ import pyarrow as pa
 from qcraft_ray.ledger.counts import RowCounts
 from qcraft_ray.ledger.units import UnitCounts
 from qcraft_ray.store import MANIFEST_DIR, REJECTED_DIR, TEMP_DIR, OutputFolder
-from qcraft_ray.store.folder import check_relative
+from qcraft_ray.store.folder import is_inside
 
 
 def manifest_name(attempt: str, task: int) -> str:
@@ -70,7 +70,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict, where: str) -> Manifest:
-        bad = [f for f in data["files"] if not _inside(f)]
+        bad = [f for f in data["files"] if not is_inside(f)]
         if bad:  # names are ours; refuse anything that could leave output.path
             raise ValueError(f"manifest {where} names files outside the output folder: {bad}")
         return cls(
@@ -82,14 +82,6 @@ class Manifest:
             data.get("revision", 0),
             data.get("scored_with"),
         )
-
-
-def _inside(rel: str) -> bool:
-    try:
-        check_relative(rel)
-        return True
-    except ValueError:
-        return False
 
 
 def commit(folder: OutputFolder, manifest: Manifest) -> None:

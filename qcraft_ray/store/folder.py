@@ -52,9 +52,14 @@ LOG_DIR = "_logs"  # the driver's log of each run's messages kept off the termin
 _WHOLE_OBJECT_STORES = ("s3", "gcs", "abfs")
 
 
+def is_inside(rel: str) -> bool:
+    """Whether the relative path ``rel`` stays inside the folder it is joined to."""
+    return bool(rel) and not rel.startswith("/") and ".." not in rel.split("/")
+
+
 def check_relative(rel: str) -> str:
     """``rel`` if it stays inside the folder; ``ValueError`` otherwise."""
-    if not rel or rel.startswith("/") or ".." in rel.split("/"):
+    if not is_inside(rel):
         raise ValueError(f"{rel!r} is not a path inside the output folder")
     return rel
 

@@ -177,10 +177,9 @@ def test_layer_does_not_reach_up(layer, forbidden):
 
 
 def test_only_the_store_touches_storage_for_output():
-    """pyarrow.fs is used by the store and by what reads inputs: discovery, the model
-    cache (models on object storage) and the shared compile caches."""
-    allowed = {"qcraft_ray/io/discover.py", "qcraft_ray/model_cache.py",
-               "qcraft_ray/compile_cache.py"}
+    """pyarrow.fs is used by the store and by what reads inputs: discovery, and the
+    model cache (models on object storage)."""
+    allowed = {"qcraft_ray/io/discover.py", "qcraft_ray/model_cache.py"}
     users = {path for name, path in modules().items()
              if "pyarrow.fs" in imports(path) and not name.startswith("qcraft_ray.store")}
     assert users <= allowed, users - allowed

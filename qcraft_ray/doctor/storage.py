@@ -205,13 +205,13 @@ def _catalog(key: str, table: IcebergTable, cfg: RunConfig) -> list[Finding]:
 def compile_cache_findings(cfg: RunConfig) -> list[Finding]:
     """``generation.engine.compile_cache`` reachable, and what it holds for this machine's
     vLLM, torch and device."""
-    from qcraft_ray.compile_cache import SharedCompileCache, cache_key
+    from qcraft_ray.compile_cache import SharedCompileCache, cache_key, local_folder
 
     uri = cfg.generation.engine.compile_cache
     if not uri or cfg.generation.engine.backend != "vllm":
         return []
     key = cache_key(cfg.generation.device, cfg.model.name)
-    shared = SharedCompileCache(uri, key, cache_root(cfg.model) / f"compile-{key}", cfg.storage)
+    shared = SharedCompileCache(uri, key, local_folder(cfg.model, key), cfg.storage)
     try:
         publishes = shared.publishes()
     except Exception as e:  # any storage failure is the finding

@@ -113,6 +113,7 @@ class SharedCompileCache:
     def __init__(self, uri: str, key: str, folder: Path, storage: StorageConfig) -> None:
         self.uri = uri
         self.folder = folder
+        self._lock = folder.with_name(folder.name + ".lock")  # one process of the node at a time
         # the store's folder client (atomic puts); tried twice at most: a replica waiting
         # on a store that does not answer compiles sooner
         self._shared = OutputFolder(filesystems.join(uri, key), storage).with_retry(
@@ -131,7 +132,7 @@ class SharedCompileCache:
         two publishes with different sizes for a path, the later one). A listed path
         that would land outside the node's folder is refused, logged."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with locked(self.folder.with_name(self.folder.name + ".lock")):
+        with locked(self._lock):
             publishes = self.publishes()
             have = local_files(self.folder)
             files = size = 0
@@ -159,7 +160,7 @@ class SharedCompileCache:
         seconds: when this process's engine was ready) that no complete publish holds;
         the count. A file still being written by another engine of the node is left to
         a later publish; one that changed since it was listed is left out."""
-        with locked(self.folder.with_name(self.folder.name + ".lock")):
+        with locked(self._lock):
             published: dict[str, int] = {}
             for listed in self.publishes().values():
                 published.update(listed)

@@ -64,7 +64,12 @@ class EngineConfig(Section):
     enable_prefix_caching: bool = Field(
         True, description="Reuse KV cache of shared prompt prefixes (system message)."
     )
-    enforce_eager: bool = Field(False, description="Disable CUDA graphs.")
+    enforce_eager: bool = Field(
+        False,
+        description="vLLM's eager mode: no torch.compile, no CUDA graphs (a shorter start, "
+        "a slower engine). The outputs mean the same either way.",
+        json_schema_extra=MAY_CHANGE,
+    )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Further vllm.LLM arguments, passed through."
     )

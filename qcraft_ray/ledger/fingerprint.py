@@ -56,7 +56,7 @@ def fingerprint(cfg: RunConfig, mode: Mode, plan: InputPlan) -> dict[str, Any]:
     """The settings and inputs that decide a run's output, as flat dotted keys."""
     free = may_change_keys()
     flat = _flatten(cfg.model_dump(mode="json"))
-    keep = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in free)}
+    keep = {k: v for k, v in flat.items() if not _under(k, free)}
     keep["mode"] = mode.value
     keep["input.files"] = [[f.display, f.num_rows] for f in plan.files]
     if plan.snapshot_id is not None:
@@ -67,10 +67,16 @@ def fingerprint(cfg: RunConfig, mode: Mode, plan: InputPlan) -> dict[str, Any]:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for every key whose value differs."""
-    keys = sorted(set(old) | set(new))
+    """``key: old -> new`` for every key whose value differs, except keys that may change
+    (a fingerprint written before a setting became free still holds it)."""
+    free = may_change_keys()
+    keys = sorted(k for k in set(old) | set(new) if not _under(k, free))
     return [
         f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}"
         for k in keys
         if old.get(k) != new.get(k)
     ]
+
+
+def _under(key: str, roots: set[str]) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in roots)

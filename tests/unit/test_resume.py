@@ -124,6 +124,9 @@ def test_changed_config_refused_resources_allowed(tmp_path):
         open_run(cfg(out, input__rows_per_task=7), plan(), Mode.GENERATE)
     assert open_run(cfg(out, generation__batch_size=8, generation__replicas=3), plan(),
                     Mode.GENERATE).resumed
+    eager = cfg(out)
+    eager.generation.engine.enforce_eager = True  # a speed setting: same outputs
+    assert open_run(eager, plan(), Mode.GENERATE).resumed
     fresh = open_run(cfg(out, generation__max_new_tokens=5, output__if_exists="overwrite"),
                      plan(), Mode.GENERATE)
     assert not fresh.resumed
@@ -160,3 +163,19 @@ def test_duplicated_rows_are_detected(tmp_path):
     assert len(read_manifests(OutputFolder(str(out)))) == 2
     with pytest.raises(RuntimeError, match="duplicated rows"):  # d0's anchor twice
         open_run(c, plan(), Mode.GENERATE)
+
+
+def test_a_fingerprint_written_before_a_setting_became_free_still_resumes(tmp_path):
+    """_run.json of an earlier release holds generation.engine.enforce_eager (then part of
+    the fingerprint): the run resumes whatever the setting is now."""
+    import json
+
+    out = tmp_path / "out"
+    open_run(cfg(out), plan(), Mode.GENERATE)
+    record = json.loads((out / "_run.json").read_text())
+    assert "generation.engine.enforce_eager" not in record["fingerprint"]
+    record["fingerprint"]["generation.engine.enforce_eager"] = False
+    (out / "_run.json").write_text(json.dumps(record))
+    eager = cfg(out)
+    eager.generation.engine.enforce_eager = True
+    assert open_run(eager, plan(), Mode.GENERATE).resumed

@@ -223,16 +223,17 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     assert share["shard"] == "1/3" and share["of_documents"] == len(docs_table())
     assert 0 < share["documents"] < len(docs_table())
     outs, documents, staged = [], 0, 0
-    # compiled engines (one configuration: the shards combine); the first two shards
-    # share the compile caches on the bucket, each on a new node (empty caches): the
-    # first compiles and publishes, the second loads what it published
-    shared = f"generation.engine.compile_cache=s3://{S3_BUCKET}/compile-cache"
+    # the first two shards compile their engines and share the compile caches on the
+    # bucket, each on a new node (empty caches): the first compiles and publishes, the
+    # second loads what it published; the third runs eager (a speed setting: the shards
+    # are still one configuration and combine)
+    shared = [f"generation.engine.compile_cache=s3://{S3_BUCKET}/compile-cache",
+              "generation.engine.enforce_eager=false"]
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
-        sharing = [shared, f"model.cache_dir={tmp_path / f'node-{i}'}"] if i < 2 else []
+        sharing = [*shared, f"model.cache_dir={tmp_path / f'node-{i}'}"] if i < 2 else []
         res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
-                                 f"input.paths=[s3://{corpus}]", *STAGING,
-                                 "generation.engine.enforce_eager=false", *sharing),
+                                 f"input.paths=[s3://{corpus}]", *STAGING, *sharing),
                        "--shard", f"{i}/3"], env)
         assert res.returncode == 0, res.stderr[-5000:]
         with fs.open_input_stream(uri[len("s3://"):] + "/_report.json") as f:
@@ -244,8 +245,8 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
         elif i == 1:  # every graph found in what was fetched: nothing compiled again
             assert uses and all(u["fetched_files"] > 0 and u["publishes"] >= 1 for u in uses), uses
             assert all(u["hits"] >= 1 and u["misses"] == 0 for u in uses), uses
-        else:
-            assert uses and all(u is None for u in uses)  # not configured: nothing shared
+        else:  # eager, not configured: nothing shared
+            assert uses and all(u is None for u in uses)
         staged += shard_report["iceberg"]["staged_manifests"]
         if i == 1:
             assert shard_report["input"]["documents"] == share["documents"]

@@ -145,14 +145,16 @@ class RayCluster:
 
     def stop(self) -> None:
         """Stop this cluster only (not `ray stop`, which would end every Ray on the host):
-        the processes whose command line names this cluster's temp dir, and their children."""
+        the processes whose command line names this cluster's temp dir, and their children.
+        What has not ended 3 s after SIGTERM is killed: Ray's GCS and autoscaler monitor
+        outlast even 15 s, and nothing of a test cluster needs keeping."""
         import psutil
 
         procs = self._processes()
         for proc in procs:
             with suppress(psutil.Error):
                 proc.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=15)
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for proc in alive:
             with suppress(psutil.Error):
                 proc.kill()
@@ -254,7 +256,10 @@ def start_multinode(extra_env: dict[str, str], worker_gpus: tuple[int, ...] = (2
     temp_dir = tempfile.mkdtemp(prefix="qray-mn-", dir="/tmp")
     port, dash = free_port(), free_port()
     env = {**os.environ, **extra_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           # the GCS declares a killed node dead after 3 failed health checks 1 s apart
+           # (Ray's default: 5, 3 s apart), to keep the node-loss tests short
+           "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
            f"--num-cpus={head_cpus}", "--num-gpus=0", "--node-ip-address=127.0.0.1",

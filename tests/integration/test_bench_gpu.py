@@ -22,5 +22,6 @@ def test_gpu_bench_flow_on_cpu():
     assert bare["output_tokens"] == 4 * bare["prompts"]  # the tiny model never stops early
     assert bare["rate"] > 0 and job["rate"] > 0 and 0 < job["occupancy"] <= 1
     assert bare["whole_s"] > bare["load_s"] > 0 and job["whole_s"] > job["load_s"] > 0
+    assert job["load_s"] < job["result_s"] < job["whole_s"]  # _SUCCESS, then the exit
     assert job["startup"]["weights_s"] is not None and job["startup"]["other_s"] >= 0
     assert not got["nvidia_smi"] and bare["bare_util"] == []  # no GPU here: no samples

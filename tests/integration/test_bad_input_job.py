@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
 from tests import bad_inputs as B
-from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.conftest import EAGER, base_overrides, read_output, run_cli
 from tests.integration.test_job import LOCAL, SAMPLE
 
 
@@ -28,8 +28,8 @@ def test_bad_rows_and_corrupt_file_recorded(ray_cluster, tiny_model, tmp_path):
     out_dir = str(tmp_path / "out")
     res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
                    *sets(base_overrides(tiny_model, [str(corpus)], out_dir)),
-                   "--set", "generation.types=[query]", "--set", "input.rows_per_task=10"],
-                  ray_cluster.env)
+                   "--set", "generation.types=[query]", "--set", "input.rows_per_task=10",
+                   "--set", EAGER], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     total = 9 + 0 + 2 + 40

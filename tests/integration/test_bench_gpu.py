@@ -12,7 +12,7 @@ from tests.conftest import REPO
 def test_gpu_bench_flow_on_cpu():
     res = subprocess.run(
         [sys.executable, "bench/gpu.py", "--cpu", "--copies", "1", "--max-new-tokens", "4",
-         "--types", "query,title", "--no-write"],
+         "--types", "query,title", "--no-write", "--eager"],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])

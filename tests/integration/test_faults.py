@@ -19,7 +19,7 @@ import pytest
 from qcraft_ray import schema as S
 from qcraft_ray.store import CHECKPOINT_DIR
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.conftest import EAGER, base_overrides, read_output, run_cli
 from tests.integration.test_job import LOCAL, SAMPLE, check_accounting
 
 TYPES = ["query"]
@@ -31,7 +31,7 @@ def overrides(model: str, inputs: list[str], out: str) -> list[str]:
             f"generation.types={json.dumps(TYPES)}", "input.rows_per_task=5",
             "generation.batch_size=8", "output.min_rows_per_file=8",
             # eager engines start in 4.6 s instead of 11.3 s (no graph compile)
-            "generation.engine.enforce_eager=true",
+            EAGER,
             # language ID is tested elsewhere; the quality stage still runs (copy check)
             "quality.language_id=false"]
     return sum((["--set", o] for o in sets), [])

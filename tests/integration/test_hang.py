@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from qcraft_ray import schema as S
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides, read_output
+from tests.integration.conftest import EAGER, base_overrides, read_output
 from tests.integration.test_job import SAMPLE, check_accounting, wait_for_job_agent
 
 
@@ -47,7 +47,7 @@ def test_hung_engine_row_becomes_an_error(ray_cluster, tiny_model, tokenizer, tm
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
             "generation.batch_size=8", "generation.call_timeout_s=6",
             "generation.max_new_tokens=8",  # short calls: one running 6 s is hung
-            "generation.max_replica_deaths_per_row=2", "generation.engine.enforce_eager=true",
+            "generation.max_replica_deaths_per_row=2", EAGER,
             "quality.language_id=false",
             "generation.engine.kwargs="
             + json.dumps({"logits_processors": ["tests.hang_processor:HangOnToken"]}),

@@ -20,7 +20,7 @@ import pytest
 from qcraft_ray import schema as S
 from qcraft_ray.devtools.sample_corpus import load_passages
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.conftest import EAGER, base_overrides, read_output, run_cli
 from tests.integration.services import S3_BUCKET
 from tests.integration.test_terminal import check_plain_terminal, inject_error
 
@@ -163,7 +163,7 @@ def test_progress_counts_a_read_block_ray_data_splits(ray_cluster, tiny_model, t
                    *sum((["--set", o] for o in base_overrides(tiny_model, [corpus], out_dir)), []),
                    "--set", "input.rows_per_task=1000", "--set", "generation.types=[query]",
                    "--set", "generation.max_new_tokens=2", "--set", "quality.language_id=false",
-                   "--set", "report.progress_interval_s=1"], ray_cluster.env)
+                   "--set", "report.progress_interval_s=1", "--set", EAGER], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(out_dir)
     check_progress_and_report(res.stderr, report, len(texts))
@@ -371,7 +371,8 @@ def test_s3_to_s3(ray_cluster, seaweed, tiny_model):
                    "--set", f"generation.types={json.dumps(DRAWN)}",
                    "--set", "generation.types_per_passage=1",
                    "--set", "generation.types_seed=3",
-                   "--set", "quality.reject_wrong_language=true"], ray_cluster.env)
+                   "--set", "quality.reject_wrong_language=true", "--set", EAGER],
+                  ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]
     out, rej, report = read_output(f"{S3_BUCKET}/runs/s3-to-s3", fs)
     check_accounting(out, rej, report, 75, DRAWN, per_passage=1)

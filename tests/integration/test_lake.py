@@ -24,7 +24,7 @@ from qcraft_ray.config.iceberg import IcebergTable
 from qcraft_ray.devtools.sample_corpus import load_passages
 from qcraft_ray.lake.catalog import load, load_table
 from tests.conftest import REPO
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import EAGER, run_cli
 from tests.integration.services import S3_BUCKET
 from tests.integration.test_job import LOCAL, s3fs_for
 
@@ -45,13 +45,16 @@ def docs_table() -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def settings(model: str, out: str, catalog: dict, table: str, *extra: str) -> list[str]:
+def settings(address: str, model: str, out: str, catalog: dict, table: str,
+             *extra: str) -> list[str]:
+    """`qcraft run` on the test cluster (each run starting a Ray of its own would add its
+    start and stop: test_local_instance runs that)."""
     sets = [f"model.name={model}", f"output.path={out}", "output.if_exists=resume",
             f"generation.types={json.dumps(TYPES)}", f"output.partition_by={json.dumps(PARTS)}",
             "input.rows_per_task=8", "generation.batch_size=16", "output.min_rows_per_file=16",
-            "generation.engine.enforce_eager=true",
+            EAGER,
             f"output.iceberg={json.dumps({'catalog': catalog, 'table': table})}", *extra]
-    return ["run", LOCAL, *sum((["--set", s] for s in sets), [])]
+    return ["run", LOCAL, "--address", address, *sum((["--set", s] for s in sets), [])]
 
 
 def local_catalog(root: Path) -> dict[str, str]:
@@ -73,7 +76,7 @@ def full_run(ray_cluster, tiny_model, embedding_model, tmp_path_factory):
     cat.create_namespace("src")
     cat.create_table("src.docs", schema=docs_table().schema).append(docs_table())
     out = str(root / "out")
-    args = settings(tiny_model, out, catalog, "lake.queries",
+    args = settings(ray_cluster.address, tiny_model, out, catalog, "lake.queries",
                     "input.paths=[]", f"input.iceberg={json.dumps(src.model_dump())}",
                     "score.enabled=true", f"score.model={embedding_model}",
                     "score.device=cpu", "score.cpus_per_replica=0.5",
@@ -232,7 +235,7 @@ def test_three_shards_on_s3_equal_the_full_run_and_share_one_table(
     for i in range(3):
         uri = f"s3://{S3_BUCKET}/lake-shards/{i}"
         sharing = [*shared, f"model.cache_dir={tmp_path / f'node-{i}'}"] if i < 2 else []
-        res = run_cli([*settings(tiny_model, uri, catalog, "lake.queries",
+        res = run_cli([*settings(ray_cluster.address, tiny_model, uri, catalog, "lake.queries",
                                  f"input.paths=[s3://{corpus}]", *STAGING, *sharing),
                        "--shard", f"{i}/3"], env)
         assert res.returncode == 0, res.stderr[-5000:]

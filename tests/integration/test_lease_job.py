@@ -16,7 +16,7 @@ from qcraft_ray.ledger.manifests import read_manifests
 from qcraft_ray.ledger.units import merge_units
 from qcraft_ray.store import OutputFolder
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.conftest import EAGER, base_overrides, read_output, run_cli
 from tests.integration.services import S3_BUCKET, start_ray
 from tests.integration.test_job import (
     LOCAL,
@@ -54,7 +54,7 @@ def test_second_driver_refused_then_head_killed_and_resubmitted(seaweed, tiny_mo
                             f"s3://{out_key}")[:-1],
             "output.if_exists=resume", f"generation.types={json.dumps(TYPES)}",
             "input.rows_per_task=5", "generation.batch_size=8", "output.min_rows_per_file=8",
-            "generation.engine.enforce_eager=true", "quality.language_id=false"]
+            EAGER, "quality.language_id=false"]
     first_cluster = start_ray(seaweed.env)
     try:
         wait_for_job_agent(first_cluster)

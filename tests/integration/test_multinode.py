@@ -15,7 +15,7 @@ import pytest
 
 from qcraft_ray import schema as S
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides, read_output
+from tests.integration.conftest import EAGER, base_overrides, read_output
 from tests.integration.services import start_multinode
 from tests.integration.test_job import SAMPLE, check_accounting, wait_for_job_agent
 
@@ -23,7 +23,7 @@ TYPES = ["query", "title", "keywords"]  # enough work that a node dies mid-run
 # one CPU engine per logical GPU; four engines share this machine's cores
 # (eager: no graph compile, 4.6 s engine start instead of 11.3 s on this machine)
 ON_GPUS = ["generation.gpus_per_replica=1", "generation.engine.device=cpu",
-           "generation.engine.enforce_eager=true",
+           EAGER,
            "generation.engine.cpu_threads=1", f"generation.types={json.dumps(TYPES)}",
            "input.rows_per_task=5", "generation.batch_size=8", "output.min_rows_per_file=8",
            # language ID is tested elsewhere; the quality stage still runs (copy check)

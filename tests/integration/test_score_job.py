@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from qcraft_ray import schema as S
-from tests.integration.conftest import base_overrides, read_output, run_cli
+from tests.integration.conftest import EAGER, base_overrides, read_output, run_cli
 from tests.integration.test_job import LOCAL, SAMPLE
 
 MIN_SCORE = 0.1
@@ -38,7 +38,7 @@ def test_scores_threshold_report_and_rescore(ray_cluster, tiny_model, embedding_
     sets = [*base_overrides(tiny_model, [SAMPLE], out_dir), "generation.types=[query]",
             "score.enabled=true", f"score.model={embedding_model}", "score.device=cpu",
             "score.cpus_per_replica=0.5", f"score.min_score={MIN_SCORE}",
-            "score.min_percentile=25"]
+            "score.min_percentile=25", EAGER]
     res = run_cli(["run", LOCAL, "--address", ray_cluster.address,
                    *sum((["--set", o] for o in sets), [])], ray_cluster.env)
     assert res.returncode == 0, res.stderr[-5000:]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.integration.conftest import base_overrides
+from tests.integration.conftest import EAGER, base_overrides
 
 SAMPLE = str(REPO / "data/sample")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -32,7 +32,7 @@ if os.environ.get("QCRAFT_TEST_INJECT"):
 
 def command(tiny_model: str, out: str, address: str, *extra: str) -> list[str]:
     sets = [*base_overrides(tiny_model, [SAMPLE], out), "report.progress_interval_s=2",
-            "quality.language_id=false"]
+            "quality.language_id=false", EAGER]
     return [sys.executable, "-m", "qcraft_ray.cli", "run", str(REPO / "configs/local.yaml"),
             "--address", address, *sum((["--set", s] for s in sets), []), *extra]
 

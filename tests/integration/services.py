@@ -18,13 +18,20 @@ from pathlib import Path
 S3_KEY, S3_SECRET, S3_BUCKET = "qcraft-test-key", "qcraft-test-secret", "qcraft-test"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(low: int = 20000, high: int = 50000) -> int:
-    """A free TCP port whose +10000 neighbour (gRPC ports of SeaweedFS) is free too."""
+    """A free TCP port whose +10000 neighbour (gRPC ports of SeaweedFS) is free too, never
+    one handed out before in this process: the kernel can give the same free port to two
+    calls in a row, and Ray refuses a node whose components were given one port twice."""
     for _ in range(200):
         with closing(socket.socket()) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if low <= port < high and all(_is_free(p) for p in (port, port + 10000)):
+        if (low <= port < high and port not in _HANDED_OUT
+                and all(_is_free(p) for p in (port, port + 10000))):
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 
